@@ -1,0 +1,40 @@
+"""Rebuilding a LightningModule from a checkpoint alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from src.errors import UserInputError
+
+CLASS_KEY = "module_class"
+
+
+def plain(value: Any) -> Any:
+    """OmegaConf containers as plain dicts/lists (other values unchanged), for checkpoints."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def record_module_class(module: L.LightningModule, checkpoint: dict) -> None:
+    """Called from ``on_save_checkpoint``: remember which class wrote the checkpoint."""
+    checkpoint[CLASS_KEY] = f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def load_module(path: str | Path) -> L.LightningModule:
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"checkpoint {path} not found; pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+    try:
+        header = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise UserInputError(f"cannot read checkpoint {path}: {err}. The file is damaged or not a checkpoint.") from err
+    if CLASS_KEY not in header:
+        raise UserInputError(f"checkpoint {path} was not written by this framework (no '{CLASS_KEY}' entry).")
+    return get_class(header[CLASS_KEY]).load_from_checkpoint(path, map_location="cpu")

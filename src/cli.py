@@ -1,0 +1,41 @@
+"""Turning a user's mistake into one clear line and exit code 2 instead of a traceback."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from src.errors import UserInputError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def user_error_in(exc: BaseException) -> UserInputError | None:
+    """The UserInputError behind ``exc`` (Hydra's instantiate wraps errors in its own)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, UserInputError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            error = user_error_in(exc)
+            if error is None:
+                raise
+            log.error("%s", error)
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,5 @@
+"""The one exception type the CLI turns into a clean message instead of a traceback."""
+
+
+class UserInputError(ValueError):
+    """A problem with the user's configuration or data; the message names the fix."""

@@ -1,0 +1,55 @@
+"""Evaluate a checkpoint: ``python -m src.eval ckpt_path=<run>/checkpoints/last.ckpt [data=...]``.
+
+The model (net, output mode, normalisation) is rebuilt from the checkpoint alone; the data comes
+from the config, so pass the ``data=...`` overrides the model was trained with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig
+
+from src.builders import build_datamodule, build_trainer
+from src.checkpoints import load_module
+from src.cli import exit_on_user_error
+from src.errors import UserInputError
+from src.loggers import build_loggers, finish_loggers
+from src.results import print_metrics, write_json_atomic
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    if cfg.split not in ("test", "val"):
+        raise UserInputError(f"split={cfg.split!r} must be test or val.")
+    L.seed_everything(cfg.seed, workers=True)
+    model = load_module(cfg.ckpt_path)
+    datamodule = build_datamodule(cfg)
+    for name in ("in_channels", "out_channels", "task"):
+        if model.hparams[name] != getattr(datamodule, name):
+            raise UserInputError(
+                f"the checkpoint's {name}={model.hparams[name]!r} does not match the data's "
+                f"{getattr(datamodule, name)!r}; pass the data=... overrides the model was trained with."
+            )
+    loggers = build_loggers(cfg.get("logger"))
+    trainer = build_trainer(cfg, [], loggers)
+    try:
+        run = trainer.test if cfg.split == "test" else trainer.validate
+        metrics = {k: float(v) for r in run(model, datamodule=datamodule, verbose=False) for k, v in r.items()}
+        if trainer.is_global_zero:
+            write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+            print_metrics(metrics, title=f"{cfg.split}: {cfg.ckpt_path}")
+    finally:
+        finish_loggers(loggers)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

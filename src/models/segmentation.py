@@ -1,0 +1,104 @@
+"""One LightningModule for segmentation, whatever the net."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from src.checkpoints import plain, record_module_class
+from src.models.losses import build_loss, check_task
+from src.models.metrics import SegmentationMetrics
+
+
+class SegmentationModule(L.LightningModule):
+    """Trains any segmentation net (U-Net, FCN, smp) in one of three output modes.
+
+    Args:
+        net: Hydra config of the net (``_target_`` plus its arguments, without channels). Kept as
+            config so a checkpoint rebuilds the whole model on its own (``load_from_checkpoint``).
+        task: ``regression`` (one sigmoid channel, targets in [0, 1]; eliret), ``binary`` (one
+            logit channel, BCE), or ``multiclass`` (softmax over ``out_channels``).
+        in_channels, out_channels: set from the data module.
+        loss: ``mse`` | ``bce`` | ``ce`` | ``dice`` | ``dice+ce`` | ``dice+bce``; None picks the
+            task's default (mse, bce, ce).
+        optimizer: partial optimizer config (``_partial_: true``), given the parameters here.
+        scheduler: partial LR-scheduler config, or empty for a constant rate; ReduceLROnPlateau
+            watches ``monitor``.
+        input_mean, input_std: per-channel normalisation applied inside ``forward``, so a
+            checkpoint takes raw [0, 1] images.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        task: str,
+        in_channels: int,
+        out_channels: int,
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None = None,
+        loss: str | None = None,
+        monitor: str = "val/loss",
+        input_mean: Sequence[float] = (0.0,),
+        input_std: Sequence[float] = (1.0,),
+    ) -> None:
+        super().__init__()
+        # plain containers, so checkpoints load with torch.load(weights_only=True)
+        net, optimizer, scheduler = (plain(c) for c in (net, optimizer, scheduler))
+        input_mean, input_std = list(input_mean), list(input_std)
+        self.save_hyperparameters(logger=False)
+        check_task(task, out_channels)
+        self.loss_name, self.loss_fn = build_loss(loss, task)
+        self.net: nn.Module = instantiate(net, in_channels=in_channels, out_channels=out_channels)
+        self.register_buffer("input_mean", torch.tensor(input_mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("input_std", torch.tensor(input_std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.train_metrics = SegmentationMetrics(task, out_channels, prefix="train/")
+        self.val_metrics = SegmentationMetrics(task, out_channels, prefix="val/")
+        self.test_metrics = SegmentationMetrics(task, out_channels, prefix="test/")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, out_channels, H, W) for raw images in [0, 1]."""
+        return self.net((images - self.input_mean) / self.input_std)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Sigmoid for one-channel tasks, softmax over classes otherwise."""
+        return logits.softmax(1) if self.hparams.task == "multiclass" else torch.sigmoid(logits)
+
+    def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self.loss_fn(logits, batch["mask"])
+        metrics: SegmentationMetrics = getattr(self, f"{split}_metrics")
+        metrics.update(self.probabilities(logits.detach()), batch["mask"])
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log_dict(metrics.as_loggable(), on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        record_module_class(self, checkpoint)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        # both configs are partials (`_partial_: true`): the parameters and optimizer bind here
+        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
+        if not self.hparams.scheduler:
+            return {"optimizer": optimizer}
+        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor, "interval": "epoch"},
+        }

@@ -1,0 +1,81 @@
+"""Train a model: ``python -m src.train [overrides]``.
+
+Fits, then validates and tests the *best* checkpoint, writes ``metrics.json`` into the run dir
+and returns ``optimized_metric`` for Hydra sweepers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.cli import exit_on_user_error
+from src.errors import UserInputError
+from src.loggers import build_loggers, finish_loggers
+from src.results import print_metrics, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _as_floats(results: list[dict]) -> dict[str, float]:
+    return {k: float(v) for result in results for k, v in result.items()}
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training job described by ``cfg``; returns the final metrics."""
+    if not str(cfg.optimized_metric).startswith(("val/", "test/")):
+        raise UserInputError(f"optimized_metric={cfg.optimized_metric!r} must name a val/ or test/ metric, e.g. val/loss.")
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    datamodule = build_datamodule(cfg)
+    model = build_model(cfg, datamodule)
+    loggers = build_loggers(cfg.get("logger"))
+    trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
+    try:
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        best = _best_checkpoint(trainer)
+        metrics: dict[str, float] = {}
+        if cfg.train or cfg.test:
+            metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+        if cfg.test:
+            metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+        if trainer.is_global_zero:
+            write_json_atomic(output_dir / "metrics.json", metrics)
+            log.info("metrics of %s written to %s", best or "the final weights", output_dir / "metrics.json")
+            print_metrics(metrics, title="metrics of the best checkpoint" if best else "metrics of the final weights")
+    finally:
+        finish_loggers(loggers)
+    return metrics
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint's path; None (the weights in memory) when nothing was saved, e.g.
+    with ``callbacks=none``."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            return callback.best_model_path
+    log.warning("no best checkpoint was saved; evaluating the weights in memory")
+    return None
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float:
+    metrics = train(cfg)
+    if cfg.optimized_metric not in metrics:
+        raise UserInputError(
+            f"optimized_metric={cfg.optimized_metric!r} was not logged; available: {', '.join(sorted(metrics))}."
+        )
+    return metrics[cfg.optimized_metric]
+
+
+if __name__ == "__main__":
+    main()
