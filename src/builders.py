@@ -28,7 +28,8 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
 
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
-    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    # a callback set to null (`callbacks.progress_bar=null`) is switched off
+    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:

@@ -32,7 +32,9 @@ def wandb_mode() -> str:
 
 def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
     loggers: list[Logger] = []
-    for name, cfg in (logger_cfg or {}).items():
+    for cfg in (logger_cfg or {}).values():
+        if cfg is None:
+            continue
         if "wandb" in cfg.get("_target_", "").lower():
             mode = wandb_mode()
             os.environ["WANDB_MODE"] = mode

@@ -1,0 +1,31 @@
+# `make train` and `make test` build .venv from nothing on first use (Python 3.11 + pip).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install train test test-fast clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## the main job: U-Net on eliret (extra overrides: make train ARGS="model=fcn seed=1")
+train: install
+	$(BIN)/python -m src.train $(ARGS)
+
+## the whole suite, slow tests included (what CI runs)
+test: install
+	$(BIN)/python -m pytest -m "" $(ARGS)
+
+## the fast tests only (the default of a bare `pytest`)
+test-fast: install
+	$(BIN)/python -m pytest $(ARGS)
+
+clean:
+	rm -rf outputs .pytest_cache .hypothesis

@@ -1,0 +1,66 @@
+"""Shared fixtures: configs composed with Hydra's compose API into tmp_path, and one generated
+eliret set per test session (generation is deterministic, so sharing it is safe)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir shared by the session; eliret is generated into it on first use."""
+    return tmp_path_factory.mktemp("data")
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, data_root: Path) -> Callable[..., DictConfig]:
+    """``make_cfg("train", "model=fcn", ...)``: a composed config writing into tmp_path, on the
+    session's data, on the CPU, quiet (no progress bar), with tiny budgets unless overridden."""
+
+    def _make(config_name: str = "train", *overrides: str) -> DictConfig:
+        defaults = [f"paths.data_dir={data_root}", "trainer=cpu", "trainer.max_epochs=2", "logger=none"]
+        if config_name == "train":
+            defaults.append("callbacks.progress_bar=null")
+        return compose_config(config_name, defaults + list(overrides), tmp_path)
+
+    return _make
+
+
+def run_cli(module: str, *args: str, project_root: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <args>`` as a user would, with outputs and data under ``project_root``."""
+    env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(project_root)}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

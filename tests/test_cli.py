@@ -1,0 +1,59 @@
+"""The command lines a user types, run as subprocesses (each costs a cold import, ~10 s)."""
+
+import json
+from pathlib import Path
+
+from src.data.eliret_generator import EliretSpec, generate
+from tests.conftest import run_cli
+
+
+def run_dirs(root: Path, task: str = "train") -> list[Path]:
+    return sorted((root / "outputs" / task / "runs").iterdir())
+
+
+def test_train_then_eval_from_the_command_line(tmp_path: Path) -> None:
+    result = run_cli("src.train", "trainer=debug", "trainer.detect_anomaly=false", project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "data" / "eliret" / "treino.csv").exists()
+    (run,) = run_dirs(tmp_path)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "test/miou" in metrics and "test/miou" in result.stdout  # the rich table
+    assert (run / "checkpoints" / "last.ckpt").exists() and (run / ".hydra" / "config.yaml").exists()
+
+    result = run_cli("src.eval", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (eval_run,) = run_dirs(tmp_path, "eval")
+    assert set(json.loads((eval_run / "metrics.json").read_text())) == {k for k in metrics if k.startswith("test/")}
+
+
+def test_bad_value_stops_before_training_with_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli("src.train", "model.net.upsampling=cubic", project_root=tmp_path)
+    assert result.returncode == 2
+    assert "error: unknown model.net.upsampling='cubic'; choose one of transpose, bilinear, nearest." in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_unknown_key_and_unknown_option_are_refused(tmp_path: Path) -> None:
+    result = run_cli("src.train", "model.net.no_such_arg=1", project_root=tmp_path)
+    assert result.returncode != 0 and "Key 'no_such_arg' is not in struct" in result.stderr
+    result = run_cli("src.train", "model=resnet", project_root=tmp_path)
+    assert result.returncode != 0 and "Could not find 'model/resnet'" in result.stderr
+
+
+def test_corrupt_data_is_named_before_training(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "eliret"
+    generate(EliretSpec(), data)
+    (data / "017x.png").write_bytes(b"\x89PNG broken")
+    result = run_cli("src.train", "trainer=debug", project_root=tmp_path)
+    assert result.returncode == 2
+    assert "017x.png" in result.stderr and "corrupt" in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_multirun_gives_each_job_its_own_dir(tmp_path: Path) -> None:
+    result = run_cli("src.train", "-m", "model=unet,fcn", "trainer=debug", "logger=none", project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
+    assert all((sweep / job / "metrics.json").exists() for job in ("0", "1"))

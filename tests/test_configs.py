@@ -1,0 +1,75 @@
+"""Every config composes, and every data x model combination instantiates."""
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.loggers import build_loggers
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_groups_offer_what_the_readme_promises() -> None:
+    assert set(options("trainer")) >= {"default", "cpu", "gpu", "ddp", "debug"}
+    assert set(options("logger")) >= {"csv", "tensorboard", "wandb", "none"}
+    assert set(options("model")) >= {"unet", "fcn", "smp"}
+    assert "eliret" in options("data") and "none" in options("reduction")
+
+
+@pytest.mark.parametrize("data", options("data"))
+@pytest.mark.parametrize("model", options("model"))
+def test_data_model_combinations_instantiate(make_cfg, data: str, model: str) -> None:
+    cfg = make_cfg("train", f"data={data}", f"model={model}")
+    datamodule = build_datamodule(cfg)
+    module = build_model(cfg, datamodule)
+    assert module.hparams.in_channels == datamodule.in_channels
+    assert module.hparams.task == datamodule.task
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_trainer_options_compose(make_cfg, trainer: str) -> None:
+    cfg = make_cfg("train", f"trainer={trainer}")
+    assert cfg.trainer._target_.endswith("Trainer")
+    if trainer in ("default", "cpu", "debug"):  # the others need GPUs or start processes
+        assert build_trainer(cfg, build_callbacks(cfg), []).max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("logger", options("logger"))
+def test_logger_options_instantiate(make_cfg, logger: str) -> None:
+    cfg = make_cfg("train", f"logger={logger}")
+    loggers = build_loggers(cfg.get("logger"))
+    assert len(loggers) == (0 if logger == "none" else 1)
+
+
+@pytest.mark.parametrize("preset", [f"experiment={e}" for e in options("experiment")] + [f"debug={d}" for d in options("debug")])
+def test_presets_compose(make_cfg, preset: str) -> None:
+    cfg = make_cfg("train", preset)
+    build_model(cfg, build_datamodule(cfg))
+
+
+@pytest.mark.parametrize("optimizer", options("model/optimizer"))
+@pytest.mark.parametrize("scheduler", options("model/scheduler"))
+def test_optimizer_and_scheduler_options(make_cfg, optimizer: str, scheduler: str) -> None:
+    cfg = make_cfg("train", f"model/optimizer={optimizer}", f"model/scheduler={scheduler}")
+    module = build_model(cfg, build_datamodule(cfg))
+    trainer = build_trainer(cfg, [], [])
+    module.trainer = trainer
+    configured = module.configure_optimizers()
+    assert configured["optimizer"].param_groups[0]["lr"] == cfg.model.optimizer.lr
+    assert ("lr_scheduler" in configured) == (scheduler != "none")
+
+
+def test_eval_config_composes(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("eval", f"ckpt_path={tmp_path / 'x.ckpt'}")
+    assert cfg.split == "test" and instantiate(cfg.data).task == "regression"
+
+
+def test_run_dirs_carry_microseconds() -> None:
+    text = (CONF / "hydra" / "default.yaml").read_text()
+    assert text.count("%f") == 2

@@ -1,0 +1,84 @@
+"""Training end to end through the composed config (the public entry point minus the CLI)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.checkpoints import load_module
+from src.eval import evaluate
+from src.train import train
+
+DEBUG = ("trainer.max_epochs=2", "trainer.limit_train_batches=3")
+
+
+def test_train_writes_checkpoints_and_metrics(make_cfg, tmp_path: Path) -> None:
+    metrics = train(make_cfg("train", *DEBUG))
+    assert {"test/mse", "test/miou", "test/mdice", "test/acc", "test/miou_image", "val/loss"} <= set(metrics)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    checkpoints = {p.name for p in (tmp_path / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and len(checkpoints) == 2
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_metrics_come_from_the_best_checkpoint_not_the_last_epoch(make_cfg, tmp_path: Path) -> None:
+    # "best" = highest val/loss here, so it is an early epoch, not the last one
+    cfg = make_cfg("train", "trainer.max_epochs=4", "callbacks.model_checkpoint.mode=max", "test=false")
+    metrics = train(cfg)
+    best = next(p for p in (tmp_path / "checkpoints").iterdir() if p.name != "last.ckpt")
+    state = torch.load(best, weights_only=False)
+    score = state["callbacks"][next(k for k in state["callbacks"] if k.startswith("ModelCheckpoint"))]["best_model_score"]
+    assert best.name != "epoch_003.ckpt"
+    assert metrics["val/loss"] == pytest.approx(float(score), rel=1e-5)
+
+
+def test_seeded_runs_are_reproducible_on_cpu(make_cfg) -> None:
+    first = train(make_cfg("train", *DEBUG, "seed=7"))
+    second = train(make_cfg("train", *DEBUG, "seed=7"))
+    other = train(make_cfg("train", *DEBUG, "seed=8"))
+    assert first == second
+    assert first != other
+
+
+def test_eval_rebuilds_the_model_from_the_checkpoint_alone(make_cfg, tmp_path: Path) -> None:
+    trained = train(make_cfg("train", *DEBUG, "model=fcn"))
+    best = next(p for p in (tmp_path / "checkpoints").iterdir() if p.name != "last.ckpt")
+    module = load_module(best)
+    assert type(module.net).__name__ == "FCN"
+    evaluated = evaluate(make_cfg("eval", f"ckpt_path={best}"))
+    assert evaluated == pytest.approx({k: v for k, v in trained.items() if k.startswith("test/")}, rel=1e-5)
+
+
+def test_resume_from_last_checkpoint_continues_training(make_cfg, tmp_path: Path) -> None:
+    train(make_cfg("train", *DEBUG))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    train(make_cfg("train", "trainer.max_epochs=3", "trainer.limit_train_batches=3", f"ckpt_path={last}"))
+    assert torch.load(last, weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.parametrize("model", ["unet", "fcn", "smp"])
+def test_every_model_trains_on_eliret(make_cfg, model: str) -> None:
+    metrics = train(make_cfg("train", f"model={model}", "trainer.max_epochs=1", "trainer.limit_train_batches=2"))
+    assert 0.0 <= metrics["test/miou"] <= 1.0
+
+
+def test_wandb_runs_offline_and_each_run_is_finished(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    import wandb
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    train(make_cfg("train", *DEBUG, "logger=wandb"))
+    assert wandb.run is None
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+
+
+@pytest.mark.slow
+def test_unet_beats_fcn_on_eliret_with_the_default_budget(make_cfg) -> None:
+    """The notes' headline eliret result: U-Net's test MSE is well below the FCN's."""
+    unet = train(make_cfg("train", "trainer.max_epochs=150", "model=unet"))
+    fcn = train(make_cfg("train", "trainer.max_epochs=150", "experiment=eliret_fcn"))
+    assert unet["test/mse"] < 0.5 * fcn["test/mse"]
