@@ -1,0 +1,70 @@
+"""Reading image/mask pairs listed in ``x;y`` CSV files, with errors that name the bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from src.errors import UserInputError
+
+
+def read_split_csv(csv_path: Path) -> list[tuple[Path, Path]]:
+    """Pairs of (input, target) paths from lines like ``000x.png;000y.png``, relative to the CSV."""
+    csv_path = Path(csv_path)
+    if not csv_path.exists():
+        raise UserInputError(f"split file {csv_path} not found; restore it or regenerate the data set.")
+    pairs = []
+    for number, line in enumerate(csv_path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(";")]
+        if len(fields) != 2 or not all(fields):
+            raise UserInputError(
+                f"{csv_path}:{number}: expected 'input.png;target.png', got {line!r}. Fix that line."
+            )
+        paths = tuple(csv_path.parent / f for f in fields)
+        for path in paths:
+            if not path.exists():
+                raise UserInputError(
+                    f"{csv_path}:{number} names {path.name}, which does not exist in {csv_path.parent}. "
+                    "Restore the file or remove the line."
+                )
+        pairs.append(paths)
+    if not pairs:
+        raise UserInputError(f"split file {csv_path} lists no image pairs; it must not be empty.")
+    return pairs
+
+
+def load_gray(path: Path) -> np.ndarray:
+    """An 8-bit grayscale image as a (H, W) uint8 array."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserInputError(
+            f"cannot read image {path}: {err}. The file is corrupt or not an image; replace it "
+            "(or delete the data folder to regenerate a generated set)."
+        ) from err
+
+
+def load_pairs(pairs: list[tuple[Path, Path]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack pairs into (N, H, W) uint8 arrays, checking that every image matches its mask and
+    that all pairs share one size (they are batched together)."""
+    images, masks = [], []
+    for x_path, y_path in pairs:
+        image, mask = load_gray(x_path), load_gray(y_path)
+        if image.shape != mask.shape:
+            raise UserInputError(
+                f"image {x_path.name} is {image.shape[1]}x{image.shape[0]} but its mask {y_path.name} is "
+                f"{mask.shape[1]}x{mask.shape[0]}; a mask must have its image's size. Fix or remove the pair."
+            )
+        if images and image.shape != images[0].shape:
+            raise UserInputError(
+                f"image {x_path.name} is {image.shape[1]}x{image.shape[0]} but {pairs[0][0].name} is "
+                f"{images[0].shape[1]}x{images[0].shape[0]}; all images of a split must share one size."
+            )
+        images.append(image)
+        masks.append(mask)
+    return np.stack(images), np.stack(masks)

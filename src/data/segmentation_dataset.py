@@ -1,0 +1,46 @@
+"""An in-memory segmentation dataset whose images can be replaced between fits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+
+class SegmentationTensors(Dataset):
+    """Images (N, C, H, W) float in [0, 1] and targets (N, 1, H, W) float or (N, H, W) long.
+
+    Items are dicts ``{"image", "mask", "index"}``; ``index`` is the sample's position in this
+    dataset, so results computed on shuffled or sharded batches can be put back in order.
+    ``transform`` (joint augmentation) runs per item, after any replacement of the images.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> None:
+        if images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+        if len(images) != len(masks) or images.shape[-2:] != masks.shape[-2:]:
+            raise ValueError(f"images {tuple(images.shape)} and masks {tuple(masks.shape)} do not match")
+        self.images = images
+        self.masks = masks
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, mask = self.images[index], self.masks[index]
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return {"image": image, "mask": mask, "index": torch.tensor(index)}
+
+    def replace_images(self, images: torch.Tensor) -> None:
+        """Swap in new images of the same shape (e.g. a reduced training set)."""
+        if images.shape != self.images.shape:
+            raise ValueError(f"replacement images {tuple(images.shape)} must match {tuple(self.images.shape)}")
+        self.images = images
