@@ -6,3 +6,8 @@ from pathlib import Path
 # Configs resolve paths against ${oc.env:PROJECT_ROOT}; default it to this checkout so
 # `python -m src.train` works from any working directory.
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+
+from omegaconf import OmegaConf  # noqa: E402
+
+# `${mul:a,b}`: the reduction config derives the run's epochs from rounds x epochs_per_round.
+OmegaConf.register_new_resolver("mul", lambda a, b: int(a) * int(b), replace=True)

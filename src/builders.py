@@ -28,8 +28,13 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
 
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
+    """The callbacks group, plus the reduction callback when ``reduction`` has a target."""
     # a callback set to null (`callbacks.progress_bar=null`) is switched off
-    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    reduction = cfg.get("reduction")
+    if reduction and "_target_" in reduction:
+        callbacks.insert(0, instantiate(reduction))
+    return callbacks
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from src.atomic import write_bytes_atomic
+
 
 def write_json_atomic(path: Path, payload: Mapping[str, object]) -> None:
-    """Write JSON via a temporary file and a rename: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
 
 
 def metrics_table(metrics: Mapping[str, float], title: str) -> Table:
@@ -36,5 +26,10 @@ def metrics_table(metrics: Mapping[str, float], title: str) -> Table:
     return table
 
 
+def console() -> Console:
+    """A console that does not squeeze tables to 80 columns when output is piped to a log."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def print_metrics(metrics: Mapping[str, float], title: str) -> None:
-    Console().print(metrics_table(metrics, title))
+    console().print(metrics_table(metrics, title))

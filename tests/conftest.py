@@ -42,10 +42,10 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
 @pytest.fixture
 def make_cfg(tmp_path: Path, data_root: Path) -> Callable[..., DictConfig]:
     """``make_cfg("train", "model=fcn", ...)``: a composed config writing into tmp_path, on the
-    session's data, on the CPU, quiet (no progress bar), with tiny budgets unless overridden."""
+    session's data, on the CPU, quiet (no progress bar, no logger)."""
 
     def _make(config_name: str = "train", *overrides: str) -> DictConfig:
-        defaults = [f"paths.data_dir={data_root}", "trainer=cpu", "trainer.max_epochs=2", "logger=none"]
+        defaults = [f"paths.data_dir={data_root}", "trainer=cpu", "logger=none"]
         if config_name == "train":
             defaults.append("callbacks.progress_bar=null")
         return compose_config(config_name, defaults + list(overrides), tmp_path)

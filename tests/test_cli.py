@@ -12,10 +12,10 @@ def run_dirs(root: Path, task: str = "train") -> list[Path]:
 
 
 def test_train_then_eval_from_the_command_line(tmp_path: Path) -> None:
-    result = run_cli("src.train", "trainer=debug", "trainer.detect_anomaly=false", project_root=tmp_path)
+    result = run_cli("src.train", "debug=fast", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "data" / "eliret" / "treino.csv").exists()
-    (run,) = run_dirs(tmp_path)
+    (run,) = run_dirs(tmp_path, "debug")
     metrics = json.loads((run / "metrics.json").read_text())
     assert "test/miou" in metrics and "test/miou" in result.stdout  # the rich table
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / ".hydra" / "config.yaml").exists()
@@ -45,15 +45,15 @@ def test_corrupt_data_is_named_before_training(tmp_path: Path) -> None:
     data = tmp_path / "data" / "eliret"
     generate(EliretSpec(), data)
     (data / "017x.png").write_bytes(b"\x89PNG broken")
-    result = run_cli("src.train", "trainer=debug", project_root=tmp_path)
+    result = run_cli("src.train", "debug=fast", project_root=tmp_path)
     assert result.returncode == 2
     assert "017x.png" in result.stderr and "corrupt" in result.stderr
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
 def test_multirun_gives_each_job_its_own_dir(tmp_path: Path) -> None:
-    result = run_cli("src.train", "-m", "model=unet,fcn", "trainer=debug", "logger=none", project_root=tmp_path)
+    result = run_cli("src.train", "-m", "model=unet,fcn", "debug=fast", "logger=none", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
+    (sweep,) = (tmp_path / "outputs" / "debug" / "multiruns").iterdir()
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
     assert all((sweep / job / "metrics.json").exists() for job in ("0", "1"))

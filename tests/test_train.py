@@ -10,7 +10,8 @@ from src.checkpoints import load_module
 from src.eval import evaluate
 from src.train import train
 
-DEBUG = ("trainer.max_epochs=2", "trainer.limit_train_batches=3")
+ONCE = ("reduction=none",)
+DEBUG = (*ONCE, "trainer.max_epochs=2", "trainer.limit_train_batches=3")
 
 
 def test_train_writes_checkpoints_and_metrics(make_cfg, tmp_path: Path) -> None:
@@ -24,7 +25,7 @@ def test_train_writes_checkpoints_and_metrics(make_cfg, tmp_path: Path) -> None:
 
 def test_metrics_come_from_the_best_checkpoint_not_the_last_epoch(make_cfg, tmp_path: Path) -> None:
     # "best" = highest val/loss here, so it is an early epoch, not the last one
-    cfg = make_cfg("train", "trainer.max_epochs=4", "callbacks.model_checkpoint.mode=max", "test=false")
+    cfg = make_cfg("train", *ONCE, "trainer.max_epochs=4", "callbacks.model_checkpoint.mode=max", "test=false")
     metrics = train(cfg)
     best = next(p for p in (tmp_path / "checkpoints").iterdir() if p.name != "last.ckpt")
     state = torch.load(best, weights_only=False)
@@ -54,13 +55,13 @@ def test_resume_from_last_checkpoint_continues_training(make_cfg, tmp_path: Path
     train(make_cfg("train", *DEBUG))
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
-    train(make_cfg("train", "trainer.max_epochs=3", "trainer.limit_train_batches=3", f"ckpt_path={last}"))
+    train(make_cfg("train", *ONCE, "trainer.max_epochs=3", "trainer.limit_train_batches=3", f"ckpt_path={last}"))
     assert torch.load(last, weights_only=True)["epoch"] == 2
 
 
 @pytest.mark.parametrize("model", ["unet", "fcn", "smp"])
 def test_every_model_trains_on_eliret(make_cfg, model: str) -> None:
-    metrics = train(make_cfg("train", f"model={model}", "trainer.max_epochs=1", "trainer.limit_train_batches=2"))
+    metrics = train(make_cfg("train", *ONCE, f"model={model}", "trainer.max_epochs=1", "trainer.limit_train_batches=2"))
     assert 0.0 <= metrics["test/miou"] <= 1.0
 
 
@@ -79,6 +80,6 @@ def test_wandb_runs_offline_and_each_run_is_finished(make_cfg, tmp_path: Path, m
 @pytest.mark.slow
 def test_unet_beats_fcn_on_eliret_with_the_default_budget(make_cfg) -> None:
     """The notes' headline eliret result: U-Net's test MSE is well below the FCN's."""
-    unet = train(make_cfg("train", "trainer.max_epochs=150", "model=unet"))
-    fcn = train(make_cfg("train", "trainer.max_epochs=150", "experiment=eliret_fcn"))
+    unet = train(make_cfg("train", *ONCE, "trainer.max_epochs=150", "model=unet"))
+    fcn = train(make_cfg("train", *ONCE, "trainer.max_epochs=150", "experiment=eliret_fcn"))
     assert unet["test/mse"] < 0.5 * fcn["test/mse"]

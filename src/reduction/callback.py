@@ -1,0 +1,270 @@
+"""Iterative saliency-based reduction of the training set (digest section 1.2), as a callback.
+
+One fit of ``rounds * epochs_per_round`` epochs. At the end of every round the callback computes
+a relevance map for every training image (eval mode, un-augmented images, batched), keeps the
+most relevant pixels of each, fills the rest and swaps the reduced images into the training set
+(validation and test data are never touched). The next round trains on that set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from src.data.segmentation_dataset import SegmentationTensors
+from src.errors import UserInputError
+from src.reduction import report
+from src.reduction.masking import FILLS, fill_removed, keep_mask
+from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
+from src.saliency.measures import moment_of_inertia, spatial_entropy
+
+log = logging.getLogger(__name__)
+
+
+class SaliencyReduction(Callback):
+    """Args:
+    rounds: number of train-then-reduce rounds (the notes: 7).
+    epochs_per_round: epochs trained between reductions; the fit lasts rounds x epochs_per_round.
+    percentile: p in (0, 100]: each round keeps ceil(p/100 * n) of the n pixels still present
+        in an image (ties: first pixel in row-major order wins); cumulative rounds keep (p/100)^r.
+    cumulative: a removed pixel stays removed and relevance is computed on the reduced image;
+        False recomputes on the original images and replaces the mask each round.
+    fill: what removed pixels become: zero (the notes) | mean | blur.
+    method: prediction (the notes) | gradient | integrated_gradients | smoothgrad | gradcam.
+    background_class: the class whose probability is not relevance (multi-class outputs).
+    reinit: re-initialise the weights (and optimizer state) at the start of every new round.
+    batch_size: images per relevance batch.
+    examples: training images shown in each round's examples.png.
+    output_dir: where reduction/ outputs go (rank 0 writes them).
+    """
+
+    def __init__(
+        self,
+        rounds: int = 3,
+        epochs_per_round: int = 50,
+        percentile: float = 90.0,
+        cumulative: bool = True,
+        fill: str = "zero",
+        method: str = "prediction",
+        background_class: int = 0,
+        reinit: bool = False,
+        batch_size: int = 64,
+        examples: int = 6,
+        ig_steps: int = 16,
+        smoothgrad_samples: int = 8,
+        smoothgrad_stdev: float = 0.1,
+        output_dir: str = "reduction",
+    ) -> None:
+        if not 0 < percentile <= 100:
+            raise UserInputError(f"reduction.percentile={percentile} must be in (0, 100]: the share of pixels kept per round.")
+        if rounds < 1:
+            raise UserInputError(f"reduction.rounds={rounds} must be >= 1 (or use reduction=none to train once).")
+        if epochs_per_round < 1:
+            raise UserInputError(f"reduction.epochs_per_round={epochs_per_round} must be >= 1.")
+        if method not in METHODS:
+            raise UserInputError(f"unknown reduction.method={method!r}; choose one of {', '.join(METHODS)}.")
+        if fill not in FILLS:
+            raise UserInputError(f"unknown reduction.fill={fill!r}; choose one of {', '.join(FILLS)}.")
+        if batch_size < 1:
+            raise UserInputError(f"reduction.batch_size={batch_size} must be >= 1.")
+        self.rounds, self.epochs_per_round = rounds, epochs_per_round
+        self.percentile, self.cumulative, self.fill = percentile, cumulative, fill
+        self.reinit, self.batch_size, self.examples = reinit, batch_size, examples
+        self.relevance = RelevanceConfig(method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev)
+        self.output_dir = Path(output_dir)
+        # state saved with every checkpoint
+        self.rounds_done = 0
+        self.masks: torch.Tensor | None = None
+        self.history: list[dict[str, Any]] = []
+        self._original: torch.Tensor | None = None
+        self._round_started = 0.0
+
+    # ---- checks before any training -------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        expected = self.rounds * self.epochs_per_round
+        if trainer.max_epochs != expected:
+            raise UserInputError(
+                f"with reduction on, a run lasts reduction.rounds x reduction.epochs_per_round = {expected} "
+                f"epochs, but trainer.max_epochs={trainer.max_epochs}. Set the rounds/epochs instead, "
+                "or reduction=none to train once."
+            )
+        if not hasattr(pl_module, "probabilities"):
+            raise UserInputError(
+                f"reduction needs a segmentation model with per-pixel class outputs; {type(pl_module).__name__} has none."
+            )
+        out_channels = pl_module.hparams.get("out_channels", 1)
+        if out_channels > 1 and not 0 <= self.relevance.background_class < out_channels:
+            raise UserInputError(
+                f"reduction.background_class={self.relevance.background_class} is not a class of this "
+                f"model (0..{out_channels - 1})."
+            )
+        if not isinstance(getattr(trainer.datamodule, "train_set", None), SegmentationTensors):
+            raise UserInputError(
+                "reduction needs a data module whose training set can be replaced (a `train_set` "
+                f"SegmentationTensors); {type(trainer.datamodule).__name__} has none."
+            )
+        # workers hold copies of the dataset: rebuild the loader when a round's images change
+        trainer.reload_dataloaders_every_n_epochs = self.epochs_per_round
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dataset: SegmentationTensors = trainer.datamodule.train_set
+        self._original = dataset.images.clone()
+        if self.masks is not None:  # resumed: train on the reduced set of the checkpoint
+            dataset.replace_images(fill_removed(self._original, self.masks, self.fill))
+        self._round_started = time.perf_counter()
+        # a checkpoint written at a round's last epoch predates that round's reduction: redo it
+        if self.rounds_done < min(trainer.current_epoch // self.epochs_per_round, self.rounds):
+            self._reduce(trainer, pl_module, fit_seconds=math.nan)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.epochs_per_round == 0 and self.rounds_done < self.rounds:
+            self._reduce(trainer, pl_module, fit_seconds=time.perf_counter() - self._round_started)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.history:
+            report.print_rounds(self.history)
+            report.log_rounds_table(trainer.loggers, self.history)
+
+    # ---- one reduction ------------------------------------------------------------------
+    def _reduce(self, trainer: L.Trainer, pl_module: L.LightningModule, fit_seconds: float) -> None:
+        started = time.perf_counter()
+        dataset: SegmentationTensors = trainer.datamodule.train_set
+        n, _, height, width = self._original.shape
+        present = (
+            self.masks
+            if self.cumulative and self.masks is not None
+            else torch.ones(n, height, width, dtype=torch.bool)
+        )
+        source = dataset.images if self.cumulative else self._original
+        masks, entropy, inertia, example_relevance = self._sharded_masks(trainer, pl_module, source, present)
+        digest = hashlib.sha256(masks.numpy().tobytes()).hexdigest()
+        self._check_ranks_agree(trainer, digest)
+        log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, trainer.global_rank, trainer.world_size)
+
+        self.masks = masks
+        dataset.replace_images(fill_removed(self._original, masks, self.fill))
+        self.rounds_done += 1
+        row: dict[str, Any] = {
+            "round": self.rounds_done,
+            "kept_fraction": masks.flatten(1).float().mean(1).mean().item(),
+            **{k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("val/")},
+            "mean_spatial_entropy": entropy.mean().item(),
+            "mean_moment_of_inertia": inertia.mean().item(),
+            "fit_seconds": fit_seconds,
+            "relevance_seconds": time.perf_counter() - started,
+            "masks_sha256": digest[:16],
+        }
+        self.history.append(row)
+        if trainer.is_global_zero:
+            self._write_round(trainer, row, masks, example_relevance, dataset)
+        if self.reinit and self.rounds_done < self.rounds:
+            _reinitialise(trainer, pl_module, seed=self.rounds_done)
+        self._round_started = time.perf_counter()
+
+    def _sharded_masks(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, images: torch.Tensor, present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Relevance batches are dealt round-robin to the ranks (batch b to rank b % world), so
+        every batch has the same content as in a single process, then the masks are exchanged:
+        all ranks end with identical masks, equal to a one-process computation."""
+        n = len(images)
+        rank, world = trainer.global_rank, trainer.world_size
+        starts = list(range(0, n, self.batch_size))[rank::world]
+        per_rank = math.ceil(math.ceil(n / self.batch_size) / world) * self.batch_size
+        local_ids, local_masks, local_entropy, local_inertia, example_relevance = [], [], [], [], None
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            for start in starts:
+                ids = torch.arange(start, min(start + self.batch_size, n))
+                batch = images[ids].to(pl_module.device)
+                relevance = relevance_maps(pl_module, batch, self.relevance).float().cpu()
+                local_masks.append(keep_mask(relevance, present[ids], self.percentile))
+                local_entropy.append(spatial_entropy(relevance))
+                local_inertia.append(moment_of_inertia(relevance))
+                local_ids.append(ids)
+                if start == 0:
+                    example_relevance = relevance[: self.examples]
+        finally:
+            pl_module.train(was_training)
+        height, width = images.shape[-2:]
+        ids = _padded(torch.cat(local_ids) if local_ids else torch.empty(0, dtype=torch.long), per_rank, -1)
+        masks = _padded(torch.cat(local_masks) if local_masks else torch.empty(0, height, width, dtype=torch.bool), per_rank, 0)
+        measures = torch.stack(
+            [_padded(torch.cat(x) if x else torch.empty(0), per_rank, 0.0) for x in (local_entropy, local_inertia)], 1
+        )
+        all_ids = _gather(trainer, ids.to(pl_module.device)).cpu()
+        all_masks = _gather(trainer, masks.to(torch.uint8).to(pl_module.device)).cpu().bool()
+        all_measures = _gather(trainer, measures.to(pl_module.device)).cpu()
+        valid = all_ids >= 0
+        order = all_ids[valid].argsort()
+        masks_out = all_masks[valid][order]
+        measures_out = all_measures[valid][order]
+        if len(masks_out) != n:
+            raise RuntimeError(f"reduction gathered {len(masks_out)} masks for {n} training images")
+        return masks_out, measures_out[:, 0], measures_out[:, 1], example_relevance
+
+    @staticmethod
+    def _check_ranks_agree(trainer: L.Trainer, digest: str) -> None:
+        if trainer.world_size == 1:
+            return
+        mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8, device=trainer.strategy.root_device)
+        every = _gather(trainer, mine.unsqueeze(0)).cpu()
+        if not (every == every[0]).all():
+            raise RuntimeError("reduction masks differ between ranks; the reduced training sets would diverge")
+
+    def _write_round(
+        self, trainer: L.Trainer, row: dict[str, Any], masks: torch.Tensor, relevance: torch.Tensor | None, dataset: SegmentationTensors
+    ) -> None:
+        round_dir = self.output_dir / f"round_{self.rounds_done:02d}"
+        report.write_masks(round_dir / "masks.npz", masks, torch.arange(len(masks)))
+        report.write_rounds_csv(self.output_dir / "rounds.csv", self.history)
+        k = min(self.examples, len(masks))
+        if k and relevance is not None:
+            figure = report.examples_figure(
+                self._original[:k], dataset.masks[:k], relevance[:k], masks[:k], dataset.images[:k],
+                title=f"round {self.rounds_done}: kept {row['kept_fraction']:.3f} of the pixels ({self.relevance.method})",
+            )
+            report.save_figure(figure, round_dir / "examples.png")
+            report.log_round(trainer.loggers, row, round_dir / "examples.png", step=trainer.global_step)
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"rounds_done": self.rounds_done, "masks": self.masks, "history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rounds_done = state_dict["rounds_done"]
+        self.masks = state_dict["masks"]
+        self.history = list(state_dict["history"])
+
+
+def _padded(tensor: torch.Tensor, length: int, value: float) -> torch.Tensor:
+    pad = torch.full((length - len(tensor), *tensor.shape[1:]), value, dtype=tensor.dtype)
+    return torch.cat([tensor, pad])
+
+
+def _gather(trainer: L.Trainer, tensor: torch.Tensor) -> torch.Tensor:
+    """All ranks' ``tensor`` stacked along dim 0 (all_gather adds a world dim only under DDP)."""
+    gathered = trainer.strategy.all_gather(tensor)
+    return gathered.reshape(-1, *tensor.shape[1:])
+
+
+def _reinitialise(trainer: L.Trainer, pl_module: L.LightningModule, seed: int) -> None:
+    """Fresh weights and optimizer state; seeded so every DDP rank draws the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(10_000 + seed)
+        for module in pl_module.modules():
+            if module is not pl_module and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    for optimizer in trainer.optimizers:
+        optimizer.state.clear()

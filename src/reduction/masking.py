@@ -1,0 +1,53 @@
+"""Keeping the most relevant pixels of each image and filling the rest."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+FILLS = ("zero", "mean", "blur")
+
+
+def quota(percentile: float, n_present: int) -> int:
+    """ceil(p/100 * n), computed exactly (no float rounding at integer boundaries)."""
+    return math.ceil(Fraction(str(percentile)) * n_present / 100)
+
+
+def keep_mask(relevance: torch.Tensor, present: torch.Tensor, percentile: float) -> torch.Tensor:
+    """For each image keep the ceil(p/100 * n) most relevant of its n present pixels.
+
+    relevance: (N, H, W) float; present: (N, H, W) bool (pixels not removed yet). Ties are broken
+    by pixel position (row-major, first wins), so the result is deterministic even for a
+    constant map. NaN relevance counts as least relevant. Returns a bool mask, a subset of
+    ``present``.
+    """
+    n, height, width = relevance.shape
+    scores = torch.nan_to_num(relevance.double(), nan=-math.inf).flatten(1)
+    scores = scores.masked_fill(~present.flatten(1), -math.inf)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(height * width).expand(n, -1))
+    quotas = torch.tensor([quota(percentile, int(c)) for c in present.flatten(1).sum(1)])
+    return ((ranks < quotas[:, None]) & present.flatten(1)).view(n, height, width)
+
+
+def fill_removed(images: torch.Tensor, keep: torch.Tensor, fill: str) -> torch.Tensor:
+    """Images (N, C, H, W) with the pixels outside ``keep`` (N, H, W) replaced.
+
+    zero: 0 (the notes); mean: each image's per-channel mean; blur: a strong Gaussian blur of
+    the image (kernel about a quarter of its side), so removed regions keep only coarse context.
+    """
+    keep4 = keep.unsqueeze(1)
+    if fill == "zero":
+        background = torch.zeros_like(images)
+    elif fill == "mean":
+        background = images.mean((2, 3), keepdim=True).expand_as(images)
+    elif fill == "blur":
+        side = min(images.shape[-2:])
+        kernel = max(3, (side // 4) | 1)
+        background = TF.gaussian_blur(images, [kernel, kernel], [kernel / 3.0, kernel / 3.0])
+    else:
+        raise ValueError(f"unknown fill {fill!r}; choose one of {', '.join(FILLS)}")
+    return torch.where(keep4, images, background)

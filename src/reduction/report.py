@@ -1,0 +1,136 @@
+"""What a reduction run leaves behind: rounds.csv, per-round masks and example grids."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from src.atomic import write_bytes_atomic  # noqa: E402
+from src.results import console  # noqa: E402
+
+
+def write_rounds_csv(path: Path, rows: Sequence[dict[str, float]]) -> None:
+    """All rounds so far, one row each (rewritten whole every round, atomically)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(path, buffer.getvalue().encode())
+
+
+def write_masks(path: Path, masks: torch.Tensor, ids: torch.Tensor) -> None:
+    """Boolean keep-masks (N, H, W) with the training-set index of each image."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, masks=masks.cpu().numpy().astype(bool), ids=ids.cpu().numpy())
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def examples_figure(
+    images: torch.Tensor, targets: torch.Tensor, relevance: torch.Tensor, masks: torch.Tensor, reduced: torch.Tensor, title: str
+) -> plt.Figure:
+    """One row per sample: image, ground truth, relevance heat map, keep-mask, reduced image."""
+    columns = ("image", "ground truth", "relevance", "kept pixels", "reduced image")
+    n = len(images)
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.0 * len(columns), 2.0 * n), squeeze=False)
+    for i in range(n):
+        target = targets[i].float()
+        target = target[0] if target.ndim == 3 else target
+        panels = (
+            (_display(images[i]), "gray"),
+            (target.numpy(), "gray"),
+            (relevance[i].numpy(), "inferno"),
+            (masks[i].numpy(), "gray"),
+            (_display(reduced[i]), "gray"),
+        )
+        for j, (panel, cmap) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(panel, cmap=cmap, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(columns[j], fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _display(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [0, 1] -> something imshow shows (gray or RGB)."""
+    array = image.float().clamp(0, 1).numpy()
+    return array[0] if array.shape[0] == 1 else array[:3].transpose(1, 2, 0)
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def log_round(loggers: Sequence[Logger], row: dict[str, float], examples_png: Path, step: int) -> None:
+    """Per-round scalars to every logger (``reduction/…``, with ``round`` as a key); the example
+    grid as an image to W&B and TensorBoard; the rounds so far as a W&B table."""
+    scalars = {f"reduction/{k}": v for k, v in row.items() if isinstance(v, (int, float))}
+    for logger in loggers:
+        logger.log_metrics(scalars, step=step)
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key="reduction/examples", images=[str(examples_png)], step=step, caption=[f"round {row['round']}"])
+        elif isinstance(logger, TensorBoardLogger):
+            image = plt.imread(examples_png)[..., :3]
+            logger.experiment.add_image("reduction/examples", image, global_step=int(row["round"]), dataformats="HWC")
+
+
+def log_rounds_table(loggers: Sequence[Logger], rows: Sequence[dict[str, float]]) -> None:
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and rows:
+            columns = list(rows[0])
+            logger.log_table(key="reduction/rounds", columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+
+
+# (column in rounds.csv, header in the console table): the console shows the essentials
+TABLE_COLUMNS = (
+    ("round", "round"),
+    ("kept_fraction", "kept"),
+    ("val/loss", "val loss"),
+    ("val/mse", "val mse"),
+    ("val/miou", "val mIoU"),
+    ("val/mdice", "val mDice"),
+    ("mean_spatial_entropy", "entropy"),
+    ("mean_moment_of_inertia", "inertia"),
+    ("fit_seconds", "fit s"),
+    ("relevance_seconds", "relevance s"),
+)
+
+
+def rounds_table(rows: Sequence[dict[str, float]]) -> Table:
+    columns = [(key, header) for key, header in TABLE_COLUMNS if rows and key in rows[0]]
+    table = Table(title="saliency reduction, per round (all columns: reduction/rounds.csv)")
+    for _, header in columns:
+        table.add_column(header, justify="right")
+    for row in rows:
+        table.add_row(*(_format(row.get(key)) for key, _ in columns))
+    return table
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def print_rounds(rows: Sequence[dict[str, float]]) -> None:
+    console().print(rounds_table(rows))
