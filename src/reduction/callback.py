@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -178,31 +179,15 @@ class SaliencyReduction(Callback):
         every batch has the same content as in a single process, then the masks are exchanged:
         all ranks end with identical masks, equal to a one-process computation."""
         n = len(images)
-        rank, world = trainer.global_rank, trainer.world_size
-        starts = list(range(0, n, self.batch_size))[rank::world]
+        world = trainer.world_size
         per_rank = math.ceil(math.ceil(n / self.batch_size) / world) * self.batch_size
-        local_ids, local_masks, local_entropy, local_inertia, example_relevance = [], [], [], [], None
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            for start in starts:
-                ids = torch.arange(start, min(start + self.batch_size, n))
-                batch = images[ids].to(pl_module.device)
-                relevance = relevance_maps(pl_module, batch, self.relevance).float().cpu()
-                local_masks.append(keep_mask(relevance, present[ids], self.percentile))
-                local_entropy.append(spatial_entropy(relevance))
-                local_inertia.append(moment_of_inertia(relevance))
-                local_ids.append(ids)
-                if start == 0:
-                    example_relevance = relevance[: self.examples]
-        finally:
-            pl_module.train(was_training)
-        height, width = images.shape[-2:]
-        ids = _padded(torch.cat(local_ids) if local_ids else torch.empty(0, dtype=torch.long), per_rank, -1)
-        masks = _padded(torch.cat(local_masks) if local_masks else torch.empty(0, height, width, dtype=torch.bool), per_rank, 0)
-        measures = torch.stack(
-            [_padded(torch.cat(x) if x else torch.empty(0), per_rank, 0.0) for x in (local_entropy, local_inertia)], 1
+        shard = shard_masks(
+            pl_module, images, present, self.percentile, self.relevance, self.batch_size,
+            rank=trainer.global_rank, world=world, keep_relevance=self.examples,
         )
+        ids = _padded(shard.ids, per_rank, -1)
+        masks = _padded(shard.masks, per_rank, 0)
+        measures = _padded(torch.stack([shard.entropy, shard.inertia], 1), per_rank, 0.0)
         all_ids = _gather(trainer, ids.to(pl_module.device)).cpu()
         all_masks = _gather(trainer, masks.to(torch.uint8).to(pl_module.device)).cpu().bool()
         all_measures = _gather(trainer, measures.to(pl_module.device)).cpu()
@@ -212,7 +197,7 @@ class SaliencyReduction(Callback):
         measures_out = all_measures[valid][order]
         if len(masks_out) != n:
             raise RuntimeError(f"reduction gathered {len(masks_out)} masks for {n} training images")
-        return masks_out, measures_out[:, 0], measures_out[:, 1], example_relevance
+        return masks_out, measures_out[:, 0], measures_out[:, 1], shard.first_relevance
 
     @staticmethod
     def _check_ranks_agree(trainer: L.Trainer, digest: str) -> None:
@@ -246,6 +231,49 @@ class SaliencyReduction(Callback):
         self.rounds_done = state_dict["rounds_done"]
         self.masks = state_dict["masks"]
         self.history = list(state_dict["history"])
+
+
+@dataclass
+class Shard:
+    ids: torch.Tensor  # (M,) training-set indices
+    masks: torch.Tensor  # (M, H, W) bool keep-masks
+    entropy: torch.Tensor  # (M,) spatial entropy of each relevance map
+    inertia: torch.Tensor  # (M,) moment of inertia of each relevance map
+    first_relevance: torch.Tensor | None  # relevance of the first images (batch 0, rank 0)
+
+
+def shard_masks(
+    module: L.LightningModule,
+    images: torch.Tensor,
+    present: torch.Tensor,
+    percentile: float,
+    config: RelevanceConfig,
+    batch_size: int,
+    rank: int = 0,
+    world: int = 1,
+    keep_relevance: int = 0,
+) -> Shard:
+    """Keep-masks for this rank's share of ``images``: relevance batch b goes to rank b % world,
+    so each batch holds the same images as in a one-process run (identical numbers)."""
+    n, _, height, width = images.shape
+    ids, masks, entropy, inertia, first = [], [], [], [], None
+    was_training = module.training
+    module.eval()
+    try:
+        for start in list(range(0, n, batch_size))[rank::world]:
+            batch_ids = torch.arange(start, min(start + batch_size, n))
+            relevance = relevance_maps(module, images[batch_ids].to(module.device), config).float().cpu()
+            masks.append(keep_mask(relevance, present[batch_ids], percentile))
+            entropy.append(spatial_entropy(relevance))
+            inertia.append(moment_of_inertia(relevance))
+            ids.append(batch_ids)
+            if start == 0:
+                first = relevance[:keep_relevance]
+    finally:
+        module.train(was_training)
+    if not ids:  # more ranks than batches
+        return Shard(torch.empty(0, dtype=torch.long), torch.empty(0, height, width, dtype=torch.bool), torch.empty(0), torch.empty(0), None)
+    return Shard(torch.cat(ids), torch.cat(masks), torch.cat(entropy), torch.cat(inertia), first)
 
 
 def _padded(tensor: torch.Tensor, length: int, value: float) -> torch.Tensor:

@@ -1,0 +1,88 @@
+"""Property tests of the reduction's masking (exact quota, monotone, idempotent)."""
+
+import math
+from decimal import Decimal
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from src.reduction.masking import fill_removed, keep_mask, quota
+
+shapes = st.tuples(st.integers(1, 4), st.integers(1, 12), st.integers(1, 12))
+percentiles = st.one_of(st.sampled_from([0.5, 7.0, 10.0, 50.0, 90.0, 99.9, 100.0]), st.floats(0.01, 100.0))
+
+
+def relevance_for(shape, seed: int, kind: str) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    if kind == "constant":
+        return torch.zeros(shape)
+    if kind == "ties":  # few distinct values: many ties
+        return torch.randint(0, 3, shape, generator=generator).float()
+    return torch.rand(shape, generator=generator)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shapes, percentiles, st.integers(0, 2**16), st.sampled_from(["random", "ties", "constant"]))
+def test_keeps_exactly_the_quota_of_present_pixels(shape, percentile, seed, kind) -> None:
+    relevance = relevance_for(shape, seed, kind)
+    present = torch.rand(shape, generator=torch.Generator().manual_seed(seed + 1)) < 0.8
+    keep = keep_mask(relevance, present, percentile)
+    for i in range(shape[0]):
+        n = int(present[i].sum())
+        assert int(keep[i].sum()) == math.ceil(Decimal(str(percentile)) * n / 100)
+    assert not (keep & ~present).any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(shapes, percentiles, st.integers(0, 2**16), st.integers(1, 5))
+def test_cumulative_masks_are_monotone(shape, percentile, seed, rounds) -> None:
+    present = torch.ones(shape, dtype=torch.bool)
+    for r in range(rounds):
+        keep = keep_mask(relevance_for(shape, seed + r, "random"), present, percentile)
+        assert not (keep & ~present).any()  # never re-adds a pixel
+        present = keep
+
+
+@settings(max_examples=100, deadline=None)
+@given(shapes, st.integers(0, 2**16), st.sampled_from(["random", "ties", "constant"]))
+def test_percentile_100_is_idempotent(shape, seed, kind) -> None:
+    present = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.7
+    keep = keep_mask(relevance_for(shape, seed, kind), present, 100.0)
+    assert torch.equal(keep, present)
+    assert torch.equal(keep_mask(relevance_for(shape, seed + 1, kind), keep, 100.0), keep)
+
+
+def test_the_most_relevant_pixels_are_kept_and_ties_break_by_position() -> None:
+    relevance = torch.tensor([[[0.1, 0.9], [0.5, 0.3]]])
+    present = torch.ones(1, 2, 2, dtype=torch.bool)
+    assert keep_mask(relevance, present, 50).tolist() == [[[False, True], [True, False]]]
+    constant = keep_mask(torch.zeros(1, 2, 2), present, 50)
+    assert constant.tolist() == [[[True, True], [False, False]]]  # first pixels in row-major order
+    nan = keep_mask(torch.tensor([[[float("nan"), 0.0], [0.0, 0.0]]]), present, 75)
+    assert nan.tolist() == [[[False, True], [True, True]]]
+
+
+def test_quota_has_no_float_rounding_error() -> None:
+    assert quota(7, 100) == 7  # 0.07 * 100 = 7.000000000000001 in floats
+    assert quota(90, 1024) == 922 and quota(90, 922) == 830 and quota(90, 830) == 747
+
+
+def test_three_rounds_of_90_keep_0_9_0_81_0_729() -> None:
+    present = torch.ones(1, 32, 32, dtype=torch.bool)
+    fractions = []
+    for r in range(3):
+        present = keep_mask(torch.rand(1, 32, 32), present, 90)
+        fractions.append(present.float().mean().item())
+    assert [round(f, 2) for f in fractions] == [0.9, 0.81, 0.73]
+
+
+def test_fills() -> None:
+    images = torch.rand(2, 3, 16, 16)
+    keep = torch.rand(2, 16, 16) > 0.5
+    for fill in ("zero", "mean", "blur"):
+        filled = fill_removed(images, keep, fill)
+        assert torch.equal(filled[keep.unsqueeze(1).expand_as(images)], images[keep.unsqueeze(1).expand_as(images)])
+    assert (fill_removed(images, keep, "zero")[~keep.unsqueeze(1).expand_as(images)] == 0).all()
+    mean = fill_removed(images, keep, "mean")
+    assert torch.allclose(mean[0, 1][~keep[0]], images[0, 1].mean().expand(int((~keep[0]).sum())))

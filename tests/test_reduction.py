@@ -1,0 +1,188 @@
+"""The saliency reduction through the public entry points (composed config, CLI for DDP)."""
+
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.checkpoints import load_module
+from src.data.eliret import EliretDataModule
+from src.errors import UserInputError
+from src.reduction.callback import SaliencyReduction, shard_masks
+from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
+from src.models.segmentation import SegmentationModule
+from src.train import train
+from tests.conftest import run_cli
+
+FAST = ("trainer.limit_train_batches=2", "callbacks.model_summary=null")
+
+
+def rounds_csv(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "reduction" / "rounds.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_three_rounds_keep_0_9_0_81_0_729(make_cfg, tmp_path: Path) -> None:
+    metrics = train(make_cfg("train", "reduction.rounds=3", "reduction.epochs_per_round=1", *FAST))
+    rows = rounds_csv(tmp_path)
+    assert [int(r["round"]) for r in rows] == [1, 2, 3]
+    assert [float(r["kept_fraction"]) for r in rows] == pytest.approx([0.9, 0.81, 0.729], abs=0.01)
+    for column in ("val/loss", "val/miou", "val/mdice", "val/mse", "mean_spatial_entropy", "mean_moment_of_inertia", "fit_seconds", "relevance_seconds"):
+        assert all(np.isfinite(float(r[column])) for r in rows), column
+    previous = None
+    for r in (1, 2, 3):
+        saved = np.load(tmp_path / "reduction" / f"round_{r:02d}" / "masks.npz")
+        assert saved["masks"].dtype == bool and saved["masks"].shape == (100, 32, 32)
+        assert saved["ids"].tolist() == list(range(100))
+        if previous is not None:
+            assert not (saved["masks"] & ~previous).any()  # cumulative: monotone
+        previous = saved["masks"]
+        assert (tmp_path / "reduction" / f"round_{r:02d}" / "examples.png").stat().st_size > 1000
+    assert "test/mse" in metrics
+
+
+def test_only_the_training_set_is_reduced(make_cfg, data_root: Path) -> None:
+    cfg = make_cfg("train", "reduction.rounds=2", "reduction.epochs_per_round=1", *FAST)
+    datamodule = build_datamodule(cfg)
+    model = build_model(cfg, datamodule)
+    callbacks = build_callbacks(cfg)
+    trainer = build_trainer(cfg, callbacks, [])
+    trainer.fit(model, datamodule=datamodule)
+    fresh = EliretDataModule(str(data_root / "eliret"))
+    fresh.setup()
+    reduction = next(c for c in callbacks if isinstance(c, SaliencyReduction))
+    for split in ("val", "test"):
+        assert torch.equal(datamodule.splits[split].images, fresh.splits[split].images)
+    reduced, original = datamodule.train_set.images, fresh.train_set.images
+    keep = reduction.masks.unsqueeze(1)
+    assert torch.equal(reduced[keep], original[keep]) and (reduced[~keep] == 0).all()
+    assert reduction.masks.float().mean().item() == pytest.approx(0.81, abs=0.01)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_every_relevance_method_gives_one_map_per_image(method: str, out_channels: int) -> None:
+    module = SegmentationModule(
+        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4},
+        task="multiclass" if out_channels > 1 else "regression",
+        in_channels=1,
+        out_channels=out_channels,
+        optimizer={"_target_": "torch.optim.Adam", "_partial_": True},
+    ).eval()
+    images = torch.rand(5, 1, 16, 16)
+    maps = relevance_maps(module, images, RelevanceConfig(method=method, ig_steps=4, smoothgrad_samples=2))
+    assert maps.shape == (5, 16, 16) and torch.isfinite(maps).all()
+    assert not any(p.grad is not None for p in module.parameters())
+
+
+def test_prediction_relevance_is_the_non_background_probability() -> None:
+    module = SegmentationModule(
+        net={"_target_": "src.models.unet.UNet", "depth": 1, "base_width": 2},
+        task="multiclass", in_channels=1, out_channels=3,
+        optimizer={"_target_": "torch.optim.Adam", "_partial_": True},
+    ).eval()
+    images = torch.rand(2, 1, 8, 8)
+    probs = module(images).softmax(1)
+    maps = relevance_maps(module, images, RelevanceConfig(background_class=0))
+    assert torch.allclose(maps, probs[:, 1] + probs[:, 2], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("reduction.percentile=0", r"percentile=0 must be in \(0, 100\]"),
+        ("reduction.percentile=100.5", "must be in"),
+        ("reduction.rounds=0", "rounds=0 must be >= 1"),
+        ("reduction.method=lime", "unknown reduction.method='lime'"),
+        ("reduction.fill=noise", "unknown reduction.fill='noise'"),
+        ("trainer.max_epochs=7", "trainer.max_epochs=7"),
+    ],
+)
+def test_bad_reduction_settings_stop_before_training(make_cfg, tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(Exception) as info:
+        train(make_cfg("train", override))
+    from src.cli import user_error_in
+
+    error = user_error_in(info.value)
+    assert error is not None and __import__("re").search(message, str(error))
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_background_class_outside_the_model_is_refused(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("train", "reduction.rounds=1", "reduction.epochs_per_round=1", "reduction.background_class=5")
+    # one-channel output: background_class is irrelevant; multi-class outputs check it
+    cfg.reduction.background_class = 5
+    datamodule = build_datamodule(cfg)
+    model = SegmentationModule(
+        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4}, task="multiclass",
+        in_channels=1, out_channels=2, optimizer={"_target_": "torch.optim.Adam", "_partial_": True},
+    )
+    trainer = build_trainer(cfg, build_callbacks(cfg), [])
+    with pytest.raises(UserInputError, match="background_class=5 is not a class of this model"):
+        trainer.fit(model, datamodule=datamodule)
+
+
+def test_resume_redoes_a_reduction_the_checkpoint_predates(make_cfg, tmp_path: Path) -> None:
+    # checkpoints saved at validation end (not train-epoch end) are written before the reduction
+    common = (
+        "reduction.rounds=2", "reduction.epochs_per_round=2", "callbacks.model_checkpoint.save_top_k=-1",
+        "+callbacks.model_checkpoint.save_on_train_epoch_end=false", *FAST,
+    )
+    train(make_cfg("train", *common, "test=false"))
+    uninterrupted = rounds_csv(tmp_path)
+    # epoch_001.ckpt: written at round 1's last epoch, before round 1's reduction ran
+    state = torch.load(tmp_path / "checkpoints" / "epoch_001.ckpt", weights_only=True)
+    assert state["callbacks"]["SaliencyReduction"]["rounds_done"] == 0
+    resumed_dir = tmp_path / "resumed"
+    cfg = make_cfg("train", *common, "test=false", f"ckpt_path={tmp_path / 'checkpoints' / 'epoch_001.ckpt'}")
+    cfg.paths.output_dir = str(resumed_dir)
+    train(cfg)
+    resumed = rounds_csv(resumed_dir)
+    assert [r["round"] for r in resumed] == ["1", "2"]
+    assert resumed[0]["masks_sha256"] == uninterrupted[0]["masks_sha256"]
+    assert float(resumed[1]["kept_fraction"]) == pytest.approx(0.81, abs=0.01)
+
+
+def test_resume_mid_round_trains_on_the_reduced_set(make_cfg, tmp_path: Path) -> None:
+    common = ("reduction.rounds=2", "reduction.epochs_per_round=2", "callbacks.model_checkpoint.save_top_k=-1", *FAST)
+    train(make_cfg("train", *common, "test=false"))
+    state = torch.load(tmp_path / "checkpoints" / "epoch_002.ckpt", weights_only=True)["callbacks"]["SaliencyReduction"]
+    assert state["rounds_done"] == 1 and state["masks"].float().mean().item() == pytest.approx(0.9, abs=0.01)
+    cfg = make_cfg("train", *common, "test=false", f"ckpt_path={tmp_path / 'checkpoints' / 'epoch_002.ckpt'}")
+    datamodule = build_datamodule(cfg)
+    callbacks = build_callbacks(cfg)
+    trainer = build_trainer(cfg, callbacks, [])
+    trainer.fit(build_model(cfg, datamodule), datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    reduction = next(c for c in callbacks if isinstance(c, SaliencyReduction))
+    assert reduction.rounds_done == 2 and len(reduction.history) == 2
+    assert reduction.history[0]["masks_sha256"] == rounds_csv(tmp_path)[0]["masks_sha256"]
+
+
+def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> None:
+    """Two gloo processes: each computes relevance for its shard, they exchange masks; both end
+    with the same masks, and those equal a one-process computation from the same weights."""
+    result = run_cli(
+        "src.train",
+        "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        "reduction.rounds=1", "reduction.epochs_per_round=1", "reduction.batch_size=16",
+        "trainer.limit_train_batches=2", "test=false", "logger=none", "callbacks.progress_bar=null",
+        project_root=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    saved = np.load(run / "reduction" / "round_01" / "masks.npz")["masks"]
+    digest = hashlib.sha256(saved.tobytes()).hexdigest()
+    assert f"masks sha256 {digest} (rank 0 of 2)" in output
+    assert f"masks sha256 {digest} (rank 1 of 2)" in output
+
+    module = load_module(run / "checkpoints" / "last.ckpt")
+    datamodule = EliretDataModule(str(tmp_path / "data" / "eliret"))
+    datamodule.setup()
+    images = datamodule.train_set.images
+    shard = shard_masks(module, images, torch.ones(len(images), 32, 32, dtype=torch.bool), 90, RelevanceConfig(), 16)
+    assert hashlib.sha256(shard.masks.numpy().tobytes()).hexdigest() == digest
