@@ -186,3 +186,21 @@ def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> 
     images = datamodule.train_set.images
     shard = shard_masks(module, images, torch.ones(len(images), 32, 32, dtype=torch.bool), 90, RelevanceConfig(), 16)
     assert hashlib.sha256(shard.masks.numpy().tobytes()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("logger", ["wandb", "tensorboard"])
+def test_rounds_reach_the_logger_with_images(make_cfg, tmp_path: Path, logger: str) -> None:
+    train(make_cfg("train", f"logger={logger}", "reduction.rounds=2", "reduction.epochs_per_round=1", *FAST))
+    if logger == "wandb":
+        (run,) = (tmp_path / "wandb").glob("offline-run-*")
+        images = list((run / "files" / "media" / "images").rglob("*.png"))
+        tables = list((run / "files" / "media" / "table").rglob("*.json"))
+        assert len(images) == 2 and len(tables) == 1
+        assert b"reduction/kept_fraction" in (run / f"run-{run.name.split('-')[-1]}.wandb").read_bytes()
+    else:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        accumulator = EventAccumulator(str(tmp_path / "tensorboard"))
+        accumulator.Reload()
+        assert len(accumulator.Images("reduction/examples")) == 2
+        assert [e.value for e in accumulator.Scalars("reduction/round")] == [1.0, 2.0]
