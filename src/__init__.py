@@ -9,5 +9,5 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-# `${mul:a,b}`: the reduction config derives the run's epochs from rounds x epochs_per_round.
-OmegaConf.register_new_resolver("mul", lambda a, b: int(a) * int(b), replace=True)
+# `${floordiv:a,b}`: the reduction config splits trainer.max_epochs into rounds.
+OmegaConf.register_new_resolver("floordiv", lambda a, b: int(a) // int(b), replace=True)

@@ -24,6 +24,7 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
         out_channels=datamodule.out_channels,
         input_mean=list(datamodule.mean),
         input_std=list(datamodule.std),
+        challenge_metrics=getattr(datamodule, "challenge_metrics", False),
     )
 
 

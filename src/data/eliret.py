@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from src.data.augment import resolve
 from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.png_pairs import load_pairs, read_split_csv
 from src.data.segmentation_dataset import SegmentationTensors
@@ -40,9 +42,11 @@ class EliretDataModule(L.LightningDataModule):
         max_offset: float = 0.0,
         max_rotation: float = 0.0,
         generator_seed: int = 0,
+        augment: Callable | str | None = "auto",
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.augment = resolve(augment, recommended=None)
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
         self.data_dir = Path(data_dir)
@@ -66,7 +70,8 @@ class EliretDataModule(L.LightningDataModule):
         ensure_eliret(self.spec, self.data_dir, allow_generate=False)
         for split, csv_name in SPLIT_FILES.items():
             images, masks = load_pairs(read_split_csv(self.data_dir / csv_name))
-            self.splits[split] = SegmentationTensors(_to_unit(images), _to_unit(masks))
+            transform = self.augment if split == "train" else None
+            self.splits[split] = SegmentationTensors(_to_unit(images), _to_unit(masks), transform=transform)
 
     @property
     def train_set(self) -> SegmentationTensors:

@@ -11,16 +11,19 @@ from torch.utils.data import Dataset
 class SegmentationTensors(Dataset):
     """Images (N, C, H, W) float in [0, 1] and targets (N, 1, H, W) float or (N, H, W) long.
 
-    Items are dicts ``{"image", "mask", "index"}``; ``index`` is the sample's position in this
-    dataset, so results computed on shuffled or sharded batches can be put back in order.
-    ``transform`` (joint augmentation) runs per item, after any replacement of the images.
+    Items are dicts ``{"image", "mask", "index"}`` (+ ``"weight"``, per-pixel loss weights
+    (N, 1, H, W), when given); ``index`` is the sample's position in this dataset, so results
+    computed on shuffled or sharded batches can be put back in order. ``transform`` (joint
+    augmentation) runs per item, after any replacement of the images, and moves the weights with
+    the mask.
     """
 
     def __init__(
         self,
         images: torch.Tensor,
         masks: torch.Tensor,
-        transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        transform: Callable[..., tuple[torch.Tensor, ...]] | None = None,
+        weights: torch.Tensor | None = None,
     ) -> None:
         if images.ndim != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
@@ -29,15 +32,20 @@ class SegmentationTensors(Dataset):
         self.images = images
         self.masks = masks
         self.transform = transform
+        self.weights = weights
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image, mask = self.images[index], self.masks[index]
+        maps = [self.masks[index]] + ([] if self.weights is None else [self.weights[index]])
+        image = self.images[index]
         if self.transform is not None:
-            image, mask = self.transform(image, mask)
-        return {"image": image, "mask": mask, "index": torch.tensor(index)}
+            image, *maps = self.transform(image, *maps)
+        item = {"image": image, "mask": maps[0], "index": torch.tensor(index)}
+        if self.weights is not None:
+            item["weight"] = maps[1]
+        return item
 
     def replace_images(self, images: torch.Tensor) -> None:
         """Swap in new images of the same shape (e.g. a reduced training set)."""

@@ -14,12 +14,15 @@ TASKS = ("regression", "binary", "multiclass")
 LOSSES = {
     # regression: one sigmoid channel, targets in [0, 1] (eliret, MSE as in the notes)
     "regression": ("mse", "bce", "dice"),
-    "binary": ("bce", "dice", "dice+bce", "mse"),
-    "multiclass": ("ce", "dice", "dice+ce"),
+    "binary": ("bce", "dice", "dice+bce", "mse", "weighted_ce"),
+    "multiclass": ("ce", "dice", "dice+ce", "weighted_ce"),
 }
 DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "ce"}
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (logits, target, per-pixel weight or None) -> scalar
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+# losses that read the batch's per-pixel "weight" map (the U-Net paper's border weights)
+WEIGHTED = ("weighted_ce",)
 
 
 def check_task(task: str, out_channels: int) -> None:
@@ -32,23 +35,39 @@ def check_task(task: str, out_channels: int) -> None:
 
 
 def build_loss(name: str | None, task: str) -> tuple[str, LossFn]:
-    """Resolve ``name`` (None: the task's default) to a loss on (logits, target).
+    """Resolve ``name`` (None: the task's default) to a loss on (logits, target, weight).
 
     Targets: (N, 1, H, W) float in [0, 1] for regression/binary, (N, H, W) long for multiclass.
+    ``weighted_ce``: cross-entropy (BCE for one channel) times the per-pixel weight map.
     """
     name = DEFAULT_LOSS[task] if name is None else name
     if name not in LOSSES[task]:
         raise UserInputError(
             f"loss {name!r} does not fit task {task!r}; choose one of {', '.join(LOSSES[task])} (model.loss)."
         )
+    if name == "weighted_ce":
+        return name, lambda logits, target, weight: _weighted_ce(logits, target, weight, task)
+    loss = _unweighted(name, task)
+    return name, lambda logits, target, weight=None: loss(logits, target)
+
+
+def _weighted_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, task: str) -> torch.Tensor:
+    if weight is None:
+        raise UserInputError("loss weighted_ce needs per-pixel weights: set data.border_weights=true.")
+    if task == "multiclass":
+        return (F.cross_entropy(logits, target, reduction="none") * weight.squeeze(1)).mean()
+    return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).mean()
+
+
+def _unweighted(name: str, task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if name == "mse":
-        return name, lambda logits, target: F.mse_loss(torch.sigmoid(logits), target)
+        return lambda logits, target: F.mse_loss(torch.sigmoid(logits), target)
     if name == "bce":
-        return name, F.binary_cross_entropy_with_logits
+        return F.binary_cross_entropy_with_logits
     if name == "ce":
-        return name, F.cross_entropy
+        return F.cross_entropy
     dice = smp.losses.DiceLoss("multiclass" if task == "multiclass" else "binary", from_logits=True)
     if name == "dice":
-        return name, dice
+        return dice
     companion = F.cross_entropy if task == "multiclass" else F.binary_cross_entropy_with_logits
-    return name, lambda logits, target: dice(logits, target) + companion(logits, target)
+    return lambda logits, target: dice(logits, target) + companion(logits, target)

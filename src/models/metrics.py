@@ -7,6 +7,8 @@ from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from torchmetrics.segmentation import DiceScore, MeanIoU
 
+from src.models.challenge_metrics import InstanceScore
+
 
 def label_metrics(num_classes: int) -> MetricCollection:
     """Metrics on class-index maps (N, H, W); binary tasks count as 2 classes (background too).
@@ -26,20 +28,29 @@ def label_metrics(num_classes: int) -> MetricCollection:
 
 
 class SegmentationMetrics(torch.nn.Module):
-    """Label metrics plus, for the regression output, the MSE of the probabilities (the notes)."""
+    """Label metrics plus, for the regression output, the MSE of the probabilities (the notes),
+    and with ``challenge`` (one-channel membrane outputs) the ISBI Rand error and VI."""
 
-    def __init__(self, task: str, out_channels: int, prefix: str) -> None:
+    def __init__(self, task: str, out_channels: int, prefix: str, challenge: bool = False) -> None:
         super().__init__()
         self.task = task
         self.labels = label_metrics(2 if task != "multiclass" else out_channels).clone(prefix=prefix)
         self.mse = MeanSquaredError() if task == "regression" else None
+        self.challenge = (
+            MetricCollection({"rand_error": InstanceScore("rand_error"), "vi": InstanceScore("vi")}, prefix=prefix)
+            if challenge and task != "multiclass"
+            else None
+        )
         self.prefix = prefix
 
     def update(self, probabilities: torch.Tensor, target: torch.Tensor) -> None:
         if self.task == "multiclass":
             self.labels.update(probabilities.argmax(1), target)
             return
-        self.labels.update((probabilities > 0.5).long().squeeze(1), (target > 0.5).long().squeeze(1))
+        predicted, true = (probabilities > 0.5).long().squeeze(1), (target > 0.5).long().squeeze(1)
+        self.labels.update(predicted, true)
+        if self.challenge is not None:
+            self.challenge.update(predicted, true)
         if self.mse is not None:
             self.mse.update(probabilities, target)
 
@@ -49,4 +60,6 @@ class SegmentationMetrics(torch.nn.Module):
         logged: dict[str, object] = dict(self.labels.items())
         if self.mse is not None:
             logged[f"{self.prefix}mse"] = self.mse
+        if self.challenge is not None:
+            logged.update(self.challenge.items())
         return logged

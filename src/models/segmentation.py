@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from src.checkpoints import plain, record_module_class
-from src.models.losses import build_loss, check_task
+from src.errors import UserInputError
+from src.models.losses import WEIGHTED, build_loss, check_task
 from src.models.metrics import SegmentationMetrics
 
 
@@ -31,6 +32,7 @@ class SegmentationModule(L.LightningModule):
             watches ``monitor``.
         input_mean, input_std: per-channel normalisation applied inside ``forward``, so a
             checkpoint takes raw [0, 1] images.
+        challenge_metrics: also report the ISBI Rand error and VI on val/test (membrane data).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class SegmentationModule(L.LightningModule):
         monitor: str = "val/loss",
         input_mean: Sequence[float] = (0.0,),
         input_std: Sequence[float] = (1.0,),
+        challenge_metrics: bool = False,
     ) -> None:
         super().__init__()
         # plain containers, so checkpoints load with torch.load(weights_only=True)
@@ -57,8 +60,8 @@ class SegmentationModule(L.LightningModule):
         self.register_buffer("input_mean", torch.tensor(input_mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("input_std", torch.tensor(input_std, dtype=torch.float32).view(1, -1, 1, 1))
         self.train_metrics = SegmentationMetrics(task, out_channels, prefix="train/")
-        self.val_metrics = SegmentationMetrics(task, out_channels, prefix="val/")
-        self.test_metrics = SegmentationMetrics(task, out_channels, prefix="test/")
+        self.val_metrics = SegmentationMetrics(task, out_channels, prefix="val/", challenge=challenge_metrics)
+        self.test_metrics = SegmentationMetrics(task, out_channels, prefix="test/", challenge=challenge_metrics)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, out_channels, H, W) for raw images in [0, 1]."""
@@ -70,12 +73,20 @@ class SegmentationModule(L.LightningModule):
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         logits = self(batch["image"])
-        loss = self.loss_fn(logits, batch["mask"])
+        loss = self.loss_fn(logits, batch["mask"], batch.get("weight"))
         metrics: SegmentationMetrics = getattr(self, f"{split}_metrics")
         metrics.update(self.probabilities(logits.detach()), batch["mask"])
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log_dict(metrics.as_loggable(), on_step=False, on_epoch=True)
         return loss
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.loss_name in WEIGHTED and not getattr(datamodule, "provides_weights", False):
+            raise UserInputError(
+                f"loss {self.loss_name} needs per-pixel weights from the data: use data=membrane with "
+                "data.border_weights=true."
+            )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 class SaliencyReduction(Callback):
     """Args:
     rounds: number of train-then-reduce rounds (the notes: 7).
-    epochs_per_round: epochs trained between reductions; the fit lasts rounds x epochs_per_round.
+    epochs_per_round: epochs trained between reductions (config default: trainer.max_epochs //
+        rounds); the fit lasts rounds x epochs_per_round epochs.
     percentile: p in (0, 100]: each round keeps ceil(p/100 * n) of the n pixels still present
         in an image (ties: first pixel in row-major order wins); cumulative rounds keep (p/100)^r.
     cumulative: a removed pixel stays removed and relevance is computed on the reduced image;
@@ -92,13 +93,11 @@ class SaliencyReduction(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        expected = self.rounds * self.epochs_per_round
-        if trainer.max_epochs != expected:
-            raise UserInputError(
-                f"with reduction on, a run lasts reduction.rounds x reduction.epochs_per_round = {expected} "
-                f"epochs, but trainer.max_epochs={trainer.max_epochs}. Set the rounds/epochs instead, "
-                "or reduction=none to train once."
-            )
+        # the reduction owns the run's length: rounds x epochs_per_round epochs
+        length = self.rounds * self.epochs_per_round
+        if trainer.max_epochs != length:
+            log.info("reduction: %d rounds x %d epochs = %d epochs (trainer.max_epochs=%s)", self.rounds, self.epochs_per_round, length, trainer.max_epochs)
+            trainer.fit_loop.max_epochs = length
         if not hasattr(pl_module, "probabilities"):
             raise UserInputError(
                 f"reduction needs a segmentation model with per-pixel class outputs; {type(pl_module).__name__} has none."

@@ -1,0 +1,182 @@
+"""ISBI 2012 EM membrane segmentation (serial-section TEM, Drosophila larva VNC)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageSequence, UnidentifiedImageError
+from torch.utils.data import DataLoader
+
+from src.data.augment import membrane as augment_membrane
+from src.data.augment import resolve
+from src.data.border_weights import border_weights
+from src.data.png_pairs import load_gray
+from src.data.segmentation_dataset import SegmentationTensors
+from src.errors import UserInputError
+
+TIFF_FILES = {"image": "train-volume.tif", "label": "train-labels.tif", "test": "test-volume.tif"}
+
+
+def _read_tiff_stack(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as stack:
+            return np.stack([np.asarray(page.convert("L"), dtype=np.uint8) for page in ImageSequence.Iterator(stack)])
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserInputError(f"cannot read TIFF stack {path}: {err}. Replace the file.") from err
+
+
+def _png_stack(folder: Path) -> tuple[list[str], np.ndarray | None]:
+    names = sorted((p.name for p in folder.glob("*.png")), key=lambda n: (len(n), n))
+    if not names:
+        return [], None
+    images = [load_gray(folder / name) for name in names]
+    for name, image in zip(names, images):
+        if image.shape != images[0].shape:
+            raise UserInputError(f"{folder / name} is {image.shape[1]}x{image.shape[0]}, not {images[0].shape[1]}x{images[0].shape[0]} like {names[0]}.")
+    return names, np.stack(images)
+
+
+def read_membrane(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(train images, train labels, test images or None) as (N, H, W) uint8, from either the PNG
+    layout (train/image, train/label, test/image) or the challenge's multi-page TIFF stacks."""
+    data_dir = Path(data_dir)
+    if (data_dir / "train" / "image").is_dir():
+        image_names, images = _png_stack(data_dir / "train" / "image")
+        label_names, labels = _png_stack(data_dir / "train" / "label")
+        if images is None:
+            raise UserInputError(f"no PNG images in {data_dir / 'train' / 'image'}; place the training images there.")
+        if image_names != label_names:
+            unpaired = sorted(set(image_names) ^ set(label_names))
+            raise UserInputError(
+                f"train/image has {len(image_names)} PNGs but train/label has {len(label_names)}; unpaired: "
+                f"{', '.join(unpaired[:5])}. Every image needs a label with the same file name."
+            )
+        _, test = _png_stack(data_dir / "test" / "image")
+    elif (data_dir / TIFF_FILES["image"]).exists():
+        images = _read_tiff_stack(data_dir / TIFF_FILES["image"])
+        label_path = data_dir / TIFF_FILES["label"]
+        if not label_path.exists():
+            raise UserInputError(f"{label_path} is missing; it holds the labels of {TIFF_FILES['image']}.")
+        labels = _read_tiff_stack(label_path)
+        if len(images) != len(labels):
+            raise UserInputError(
+                f"{TIFF_FILES['image']} has {len(images)} pages but {TIFF_FILES['label']} has {len(labels)}; "
+                "they must pair page by page."
+            )
+        test_path = data_dir / TIFF_FILES["test"]
+        test = _read_tiff_stack(test_path) if test_path.exists() else None
+    else:
+        raise UserInputError(
+            f"ISBI 2012 membrane data not found in {data_dir}. Put train/image/*.png + train/label/*.png "
+            f"(+ test/image/*.png), or {TIFF_FILES['image']} + {TIFF_FILES['label']} (+ {TIFF_FILES['test']}) "
+            "there, or point data.data_dir (or ISBI_DATA_DIR) at your copy."
+        )
+    if images.shape != labels.shape:
+        raise UserInputError(f"training images {images.shape} and labels {labels.shape} differ in size.")
+    return images, labels, test
+
+
+def resize_stack(stack: np.ndarray, size: int, labels: bool) -> torch.Tensor:
+    """(N, H, W) uint8 -> (N, 1, size, size) float in [0, 1]; labels resized with nearest."""
+    tensor = torch.from_numpy(stack).float().div_(255.0).unsqueeze(1)
+    if tensor.shape[-1] == size and tensor.shape[-2] == size:
+        return tensor
+    if labels:
+        return F.interpolate(tensor, size=(size, size), mode="nearest")
+    return F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+
+
+class MembraneDataModule(L.LightningDataModule):
+    """Membrane (label 0) is the foreground class: targets are 1 on membrane, 0 on cells.
+
+    The challenge's test labels were never published, so validation *and* test metrics come from
+    ``val_count`` held-out labelled images (a seeded split); the 30 test images are served by
+    ``predict_dataloader``. ``border_weights`` adds the U-Net paper's per-pixel weights (``w0``,
+    ``sigma`` in full-resolution pixels) for ``loss=weighted_ce``.
+    """
+
+    in_channels = 1
+    out_channels = 1
+    task = "binary"
+    mean = (0.5,)
+    std = (0.25,)
+    challenge_metrics = True
+
+    def __init__(
+        self,
+        data_dir: str,
+        image_size: int = 128,
+        val_count: int = 5,
+        split_seed: int = 0,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        augment: Callable | str | None = "auto",
+        border_weights: bool = False,
+        w0: float = 10.0,
+        sigma: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        if image_size < 16:
+            raise UserInputError(f"data.image_size={image_size} is too small; use >= 16 (128 as in the notes, 512 full size).")
+        self.data_dir = Path(data_dir)
+        self.augment = resolve(augment, recommended=augment_membrane())
+        self.provides_weights = border_weights
+        self.splits: dict[str, SegmentationTensors] = {}
+        self.test_images: torch.Tensor | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        images, labels, test = read_membrane(self.data_dir)
+        n, val_count = len(images), self.hparams.val_count
+        if not 0 < val_count < n:
+            raise UserInputError(f"data.val_count={val_count} must be between 1 and {n - 1} (there are {n} labelled images).")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.hparams.split_seed))
+        size = self.hparams.image_size
+        x = resize_stack(images, size, labels=False)
+        membrane = (resize_stack(labels, size, labels=True) < 0.5).float()
+        val_ids, train_ids = order[:val_count].sort().values, order[val_count:].sort().values
+        weights = None
+        if self.provides_weights:
+            sigma = self.hparams.sigma * size / images.shape[-1]  # sigma is given at full resolution
+            weights = border_weights(membrane, self.hparams.w0, sigma)
+        self.splits["train"] = SegmentationTensors(
+            x[train_ids], membrane[train_ids], transform=self.augment, weights=None if weights is None else weights[train_ids]
+        )
+        self.splits["val"] = SegmentationTensors(x[val_ids], membrane[val_ids], weights=None if weights is None else weights[val_ids])
+        self.test_images = None if test is None else resize_stack(test, size, labels=False)
+
+    @property
+    def train_set(self) -> SegmentationTensors:
+        return self.splits["train"]
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["train"], shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["val"], shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["val"], shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        if self.test_images is None:
+            raise UserInputError(f"no challenge test images in {self.data_dir} (test/image/*.png or {TIFF_FILES['test']}).")
+        return self._loader(torch.utils.data.TensorDataset(self.test_images), shuffle=False)
