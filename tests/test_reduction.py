@@ -99,7 +99,7 @@ def test_prediction_relevance_is_the_non_background_probability() -> None:
         ("reduction.rounds=0", "rounds=0 must be >= 1"),
         ("reduction.method=lime", "unknown reduction.method='lime'"),
         ("reduction.fill=noise", "unknown reduction.fill='noise'"),
-        ("trainer.max_epochs=7", "trainer.max_epochs=7"),
+        ("reduction.epochs_per_round=0", "epochs_per_round=0 must be >= 1"),
     ],
 )
 def test_bad_reduction_settings_stop_before_training(make_cfg, tmp_path: Path, override: str, message: str) -> None:
@@ -110,6 +110,14 @@ def test_bad_reduction_settings_stop_before_training(make_cfg, tmp_path: Path, o
     error = user_error_in(info.value)
     assert error is not None and __import__("re").search(message, str(error))
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_rounds_split_the_epoch_budget(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("train", "trainer.max_epochs=7", "reduction.rounds=3", *FAST)
+    assert cfg.reduction.epochs_per_round == 2
+    train(cfg)
+    assert [r["round"] for r in rounds_csv(tmp_path)] == ["1", "2", "3"]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 5  # 3 x 2 epochs
 
 
 def test_background_class_outside_the_model_is_refused(make_cfg, tmp_path: Path) -> None:

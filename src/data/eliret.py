@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from src.data.augment import resolve
 from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.png_pairs import load_pairs, read_split_csv
-from src.data.segmentation_dataset import SegmentationTensors
+from src.data.segmentation_dataset import SegmentationTensors, make_loader
 
 
 class EliretDataModule(L.LightningDataModule):
@@ -77,24 +77,14 @@ class EliretDataModule(L.LightningDataModule):
     def train_set(self) -> SegmentationTensors:
         return self.splits["train"]
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            pin_memory=self.hparams.pin_memory,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return make_loader(self.splits["train"], self.hparams, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return make_loader(self.splits["val"], self.hparams, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return make_loader(self.splits["test"], self.hparams, shuffle=False)
 
 
 def _to_unit(array: np.ndarray) -> torch.Tensor:

@@ -16,7 +16,7 @@ from src.data.augment import membrane as augment_membrane
 from src.data.augment import resolve
 from src.data.border_weights import border_weights
 from src.data.png_pairs import load_gray
-from src.data.segmentation_dataset import SegmentationTensors
+from src.data.segmentation_dataset import SegmentationTensors, make_loader
 from src.errors import UserInputError
 
 TIFF_FILES = {"image": "train-volume.tif", "label": "train-labels.tif", "test": "test-volume.tif"}
@@ -157,26 +157,16 @@ class MembraneDataModule(L.LightningDataModule):
     def train_set(self) -> SegmentationTensors:
         return self.splits["train"]
 
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            pin_memory=self.hparams.pin_memory,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["train"], shuffle=True)
+        return make_loader(self.splits["train"], self.hparams, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["val"], shuffle=False)
+        return make_loader(self.splits["val"], self.hparams, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["val"], shuffle=False)
+        return make_loader(self.splits["val"], self.hparams, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         if self.test_images is None:
             raise UserInputError(f"no challenge test images in {self.data_dir} (test/image/*.png or {TIFF_FILES['test']}).")
-        return self._loader(torch.utils.data.TensorDataset(self.test_images), shuffle=False)
+        return make_loader(torch.utils.data.TensorDataset(self.test_images), self.hparams, shuffle=False)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 
 class SegmentationTensors(Dataset):
@@ -52,3 +53,15 @@ class SegmentationTensors(Dataset):
         if images.shape != self.images.shape:
             raise ValueError(f"replacement images {tuple(images.shape)} must match {tuple(self.images.shape)}")
         self.images = images
+
+
+def make_loader(dataset: Dataset, hparams: Mapping[str, Any], shuffle: bool) -> DataLoader:
+    """A DataLoader with a data module's ``batch_size``, ``num_workers`` and ``pin_memory``."""
+    return DataLoader(
+        dataset,
+        batch_size=hparams["batch_size"],
+        shuffle=shuffle,
+        num_workers=hparams["num_workers"],
+        pin_memory=hparams["pin_memory"],
+        persistent_workers=hparams["num_workers"] > 0,
+    )

@@ -1,0 +1,199 @@
+"""Oxford-IIIT Pet: 37 breeds of cats and dogs with pixel trimaps (1 = pet, 2 = background,
+3 = uncertain border), in the official layout that torchvision's ``OxfordIIITPet`` uses."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from src.data.augment import JointAugment, resolve
+from src.data.segmentation_dataset import SegmentationTensors, make_loader
+from src.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+# trimap value -> class, for 3 classes (background 0, pet 1, border 2) and for pet vs rest
+# (binary: the uncertain border is folded into the pet, so the target covers the whole animal)
+TRIMAP_TO_CLASS = {3: np.array([0, 1, 0, 2]), 2: np.array([0, 1, 0, 1])}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def read_split_list(path: Path) -> list[tuple[str, int, int]]:
+    """(image id, breed 0..36, species 0 = cat / 1 = dog) from trainval.txt / test.txt."""
+    if not path.exists():
+        raise UserInputError(f"{path} not found: the Pet annotations are incomplete (see the README's Pet section).")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 4:
+            raise UserInputError(f"{path}:{number}: expected 'name class species breed', got {line!r}.")
+        rows.append((fields[0], int(fields[1]) - 1, int(fields[2]) - 1))
+    return rows
+
+
+def load_pair(images_dir: Path, trimaps_dir: Path, image_id: str, size: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resized (3, size, size) uint8 image and (size, size) uint8 class map for one image id."""
+    image_path, trimap_path = images_dir / f"{image_id}.jpg", trimaps_dir / f"{image_id}.png"
+    for path in (image_path, trimap_path):
+        if not path.exists():
+            raise UserInputError(f"{path} is listed in the split files but missing; restore it or remove its line.")
+    try:
+        image = Image.open(image_path).convert("RGB")
+        trimap = np.asarray(Image.open(trimap_path))
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserInputError(f"cannot read {image_path.name} / {trimap_path.name}: {err}. Replace the file.") from err
+    values = set(np.unique(trimap).tolist())
+    if not values <= {1, 2, 3}:
+        raise UserInputError(f"trimap {trimap_path} has values {sorted(values)}; a Pet trimap holds only 1, 2, 3.")
+    if trimap.shape != (image.height, image.width):
+        raise UserInputError(f"trimap {trimap_path.name} is {trimap.shape[1]}x{trimap.shape[0]} but its image is {image.width}x{image.height}.")
+    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)
+    labels = torch.from_numpy(TRIMAP_TO_CLASS[classes][trimap].astype(np.uint8))
+    if pixels.shape[-2:] != (size, size):
+        pixels = F.interpolate(pixels[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+        pixels = pixels.round().clamp(0, 255).to(torch.uint8)
+        labels = F.interpolate(labels[None, None].float(), size=(size, size), mode="nearest")[0, 0].to(torch.uint8)
+    return pixels.numpy(), labels.numpy()
+
+
+class PetDataModule(L.LightningDataModule):
+    """Segmentation of the pet (3 classes, or ``classes=2``: pet vs rest), with the breed and
+    species of every image exposed for classification (``labels[split]``).
+
+    ``data_dir`` is the ``oxford-iiit-pet`` folder (``images/``, ``annotations/trimaps/``,
+    ``annotations/trainval.txt``, ``annotations/test.txt``); ``download=true`` fetches it with
+    torchvision. Splits: ``random`` (80/10/10 of all images by ``split_seed``, the notes) or
+    ``official`` (trainval -> train + 10% val, test list -> test). Decoded, resized images are
+    cached in ``<data_dir>/cache/`` (keyed by image size, classes and file list) after the first
+    pass; when that folder is not writable, only in memory.
+    """
+
+    in_channels = 3
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
+
+    def __init__(
+        self,
+        data_dir: str,
+        image_size: int = 128,
+        classes: int = 3,
+        split: str = "random",
+        split_seed: int = 0,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        download: bool = False,
+        augment: Callable | str | None = "auto",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        if classes not in TRIMAP_TO_CLASS:
+            raise UserInputError(f"data.classes={classes} must be 3 (background, pet, border) or 2 (pet vs rest).")
+        if split not in ("random", "official"):
+            raise UserInputError(f"data.split={split!r} must be random (80/10/10, the notes) or official.")
+        self.data_dir = Path(data_dir)
+        self.augment = resolve(augment, recommended=JointAugment(v2.RandomHorizontalFlip(), reflect_margin=0.0))
+        self.splits: dict[str, SegmentationTensors] = {}
+        self.labels: dict[str, dict[str, torch.Tensor]] = {}
+
+    @property
+    def task(self) -> str:
+        return "multiclass" if self.hparams.classes == 3 else "binary"
+
+    @property
+    def out_channels(self) -> int:
+        return 3 if self.hparams.classes == 3 else 1
+
+    def prepare_data(self) -> None:
+        if self.hparams.download and not (self.data_dir / "annotations" / "trainval.txt").exists():
+            from torchvision.datasets import OxfordIIITPet
+
+            if self.data_dir.name != "oxford-iiit-pet":
+                raise UserInputError(f"with data.download=true, data.data_dir must end in 'oxford-iiit-pet' (got {self.data_dir}).")
+            OxfordIIITPet(self.data_dir.parent, split="trainval", target_types="segmentation", download=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        annotations = self.data_dir / "annotations"
+        if not annotations.is_dir() or not (self.data_dir / "images").is_dir():
+            raise UserInputError(
+                f"Oxford-IIIT Pet not found in {self.data_dir}. Place images/*.jpg, annotations/trimaps/*.png, "
+                "annotations/trainval.txt and annotations/test.txt there (the official archives images.tar.gz and "
+                "annotations.tar.gz unpacked), or set data.download=true on a machine with internet access."
+            )
+        trainval = read_split_list(annotations / "trainval.txt")
+        test = read_split_list(annotations / "test.txt")
+        rows = trainval + test
+        images, masks = self._load(rows)
+        breeds = torch.tensor([r[1] for r in rows])
+        species = torch.tensor([r[2] for r in rows])
+        for split, ids in self._split_ids(len(trainval), len(test)).items():
+            target = torch.from_numpy(masks[ids]).long()
+            if self.hparams.classes == 2:
+                target = target.unsqueeze(1).float()
+            self.splits[split] = SegmentationTensors(
+                torch.from_numpy(images[ids]).float().div_(255.0), target, transform=self.augment if split == "train" else None
+            )
+            self.labels[split] = {"breed": breeds[ids], "species": species[ids]}
+
+    def _split_ids(self, n_trainval: int, n_test: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(self.hparams.split_seed)
+        if self.hparams.split == "official":
+            order = rng.permutation(n_trainval)
+            n_val = max(1, n_trainval // 10)
+            return {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val]), "test": np.arange(n_trainval, n_trainval + n_test)}
+        n = n_trainval + n_test
+        order = rng.permutation(n)
+        n_val = n_test_split = max(1, n // 10)
+        return {
+            "train": np.sort(order[n_val + n_test_split :]),
+            "val": np.sort(order[:n_val]),
+            "test": np.sort(order[n_val : n_val + n_test_split]),
+        }
+
+    def _load(self, rows: list[tuple[str, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        size, classes = self.hparams.image_size, self.hparams.classes
+        key = hashlib.sha1(f"{size}|{classes}|{'|'.join(r[0] for r in rows)}".encode()).hexdigest()[:16]
+        cache = self.data_dir / "cache" / f"pet_{size}px_{classes}cls_{key}.npz"
+        if cache.exists():
+            with np.load(cache) as stored:
+                return stored["images"], stored["masks"]
+        images_dir, trimaps_dir = self.data_dir / "images", self.data_dir / "annotations" / "trimaps"
+        pairs = [load_pair(images_dir, trimaps_dir, r[0], size, classes) for r in rows]
+        images, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npz")
+            np.savez(tmp, images=images, masks=masks)
+            os.replace(tmp, cache)
+        except OSError as err:
+            log.warning("could not cache resized Pet images in %s (%s); keeping them in memory only", cache.parent, err)
+        return images, masks
+
+    @property
+    def train_set(self) -> SegmentationTensors:
+        return self.splits["train"]
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["train"], self.hparams, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["val"], self.hparams, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["test"], self.hparams, shuffle=False)

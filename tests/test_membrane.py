@@ -1,0 +1,145 @@
+"""ISBI 2012 membrane: both on-disk layouts, bad input, border weights, challenge metrics, and a
+short training run on the real data in ../shared (skipped where it is absent)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from src.data.border_weights import border_weight_map
+from src.data.membrane import MembraneDataModule, read_membrane
+from src.errors import UserInputError
+from src.models.challenge_metrics import InstanceScore
+from src.train import train
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012_membrane"
+needs_shared = pytest.mark.skipif(not (SHARED / "train" / "image").is_dir(), reason=f"ISBI data not at {SHARED}")
+
+
+def cells_image(seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic EM-like pair: a grid of bright cells split by dark membranes (label 0)."""
+    rng = np.random.default_rng(seed)
+    label = np.full((size, size), 255, np.uint8)
+    for k in range(0, size, 16):
+        offset = int(rng.integers(0, 4))
+        label[:, (k + offset) % size] = 0
+        label[(k + offset) % size, :] = 0
+    image = np.where(label > 0, 200, 40).astype(np.uint8)
+    return image, label
+
+
+def write_png_layout(root: Path, n: int = 6, n_labels: int | None = None) -> Path:
+    for sub in ("train/image", "train/label", "test/image"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        image, label = cells_image(i)
+        Image.fromarray(image).save(root / "train" / "image" / f"{i}.png")
+        if n_labels is None or i < n_labels:
+            Image.fromarray(label).save(root / "train" / "label" / f"{i}.png")
+        Image.fromarray(image).save(root / "test" / "image" / f"{i}.png")
+    return root
+
+
+def write_tiff_layout(root: Path, n_images: int = 6, n_labels: int = 6) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    pairs = [cells_image(i) for i in range(max(n_images, n_labels))]
+    images = [Image.fromarray(p[0]) for p in pairs[:n_images]]
+    labels = [Image.fromarray(p[1]) for p in pairs[:n_labels]]
+    images[0].save(root / "train-volume.tif", save_all=True, append_images=images[1:])
+    labels[0].save(root / "train-labels.tif", save_all=True, append_images=labels[1:])
+    return root
+
+
+def test_png_and_tiff_layouts_read_the_same(tmp_path: Path) -> None:
+    png_images, png_labels, png_test = read_membrane(write_png_layout(tmp_path / "png"))
+    tif_images, tif_labels, tif_test = read_membrane(write_tiff_layout(tmp_path / "tif"))
+    assert np.array_equal(png_images, tif_images) and np.array_equal(png_labels, tif_labels)
+    assert png_test.shape == (6, 64, 64) and tif_test is None
+
+
+def test_membrane_is_the_foreground_and_splits_are_seeded(tmp_path: Path) -> None:
+    root = write_png_layout(tmp_path)
+    dm = MembraneDataModule(str(root), image_size=32, val_count=2, augment=None)
+    dm.setup()
+    assert len(dm.splits["train"]) == 4 and len(dm.splits["val"]) == 2
+    _, labels, _ = read_membrane(root)
+    assert dm.splits["train"].masks.mean().item() == pytest.approx((labels == 0).mean(), abs=0.05)
+    other = MembraneDataModule(str(root), image_size=32, val_count=2, augment=None)
+    other.setup()
+    assert torch.equal(dm.splits["val"].images, other.splits["val"].images)
+    assert len(dm.predict_dataloader().dataset) == 6
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: write_png_layout(root, n=5, n_labels=4), "unpaired: 4.png"),
+        (lambda root: write_tiff_layout(root, n_images=6, n_labels=5), "6 pages but train-labels.tif has 5"),
+        (lambda root: root, "ISBI 2012 membrane data not found"),
+    ],
+)
+def test_bad_layouts_name_the_file(tmp_path: Path, make, message: str) -> None:
+    root = make(tmp_path / "data")
+    with pytest.raises(UserInputError, match=message):
+        read_membrane(root)
+
+
+def test_corrupt_png_is_named(tmp_path: Path) -> None:
+    root = write_png_layout(tmp_path)
+    (root / "train" / "label" / "3.png").write_bytes(b"garbage")
+    with pytest.raises(UserInputError, match=r"3\.png"):
+        read_membrane(root)
+
+
+def test_border_weights_peak_between_touching_cells() -> None:
+    membrane = np.zeros((20, 20), bool)
+    membrane[:, 10] = True  # one membrane line between two cells
+    membrane[:, 0] = True  # and one at the image edge, next to one cell only
+    weights = border_weight_map(membrane, w0=10, sigma=2)
+    assert weights[5, 10] > weights[5, 0] + 5  # between two cells: d1 + d2 small
+    assert weights[5, 5] == pytest.approx(0.5 / (1 - membrane.mean()))  # cell pixel: class weight only
+
+
+def test_instance_scores_are_zero_for_a_perfect_prediction_and_high_for_all_membrane() -> None:
+    _, label = cells_image(0)
+    truth = torch.from_numpy(label == 0).long()[None]
+    for score in ("rand_error", "vi"):
+        metric = InstanceScore(score)
+        metric.update(truth, truth)
+        assert metric.compute().item() == pytest.approx(0.0, abs=1e-6)
+    metric = InstanceScore("rand_error")
+    metric.update(torch.ones_like(truth), truth)
+    assert metric.compute().item() > 0.9
+
+
+def test_weighted_loss_without_weights_is_refused(make_cfg, tmp_path: Path) -> None:
+    root = write_png_layout(tmp_path / "data")
+    cfg = make_cfg("train", "data=membrane", f"data.data_dir={root}", "model.loss=weighted_ce", "reduction=none", "trainer.max_epochs=1")
+    with pytest.raises(UserInputError, match="data.border_weights=true"):
+        train(cfg)
+
+
+def test_membrane_trains_with_every_augmentation_and_the_weighted_loss(make_cfg, tmp_path: Path) -> None:
+    root = write_png_layout(tmp_path / "data")
+    for augment in ("membrane", "elastic", "shift", "none"):
+        cfg = make_cfg(
+            "train", "data=membrane", f"data.data_dir={root}", "data.image_size=32", f"augment={augment}",
+            "model.loss=weighted_ce", "data.border_weights=true", "model.net.depth=2", "model.net.base_width=4",
+            "reduction=none", "trainer.max_epochs=1",
+        )
+        metrics = train(cfg)
+        assert {"val/rand_error", "val/vi", "test/acc"} <= set(metrics)
+
+
+@needs_shared
+def test_real_membrane_data_trains_with_reduction(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg(
+        "train", "data=membrane", f"data.data_dir={SHARED}", "data.image_size=64", "model.net.base_width=8",
+        "trainer.max_epochs=2", "reduction.rounds=2", "trainer.limit_train_batches=2",
+    )
+    metrics = train(cfg)
+    assert all(np.isfinite(metrics[k]) for k in ("val/acc", "val/rand_error", "val/vi", "test/miou"))
+    kept = np.load(tmp_path / "reduction" / "round_02" / "masks.npz")["masks"]
+    assert kept.shape == (20, 64, 64) and kept.mean() == pytest.approx(0.81, abs=0.01)

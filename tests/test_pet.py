@@ -1,0 +1,119 @@
+"""Oxford-IIIT Pet on a small generated fixture in exactly the official layout."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from src.data.pet import PetDataModule
+from src.errors import UserInputError
+from src.train import train
+
+BREEDS = [("Abyssinian", 1, 1), ("Bengal", 2, 1), ("beagle", 3, 2), ("pug", 4, 2)]  # name, class id, species (1 cat, 2 dog)
+
+
+def make_pet(root: Path, per_breed: int = 5, size: tuple[int, int] = (40, 48), varied: bool = False) -> Path:
+    """``root/oxford-iiit-pet`` with a synthetic image + trimap per entry and both split lists."""
+    base = root / "oxford-iiit-pet"
+    (base / "images").mkdir(parents=True)
+    (base / "annotations" / "trimaps").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    trainval, test = [], []
+    for name, class_id, species in BREEDS:
+        for i in range(1, per_breed + 1):
+            image_id = f"{name}_{i}"
+            h, w = (size[0] + 8 * (i % 3), size[1] + 4 * (i % 2)) if varied else size
+            trimap = np.full((h, w), 2, np.uint8)
+            trimap[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 3
+            trimap[h // 4 + 2 : 3 * h // 4 - 2, w // 4 + 2 : 3 * w // 4 - 2] = 1
+            image = (rng.random((h, w, 3)) * 80 + (trimap == 1)[..., None] * 150).astype(np.uint8)
+            Image.fromarray(image).save(base / "images" / f"{image_id}.jpg")
+            Image.fromarray(trimap).save(base / "annotations" / "trimaps" / f"{image_id}.png")
+            line = f"{image_id} {class_id} {species} {i}"
+            (test if i == per_breed else trainval).append(line)
+    (base / "annotations" / "trainval.txt").write_text("\n".join(trainval) + "\n")
+    (base / "annotations" / "test.txt").write_text("\n".join(test) + "\n")
+    return base
+
+
+def test_parsing_agrees_with_torchvision_oxford_iiit_pet(tmp_path: Path) -> None:
+    from torchvision.datasets import OxfordIIITPet
+
+    base = make_pet(tmp_path, size=(32, 32))
+    dm = PetDataModule(str(base), image_size=32, split="official", augment=None)
+    dm.setup()
+    tv = OxfordIIITPet(tmp_path, split="test", target_types=["segmentation", "category", "binary-category"])
+    ours = dm.splits["test"]
+    for i in range(len(tv)):
+        image, (trimap, category, species) = tv[i]
+        item = ours[i]
+        assert torch.equal((item["image"] * 255).round().to(torch.uint8), torch.from_numpy(np.asarray(image)).permute(2, 0, 1))
+        expected = np.array([0, 1, 0, 2])[np.asarray(trimap)]
+        assert torch.equal(item["mask"], torch.from_numpy(expected).long())
+        assert dm.labels["test"]["breed"][i].item() == category
+        assert dm.labels["test"]["species"][i].item() == species
+
+
+def test_species_follow_the_file_name_case(tmp_path: Path) -> None:
+    dm = PetDataModule(str(make_pet(tmp_path)), image_size=32, augment=None)
+    dm.setup()
+    for split in ("train", "val", "test"):
+        assert len(dm.labels[split]["species"]) == len(dm.splits[split])
+    assert set(torch.cat([dm.labels[s]["species"] for s in dm.labels]).tolist()) == {0, 1}
+
+
+def test_random_split_is_80_10_10_and_seeded(tmp_path: Path) -> None:
+    base = make_pet(tmp_path, per_breed=10)
+    dm = PetDataModule(str(base), image_size=32, augment=None)
+    dm.setup()
+    assert {k: len(v) for k, v in dm.splits.items()} == {"train": 32, "val": 4, "test": 4}
+    again = PetDataModule(str(base), image_size=32, augment=None)
+    again.setup()
+    assert torch.equal(dm.splits["val"].images, again.splits["val"].images)
+
+
+def test_binary_folds_the_border_into_the_pet(tmp_path: Path) -> None:
+    dm = PetDataModule(str(make_pet(tmp_path)), image_size=32, classes=2, augment=None)
+    dm.setup()
+    mask = dm.splits["train"].masks
+    assert dm.task == "binary" and dm.out_channels == 1
+    assert mask.shape[1] == 1 and set(mask.unique().tolist()) == {0.0, 1.0}
+
+
+def test_resized_tensors_are_cached_per_image_size(tmp_path: Path) -> None:
+    base = make_pet(tmp_path, varied=True)
+    first = PetDataModule(str(base), image_size=32, augment=None)
+    first.setup()
+    (cached,) = (base / "cache").glob("*.npz")
+    (base / "images" / "Abyssinian_1.jpg").unlink()  # a cache hit no longer reads the JPEGs
+    second = PetDataModule(str(base), image_size=32, augment=None)
+    second.setup()
+    assert torch.equal(first.splits["train"].images, second.splits["train"].images)
+    with pytest.raises(UserInputError, match="Abyssinian_1.jpg is listed in the split files but missing"):
+        PetDataModule(str(base), image_size=24, augment=None).setup()  # new size: cache miss
+
+
+def test_unexpected_trimap_values_are_named(tmp_path: Path) -> None:
+    base = make_pet(tmp_path)
+    Image.fromarray(np.full((40, 48), 7, np.uint8)).save(base / "annotations" / "trimaps" / "pug_2.png")
+    with pytest.raises(UserInputError, match=r"pug_2\.png has values \[7\]"):
+        PetDataModule(str(base), image_size=32, augment=None).setup()
+
+
+def test_missing_data_says_where_to_put_it(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="annotations/trainval.txt"):
+        PetDataModule(str(tmp_path / "oxford-iiit-pet"), augment=None).setup()
+
+
+@pytest.mark.parametrize("classes", [3, 2])
+def test_pet_trains_end_to_end_with_reduction(make_cfg, tmp_path: Path, classes: int) -> None:
+    base = make_pet(tmp_path / "data")
+    cfg = make_cfg(
+        "train", "data=pet", f"data.data_dir={base}", "data.image_size=32", f"data.classes={classes}",
+        "trainer.max_epochs=2", "reduction.rounds=2", "data.batch_size=4",
+    )
+    metrics = train(cfg)
+    assert {"test/miou", "test/mdice", "test/acc"} <= set(metrics)
+    assert (tmp_path / "reduction" / "round_02" / "masks.npz").exists()
