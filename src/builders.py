@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
@@ -9,6 +11,9 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from src.checkpoint_io import AtomicCheckpointIO
+from src.errors import UserInputError
+
+log = logging.getLogger(__name__)
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
@@ -17,6 +22,18 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
     """The model config plus what only the data knows: channels, output mode, normalisation."""
+    if datamodule.task == "classification":
+        if "EarlyExit" not in cfg.model._target_:
+            raise UserInputError(f"data {type(datamodule).__name__} is for classification; use model=early_exit_cnn.")
+        return instantiate(
+            cfg.model,
+            in_channels=datamodule.in_channels,
+            num_classes=datamodule.num_classes,
+            input_mean=list(datamodule.mean),
+            input_std=list(datamodule.std),
+        )
+    if "EarlyExit" in cfg.model._target_:
+        raise UserInputError("model=early_exit_cnn is a classifier; use it with data=eliret_cls or data=pet_cls.")
     return instantiate(
         cfg.model,
         task=datamodule.task,
@@ -28,13 +45,17 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
     )
 
 
-def build_callbacks(cfg: DictConfig) -> list[Callback]:
-    """The callbacks group, plus the reduction callback when ``reduction`` has a target."""
+def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback]:
+    """The callbacks group, plus the reduction callback when ``reduction`` has a target and the
+    task is segmentation (the reduction keeps pixels of segmentation targets)."""
     # a callback set to null (`callbacks.progress_bar=null`) is switched off
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     reduction = cfg.get("reduction")
     if reduction and "_target_" in reduction:
-        callbacks.insert(0, instantiate(reduction))
+        if segmentation:
+            callbacks.insert(0, instantiate(reduction))
+        else:
+            log.warning("saliency reduction applies to segmentation data; this classification run trains once")
     return callbacks
 
 

@@ -16,7 +16,9 @@ from src.builders import build_datamodule, build_trainer
 from src.checkpoints import load_module
 from src.cli import exit_on_user_error
 from src.errors import UserInputError
+from src.early_exit.report import early_exit_report
 from src.loggers import build_loggers, finish_loggers
+from src.models.early_exit import EarlyExitClassifier
 from src.results import print_metrics, write_json_atomic
 
 
@@ -26,8 +28,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     model = load_module(cfg.ckpt_path)
     datamodule = build_datamodule(cfg)
-    for name in ("in_channels", "out_channels", "task"):
-        if model.hparams[name] != getattr(datamodule, name):
+    early_exit = isinstance(model, EarlyExitClassifier)
+    names = ("in_channels", "num_classes") if early_exit else ("in_channels", "out_channels", "task")
+    for name in names:
+        if model.hparams.get(name) != getattr(datamodule, name, None):
             raise UserInputError(
                 f"the checkpoint's {name}={model.hparams[name]!r} does not match the data's "
                 f"{getattr(datamodule, name)!r}; pass the data=... overrides the model was trained with."
@@ -37,6 +41,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     try:
         run = trainer.test if cfg.split == "test" else trainer.validate
         metrics = {k: float(v) for r in run(model, datamodule=datamodule, verbose=False) for k, v in r.items()}
+        if early_exit and trainer.is_global_zero:
+            metrics.update(early_exit_report(model, datamodule, Path(cfg.paths.output_dir), cfg.early_exit))
         if trainer.is_global_zero:
             write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
             print_metrics(metrics, title=f"{cfg.split}: {cfg.ckpt_path}")

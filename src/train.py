@@ -18,6 +18,8 @@ from src.builders import build_callbacks, build_datamodule, build_model, build_t
 from src.cli import exit_on_user_error
 from src.errors import UserInputError
 from src.loggers import build_loggers, finish_loggers
+from src.early_exit.report import early_exit_report
+from src.models.early_exit import EarlyExitClassifier
 from src.results import print_metrics, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     loggers = build_loggers(cfg.get("logger"))
-    trainer = build_trainer(cfg, build_callbacks(cfg), loggers)
+    trainer = build_trainer(cfg, build_callbacks(cfg, segmentation=datamodule.task != "classification"), loggers)
     try:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -47,6 +49,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
         if cfg.test:
             metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+            if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
+                metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit))
         if trainer.is_global_zero:
             write_json_atomic(output_dir / "metrics.json", metrics)
             log.info("metrics of %s written to %s", best or "the final weights", output_dir / "metrics.json")

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from src.checkpoints import plain, record_module_class
+from src.checkpoints import plain
 from src.errors import UserInputError
+from src.models.base import ConfiguredModule
 from src.models.losses import WEIGHTED, build_loss, check_task
 from src.models.metrics import SegmentationMetrics
 
 
-class SegmentationModule(L.LightningModule):
+class SegmentationModule(ConfiguredModule):
     """Trains any segmentation net (U-Net, FCN, smp) in one of three output modes.
 
     Args:
@@ -49,7 +49,7 @@ class SegmentationModule(L.LightningModule):
         input_std: Sequence[float] = (1.0,),
         challenge_metrics: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(input_mean, input_std)
         # plain containers, so checkpoints load with torch.load(weights_only=True)
         net, optimizer, scheduler = (plain(c) for c in (net, optimizer, scheduler))
         input_mean, input_std = list(input_mean), list(input_std)
@@ -57,15 +57,13 @@ class SegmentationModule(L.LightningModule):
         check_task(task, out_channels)
         self.loss_name, self.loss_fn = build_loss(loss, task)
         self.net: nn.Module = instantiate(net, in_channels=in_channels, out_channels=out_channels)
-        self.register_buffer("input_mean", torch.tensor(input_mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("input_std", torch.tensor(input_std, dtype=torch.float32).view(1, -1, 1, 1))
         self.train_metrics = SegmentationMetrics(task, out_channels, prefix="train/")
         self.val_metrics = SegmentationMetrics(task, out_channels, prefix="val/", challenge=challenge_metrics)
         self.test_metrics = SegmentationMetrics(task, out_channels, prefix="test/", challenge=challenge_metrics)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, out_channels, H, W) for raw images in [0, 1]."""
-        return self.net((images - self.input_mean) / self.input_std)
+        return self.net(self.normalise(images))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Sigmoid for one-channel tasks, softmax over classes otherwise."""
@@ -96,20 +94,3 @@ class SegmentationModule(L.LightningModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
-
-    def on_train_epoch_end(self) -> None:
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_epoch=True)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        record_module_class(self, checkpoint)
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        # both configs are partials (`_partial_: true`): the parameters and optimizer bind here
-        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
-        if not self.hparams.scheduler:
-            return {"optimizer": optimizer}
-        scheduler = instantiate(self.hparams.scheduler)(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor, "interval": "epoch"},
-        }

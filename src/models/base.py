@@ -1,0 +1,44 @@
+"""What every LightningModule of the framework shares: optimizer and scheduler from partial
+configs, input normalisation inside the module, self-describing checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+
+from src.checkpoints import record_module_class
+
+
+class ConfiguredModule(L.LightningModule):
+    """Subclasses call ``super().__init__(...)`` then ``self.save_hyperparameters`` themselves."""
+
+    def __init__(self, input_mean: Sequence[float], input_std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("input_mean", torch.tensor(list(input_mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("input_std", torch.tensor(list(input_std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.input_mean) / self.input_std
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        record_module_class(self, checkpoint)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer_cfg: Mapping[str, Any] = self.hparams.optimizer
+        scheduler_cfg: Mapping[str, Any] | None = self.hparams.scheduler
+        # both configs are partials (`_partial_: true`): the parameters and optimizer bind here
+        optimizer = instantiate(optimizer_cfg)(self.parameters())
+        if not scheduler_cfg:
+            return {"optimizer": optimizer}
+        scheduler = instantiate(scheduler_cfg)(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor, "interval": "epoch"},
+        }

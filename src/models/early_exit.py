@@ -1,0 +1,78 @@
+"""LightningModule for the early-exit classifier: every exit trained jointly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from src.checkpoints import plain
+from src.errors import UserInputError
+from src.models.base import ConfiguredModule
+from src.models.early_exit_cnn import EarlyExitCNN
+
+
+class EarlyExitClassifier(ConfiguredModule):
+    """Args:
+    net: Hydra config of an ``EarlyExitCNN`` (without channels/classes; they come from the data).
+    in_channels, num_classes: set from the data module.
+    exit_weights: weight of each exit's cross-entropy in the joint loss; None = equal weights.
+    optimizer, scheduler, monitor, input_mean, input_std: as for the segmentation module.
+    Logs ``{split}/acc_exit{k}`` for every exit, ``{split}/acc`` (final exit) and ``{split}/loss``.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        in_channels: int,
+        num_classes: int,
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None = None,
+        exit_weights: Sequence[float] | None = None,
+        monitor: str = "val/loss",
+        input_mean: Sequence[float] = (0.0,),
+        input_std: Sequence[float] = (1.0,),
+    ) -> None:
+        super().__init__(input_mean, input_std)
+        net, optimizer, scheduler, exit_weights = (plain(c) for c in (net, optimizer, scheduler, exit_weights))
+        input_mean, input_std = list(input_mean), list(input_std)
+        self.save_hyperparameters(logger=False)
+        self.net: EarlyExitCNN = instantiate(net, in_channels=in_channels, num_classes=num_classes)
+        k = self.net.num_exits
+        weights = [1.0] * k if exit_weights is None else list(exit_weights)
+        if len(weights) != k:
+            raise UserInputError(f"model.exit_weights has {len(weights)} entries for {k} exits; give one per exit.")
+        self.register_buffer("exit_weights", torch.tensor(weights) / sum(weights))
+        self.accuracy = nn.ModuleDict(
+            {f"{split}_{e}": MulticlassAccuracy(num_classes=num_classes, average="micro") for split in ("train", "val", "test") for e in range(k)}
+        )
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Every exit's logits for raw images."""
+        return self.net(self.normalise(images))
+
+    def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        exits = self(batch["image"])
+        losses = torch.stack([F.cross_entropy(logits, batch["label"]) for logits in exits])
+        loss = (self.exit_weights * losses).sum()
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        for e, logits in enumerate(exits):
+            metric = self.accuracy[f"{split}_{e}"]
+            metric.update(logits.detach().argmax(1), batch["label"])
+            self.log(f"{split}/acc_exit{e}", metric, on_step=False, on_epoch=True)
+        self.log(f"{split}/acc", self.accuracy[f"{split}_{len(exits) - 1}"], on_step=False, on_epoch=True, prog_bar=split == "val")
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
