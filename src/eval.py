@@ -28,6 +28,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     model = load_module(cfg.ckpt_path)
     datamodule = build_datamodule(cfg)
+    if cfg.get("tta") is not None and "tta" in model.hparams:
+        model.hparams.tta = bool(cfg.tta)
     early_exit = isinstance(model, EarlyExitClassifier)
     names = ("in_channels", "num_classes") if early_exit else ("in_channels", "out_channels", "task")
     for name in names:

@@ -104,3 +104,19 @@ def test_loss_task_mismatch_is_refused() -> None:
         check_task("binary", 3)
     with pytest.raises(UserInputError, match="unknown task"):
         check_task("detection", 1)
+
+
+def test_test_time_augmentation_is_flip_and_rotation_invariant() -> None:
+    from src.models.segmentation import SegmentationModule
+
+    module = SegmentationModule(
+        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4}, task="binary", in_channels=1,
+        out_channels=1, optimizer={"_target_": "torch.optim.Adam", "_partial_": True}, tta=True,
+    ).eval()
+    images = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        reference = module.predict_logits(images)
+        assert torch.allclose(module.predict_logits(images.flip(3)).flip(3), reference, atol=1e-5)
+        assert torch.allclose(torch.rot90(module.predict_logits(torch.rot90(images, 1, (2, 3))), -1, (2, 3)), reference, atol=1e-5)
+        module.hparams.tta = False
+        assert not torch.allclose(module.predict_logits(images.flip(3)).flip(3), module.predict_logits(images), atol=1e-5)

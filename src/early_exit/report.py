@@ -10,12 +10,11 @@ import lightning as L
 
 from src.early_exit.evaluate import evaluate_exits
 from src.models.early_exit import EarlyExitClassifier
-from src.results import print_metrics
 
 
 def early_exit_report(module: EarlyExitClassifier, datamodule: L.LightningDataModule, output_dir: Path, options: Mapping[str, Any]) -> dict[str, float]:
     datamodule.setup("test")
-    metrics = evaluate_exits(
+    return evaluate_exits(
         module,
         datamodule.val_dataloader(),
         datamodule.test_dataloader(),
@@ -24,5 +23,3 @@ def early_exit_report(module: EarlyExitClassifier, datamodule: L.LightningDataMo
         max_accuracy_drop=options["max_accuracy_drop"],
         timing_samples=options["timing_samples"],
     )
-    print_metrics({k: v for k, v in metrics.items() if k.startswith(("early_exit/", "test/acc_exit"))}, "early exit (thresholds chosen on validation, reported on test)")
-    return metrics

@@ -33,6 +33,8 @@ class SegmentationModule(ConfiguredModule):
         input_mean, input_std: per-channel normalisation applied inside ``forward``, so a
             checkpoint takes raw [0, 1] images.
         challenge_metrics: also report the ISBI Rand error and VI on val/test (membrane data).
+        tta: evaluate (val/test) on the mean logits over the 8 flips/rotations of each image
+            (4 flips for non-square images); training is unchanged.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class SegmentationModule(ConfiguredModule):
         input_mean: Sequence[float] = (0.0,),
         input_std: Sequence[float] = (1.0,),
         challenge_metrics: bool = False,
+        tta: bool = False,
     ) -> None:
         super().__init__(input_mean, input_std)
         # plain containers, so checkpoints load with torch.load(weights_only=True)
@@ -69,8 +72,25 @@ class SegmentationModule(ConfiguredModule):
         """Sigmoid for one-channel tasks, softmax over classes otherwise."""
         return logits.softmax(1) if self.hparams.task == "multiclass" else torch.sigmoid(logits)
 
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits, averaged over flips/rotations when ``tta`` is on."""
+        if not self.hparams.tta:
+            return self(images)
+        square = images.shape[-1] == images.shape[-2]
+        total = torch.zeros((), device=images.device)
+        count = 0
+        for rotations in range(4 if square else 1):
+            for flip in (False, True):
+                x = torch.rot90(images, rotations, (2, 3))
+                x = x.flip(3) if flip else x
+                y = self(x)
+                y = y.flip(3) if flip else y
+                total = total + torch.rot90(y, -rotations, (2, 3))
+                count += 1
+        return total / count
+
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        logits = self(batch["image"])
+        logits = self(batch["image"]) if split == "train" else self.predict_logits(batch["image"])
         loss = self.loss_fn(logits, batch["mask"], batch.get("weight"))
         metrics: SegmentationMetrics = getattr(self, f"{split}_metrics")
         metrics.update(self.probabilities(logits.detach()), batch["mask"])
