@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from src.errors import UserInputError
 from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.loggers import build_loggers
 
@@ -15,11 +16,16 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+CLASSIFICATION_DATA = {"eliret_cls", "pet_cls"}
+
+
 def test_groups_offer_what_the_readme_promises() -> None:
     assert set(options("trainer")) >= {"default", "cpu", "gpu", "ddp", "debug"}
     assert set(options("logger")) >= {"csv", "tensorboard", "wandb", "none"}
-    assert set(options("model")) >= {"unet", "fcn", "smp"}
-    assert "eliret" in options("data") and "none" in options("reduction")
+    assert set(options("model")) >= {"unet", "fcn", "smp", "early_exit_cnn"}
+    assert set(options("data")) >= {"eliret", "membrane", "pet"} | CLASSIFICATION_DATA
+    assert set(options("augment")) >= {"auto", "none", "membrane", "elastic", "shift"}
+    assert set(options("reduction")) >= {"saliency", "none"}
 
 
 @pytest.mark.parametrize("data", options("data"))
@@ -27,9 +33,16 @@ def test_groups_offer_what_the_readme_promises() -> None:
 def test_data_model_combinations_instantiate(make_cfg, data: str, model: str) -> None:
     cfg = make_cfg("train", f"data={data}", f"model={model}")
     datamodule = build_datamodule(cfg)
+    if (data in CLASSIFICATION_DATA) != (model == "early_exit_cnn"):
+        with pytest.raises(UserInputError, match="classifi"):
+            build_model(cfg, datamodule)
+        return
     module = build_model(cfg, datamodule)
     assert module.hparams.in_channels == datamodule.in_channels
-    assert module.hparams.task == datamodule.task
+    if data in CLASSIFICATION_DATA:
+        assert module.hparams.num_classes == datamodule.num_classes
+    else:
+        assert module.hparams.task == datamodule.task
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))

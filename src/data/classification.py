@@ -65,7 +65,7 @@ class EliretShapeDataModule(ClassificationDataModule):
         generate: bool = True,
         n_per_class: int = 1000,
         image_size: int = 32,
-        noise: float = 0.3,
+        noise: float = 0.15,
         max_offset: float = 1.0,
         max_rotation: float = 45.0,
         generator_seed: int = 0,

@@ -135,6 +135,9 @@ def wall_clock(module: EarlyExitClassifier, images: torch.Tensor, policy: Policy
     """Mean seconds per image at batch size 1: the early-exit policy vs the full network."""
     module.eval()
     with torch.no_grad():
+        for image in images[:10]:  # warm-up: first calls allocate and pick kernels
+            module(image[None])
+            early_exit_predict(module, image[None], policy, threshold, method)
         start = time.perf_counter()
         for image in images:
             module(image[None])
