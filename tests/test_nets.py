@@ -90,11 +90,21 @@ def test_every_allowed_loss_is_differentiable(task: str) -> None:
     channels = 3 if task == "multiclass" else 1
     logits = torch.randn(2, channels, 8, 8, requires_grad=True)
     target = torch.randint(0, 3, (2, 8, 8)) if task == "multiclass" else torch.randint(0, 2, (2, 1, 8, 8)).float()
+    weight = torch.rand(2, 1, 8, 8) + 0.5
     for name in LOSSES[task]:
         _, fn = build_loss(name, task)
-        loss = fn(logits, target)
+        loss = fn(logits, target, weight)
         loss.backward()
         assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_weighted_ce_weights_pixels_and_needs_weights() -> None:
+    _, fn = build_loss("weighted_ce", "binary")
+    logits, target = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    only_first = torch.tensor([[[[4.0, 0.0], [0.0, 0.0]]]])
+    assert fn(logits, target, only_first).item() == pytest.approx(4 * 0.6931472 / 4, rel=1e-5)
+    with pytest.raises(UserInputError, match="data.border_weights=true"):
+        fn(logits, target, None)
 
 
 def test_loss_task_mismatch_is_refused() -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.pet import IMAGENET_MEAN, IMAGENET_STD, PetDataModule
 from src.data.png_pairs import load_pairs, read_split_csv
-from src.data.segmentation_dataset import make_loader
+from src.data.segmentation_dataset import SplitDataModule
 from src.errors import UserInputError
 
 
@@ -27,23 +26,8 @@ class ClassificationTensors(Dataset):
         return {"image": self.images[index], "label": self.labels[index], "index": torch.tensor(index)}
 
 
-class ClassificationDataModule(L.LightningDataModule):
-    """Serves ``self.splits`` (filled by ``setup`` of a subclass) with the usual loaders."""
-
+class ClassificationDataModule(SplitDataModule):
     task = "classification"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.splits: dict[str, ClassificationTensors] = {}
-
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.hparams, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.hparams, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.hparams, shuffle=False)
 
 
 class EliretShapeDataModule(ClassificationDataModule):

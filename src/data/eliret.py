@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from src.data.augment import resolve
 from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.png_pairs import load_pairs, read_split_csv
-from src.data.segmentation_dataset import SegmentationTensors, make_loader
+from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
 
 
-class EliretDataModule(L.LightningDataModule):
+class EliretDataModule(SplitDataModule):
     """32x32 noisy ellipses/rectangles with ideal binary masks, split by the notes' CSVs.
 
     Inputs and targets are scaled to [0, 1] (the notes found [-1, 1] inputs fail without batch
@@ -58,7 +56,6 @@ class EliretDataModule(L.LightningDataModule):
             max_rotation=max_rotation,
             seed=generator_seed,
         )
-        self.splits: dict[str, SegmentationTensors] = {}
 
     def prepare_data(self) -> None:
         ensure_eliret(self.spec, self.data_dir, allow_generate=self.hparams.generate)
@@ -77,14 +74,8 @@ class EliretDataModule(L.LightningDataModule):
     def train_set(self) -> SegmentationTensors:
         return self.splits["train"]
 
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.hparams, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.hparams, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.hparams, shuffle=False)
 
 
 def _to_unit(array: np.ndarray) -> torch.Tensor:

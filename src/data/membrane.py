@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,7 @@ from src.data.augment import membrane as augment_membrane
 from src.data.augment import resolve
 from src.data.border_weights import border_weights
 from src.data.png_pairs import load_gray
-from src.data.segmentation_dataset import SegmentationTensors, make_loader
+from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
 from src.errors import UserInputError
 
 TIFF_FILES = {"image": "train-volume.tif", "label": "train-labels.tif", "test": "test-volume.tif"}
@@ -91,7 +90,7 @@ def resize_stack(stack: np.ndarray, size: int, labels: bool) -> torch.Tensor:
     return F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
 
 
-class MembraneDataModule(L.LightningDataModule):
+class MembraneDataModule(SplitDataModule):
     """Membrane (label 0) is the foreground class: targets are 1 on membrane, 0 on cells.
 
     The challenge's test labels were never published, so validation *and* test metrics come from
@@ -128,7 +127,6 @@ class MembraneDataModule(L.LightningDataModule):
         self.data_dir = Path(data_dir)
         self.augment = resolve(augment, recommended=augment_membrane())
         self.provides_weights = border_weights
-        self.splits: dict[str, SegmentationTensors] = {}
         self.test_images: torch.Tensor | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -157,11 +155,7 @@ class MembraneDataModule(L.LightningDataModule):
     def train_set(self) -> SegmentationTensors:
         return self.splits["train"]
 
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.hparams, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.hparams, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return make_loader(self.splits["val"], self.hparams, shuffle=False)

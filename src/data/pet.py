@@ -9,16 +9,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from src.data.augment import JointAugment, resolve
-from src.data.segmentation_dataset import SegmentationTensors, make_loader
+from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
 from src.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -70,7 +68,7 @@ def load_pair(images_dir: Path, trimaps_dir: Path, image_id: str, size: int, cla
     return pixels.numpy(), labels.numpy()
 
 
-class PetDataModule(L.LightningDataModule):
+class PetDataModule(SplitDataModule):
     """Segmentation of the pet (3 classes, or ``classes=2``: pet vs rest), with the breed and
     species of every image exposed for classification (``labels[split]``).
 
@@ -107,7 +105,6 @@ class PetDataModule(L.LightningDataModule):
             raise UserInputError(f"data.split={split!r} must be random (80/10/10, the notes) or official.")
         self.data_dir = Path(data_dir)
         self.augment = resolve(augment, recommended=JointAugment(v2.RandomHorizontalFlip(), reflect_margin=0.0))
-        self.splits: dict[str, SegmentationTensors] = {}
         self.labels: dict[str, dict[str, torch.Tensor]] = {}
 
     @property
@@ -189,11 +186,5 @@ class PetDataModule(L.LightningDataModule):
     def train_set(self) -> SegmentationTensors:
         return self.splits["train"]
 
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.hparams, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.hparams, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.hparams, shuffle=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -65,3 +66,21 @@ def make_loader(dataset: Dataset, hparams: Mapping[str, Any], shuffle: bool) -> 
         pin_memory=hparams["pin_memory"],
         persistent_workers=hparams["num_workers"] > 0,
     )
+
+
+class SplitDataModule(L.LightningDataModule):
+    """A data module whose ``setup`` fills ``self.splits`` ({"train", "val", "test"} datasets);
+    serves them with the module's ``batch_size``, ``num_workers`` and ``pin_memory``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.splits: dict[str, Dataset] = {}
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["train"], self.hparams, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["val"], self.hparams, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["test"], self.hparams, shuffle=False)

@@ -9,20 +9,12 @@ import torch
 from torch import nn
 
 from src.errors import UserInputError
+from src.models.unet import double_conv
 
 
 def conv_stage(in_channels: int, out_channels: int, batch_norm: bool, dropout: float) -> nn.Sequential:
-    """Two 3x3 convs (+ BN) + ReLU, then a 2x2 max-pool (+ dropout)."""
-    layers: list[nn.Module] = []
-    for c_in in (in_channels, out_channels):
-        layers.append(nn.Conv2d(c_in, out_channels, 3, padding=1, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(nn.ReLU(inplace=True))
-    layers.append(nn.MaxPool2d(2))
-    if dropout > 0:
-        layers.append(nn.Dropout2d(dropout))
-    return nn.Sequential(*layers)
+    """The U-Net's double 3x3 conv (+ BN) + ReLU (+ dropout), then a 2x2 max-pool."""
+    return nn.Sequential(*double_conv(in_channels, out_channels, batch_norm, dropout), nn.MaxPool2d(2))
 
 
 class ExitHead(nn.Module):
