@@ -32,8 +32,8 @@ class ClassificationDataModule(SplitDataModule):
 
 class EliretShapeDataModule(ClassificationDataModule):
     """Ellipse (0) or rectangle (1), from the file index. The defaults are a harder generator
-    setting than the segmentation set (more noise, off-centre, rotated, more samples), since the
-    notes' set is too easy for early exits to matter."""
+    setting than the segmentation set (more noise, off-centre, more samples), since the notes'
+    set is too easy for early exits to matter."""
 
     in_channels = 1
     num_classes = 2
@@ -47,11 +47,11 @@ class EliretShapeDataModule(ClassificationDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         generate: bool = True,
-        n_per_class: int = 1000,
+        n_per_class: int = 2000,
         image_size: int = 32,
-        noise: float = 0.15,
+        noise: float = 0.2,
         max_offset: float = 1.0,
-        max_rotation: float = 45.0,
+        max_rotation: float = 0.0,
         generator_seed: int = 0,
     ) -> None:
         super().__init__()

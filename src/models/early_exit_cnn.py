@@ -48,7 +48,7 @@ class EarlyExitCNN(nn.Module):
         stages: int = 4,
         base_width: int = 16,
         exit_stages: Sequence[int] = (0, 1, 2, 3),
-        head: str = "conv_pool_linear",
+        head: str = "pool_linear",
         head_width: int = 32,
         batch_norm: bool = True,
         dropout: float = 0.0,
