@@ -9,5 +9,6 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-# `${floordiv:a,b}`: the reduction config splits trainer.max_epochs into rounds.
-OmegaConf.register_new_resolver("floordiv", lambda a, b: int(a) // int(b), replace=True)
+# `${epochs_per_round:max_epochs,rounds}`: the reduction config splits trainer.max_epochs into
+# rounds, at least one epoch each.
+OmegaConf.register_new_resolver("epochs_per_round", lambda epochs, rounds: max(1, int(epochs) // max(1, int(rounds))), replace=True)
