@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from src.data.augment import elastic, membrane, resolve, shift
+from src.data.augment import dihedral, elastic, membrane, resolve, shift
 from src.errors import UserInputError
 
-TRANSFORMS = {"membrane": membrane, "elastic": elastic, "shift": shift}
+TRANSFORMS = {"membrane": membrane, "elastic": elastic, "shift": shift, "dihedral": dihedral}
 
 
 @pytest.mark.parametrize("name", TRANSFORMS)
@@ -31,6 +31,18 @@ def test_image_and_mask_get_the_same_parameters(name: str) -> None:
         image, mask = augment(square.clone(), square.clone())
         agree = ((image > 0.5).float() == mask).float().mean().item()
         assert agree > 0.97
+
+
+def test_dihedral_is_lossless() -> None:
+    torch.manual_seed(4)
+    image = torch.rand(1, 16, 16)
+    seen = set()
+    for _ in range(60):
+        moved, same = dihedral()(image, image.clone())
+        assert torch.equal(moved, same)
+        assert sorted(moved.flatten().tolist()) == sorted(image.flatten().tolist())  # a permutation of pixels
+        seen.add(moved.numpy().tobytes())
+    assert len(seen) == 8
 
 
 def test_weight_maps_move_with_the_mask() -> None:

@@ -24,7 +24,7 @@ def test_groups_offer_what_the_readme_promises() -> None:
     assert set(options("logger")) >= {"csv", "tensorboard", "wandb", "none"}
     assert set(options("model")) >= {"unet", "fcn", "smp", "early_exit_cnn"}
     assert set(options("data")) >= {"eliret", "membrane", "pet"} | CLASSIFICATION_DATA
-    assert set(options("augment")) >= {"auto", "none", "membrane", "elastic", "shift"}
+    assert set(options("augment")) >= {"auto", "none", "membrane", "elastic", "shift", "dihedral"}
     assert set(options("reduction")) >= {"saliency", "none"}
 
 

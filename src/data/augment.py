@@ -57,6 +57,26 @@ def resolve(augment: JointAugment | str | None, recommended: JointAugment | None
     return augment
 
 
+class Dihedral:
+    """A random one of the 8 flips/quarter-turns of a square image, applied to the image and every
+    map alike: lossless (no interpolation), so thin structures and labels stay exact."""
+
+    def __call__(self, image: torch.Tensor, *masks: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        turns, flip = int(torch.randint(4, ())), bool(torch.randint(2, ()))
+        square = image.shape[-1] == image.shape[-2]
+
+        def move(x: torch.Tensor) -> torch.Tensor:
+            x = torch.rot90(x, turns, (-2, -1)) if square else x
+            return x.flip(-1) if flip else x
+
+        return (move(image), *(move(m) for m in masks))
+
+
+def dihedral() -> Dihedral:
+    """Flips and 90-degree rotations (rotations only for square images)."""
+    return Dihedral()
+
+
 def membrane(
     degrees: float = 10.0, shift: float = 0.05, shear: float = 10.0, zoom: float = 0.2, flip: bool = True
 ) -> JointAugment:

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageSequence, UnidentifiedImageError
 from torch.utils.data import DataLoader
 
-from src.data.augment import membrane as augment_membrane
-from src.data.augment import resolve
+from src.data.augment import dihedral, resolve
 from src.data.border_weights import border_weights
 from src.data.png_pairs import load_gray
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
@@ -125,7 +124,7 @@ class MembraneDataModule(SplitDataModule):
         if image_size < 16:
             raise UserInputError(f"data.image_size={image_size} is too small; use >= 16 (128 as in the notes, 512 full size).")
         self.data_dir = Path(data_dir)
-        self.augment = resolve(augment, recommended=augment_membrane())
+        self.augment = resolve(augment, recommended=dihedral())
         self.provides_weights = border_weights
         self.test_images: torch.Tensor | None = None
 
