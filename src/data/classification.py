@@ -3,14 +3,11 @@ species/breed, as in-memory tensors served as ``{"image", "label", "index"}``.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch.utils.data import Dataset
 
-from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
+from src.data.eliret import EliretDataModule
 from src.data.pet import IMAGENET_MEAN, IMAGENET_STD, PetDataModule
-from src.data.png_pairs import load_pairs, read_split_csv
 from src.data.segmentation_dataset import SplitDataModule
 from src.errors import UserInputError
 
@@ -56,21 +53,20 @@ class EliretShapeDataModule(ClassificationDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.data_dir = Path(data_dir)
-        self.spec = EliretSpec(n_per_class, image_size, noise, max_offset, max_rotation, generator_seed)
+        self.eliret = EliretDataModule(**self.hparams, augment=None)
 
     def prepare_data(self) -> None:
-        ensure_eliret(self.spec, self.data_dir, allow_generate=self.hparams.generate)
+        self.eliret.prepare_data()
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        ensure_eliret(self.spec, self.data_dir, allow_generate=False)
-        for split, csv_name in SPLIT_FILES.items():
-            pairs = read_split_csv(self.data_dir / csv_name)
-            images, _ = load_pairs(pairs)
-            labels = torch.tensor([int(int(x.name[:-5]) >= self.spec.n_per_class) for x, _ in pairs])
-            self.splits[split] = ClassificationTensors(torch.from_numpy(images).float().div_(255.0).unsqueeze(1), labels)
+        self.eliret.setup(stage)
+        n_per_class = self.hparams.n_per_class
+        for split, dataset in self.eliret.splits.items():
+            # file NNNx.png: ellipses first (NNN < n_per_class), then rectangles
+            labels = torch.tensor([int(int(name[:-5]) >= n_per_class) for name in self.eliret.input_names[split]])
+            self.splits[split] = ClassificationTensors(dataset.images, labels)
 
 
 class PetClassificationDataModule(ClassificationDataModule):

@@ -56,6 +56,7 @@ class EliretDataModule(SplitDataModule):
             max_rotation=max_rotation,
             seed=generator_seed,
         )
+        self.input_names: dict[str, list[str]] = {}  # input file names per split, in split order
 
     def prepare_data(self) -> None:
         ensure_eliret(self.spec, self.data_dir, allow_generate=self.hparams.generate)
@@ -66,7 +67,9 @@ class EliretDataModule(SplitDataModule):
             return
         ensure_eliret(self.spec, self.data_dir, allow_generate=False)
         for split, csv_name in SPLIT_FILES.items():
-            images, masks = load_pairs(read_split_csv(self.data_dir / csv_name))
+            pairs = read_split_csv(self.data_dir / csv_name)
+            self.input_names[split] = [x.name for x, _ in pairs]
+            images, masks = load_pairs(pairs)
             transform = self.augment if split == "train" else None
             self.splits[split] = SegmentationTensors(_to_unit(images), _to_unit(masks), transform=transform)
 
