@@ -44,7 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         run = trainer.test if cfg.split == "test" else trainer.validate
         metrics = {k: float(v) for r in run(model, datamodule=datamodule, verbose=False) for k, v in r.items()}
         if early_exit and trainer.is_global_zero:
-            metrics.update(early_exit_report(model, datamodule, Path(cfg.paths.output_dir), cfg.early_exit))
+            metrics.update(early_exit_report(model, datamodule, Path(cfg.paths.output_dir), cfg.early_exit, trainer.loggers))
         if trainer.is_global_zero:
             write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
             print_metrics(metrics, title=f"{cfg.split}: {cfg.ckpt_path}")

@@ -50,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.test:
             metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
             if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
-                metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit))
+                metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, trainer.global_step))
         if trainer.is_global_zero:
             write_json_atomic(output_dir / "metrics.json", metrics)
             log.info("metrics of %s written to %s", best or "the final weights", output_dir / "metrics.json")

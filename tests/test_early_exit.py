@@ -134,6 +134,20 @@ def test_training_entry_point_writes_the_early_exit_report(make_cfg, tmp_path: P
     assert not (tmp_path / "reduction").exists()  # classification trains once
 
 
+def test_early_exit_results_reach_the_logger(make_cfg, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = make_cfg(
+        "train", "model=early_exit_cnn", "data=eliret_cls", "trainer.max_epochs=1", "model.net.base_width=4",
+        "early_exit.timing_samples=4", "logger=tensorboard", *SMALL_DATA,
+    )
+    train(cfg)
+    accumulator = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    assert {"early_exit/tradeoff", "early_exit/saliency_exits"} <= set(accumulator.Tags()["images"])
+    assert "early_exit/confidence/test_flops_saving" in accumulator.Tags()["scalars"]
+
+
 def test_segmentation_model_on_classification_data_is_refused(make_cfg) -> None:
     with pytest.raises(UserInputError, match="use model=early_exit_cnn"):
         train(make_cfg("train", "data=eliret_cls", *SMALL_DATA))

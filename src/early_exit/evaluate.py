@@ -23,7 +23,7 @@ from src.early_exit.policies import POLICIES, Policy, early_exit_predict, exit_i
 from src.early_exit.scores import SALIENCY_METHODS, ExitRecord, cosine, exit_saliency, record_exits, unit_range  # noqa: E402
 from src.errors import UserInputError  # noqa: E402
 from src.models.early_exit import EarlyExitClassifier  # noqa: E402
-from src.reduction.report import save_figure  # noqa: E402
+from src.figures import save_figure  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback
 
 from src.data.segmentation_dataset import SegmentationTensors
 from src.errors import UserInputError
+from src.figures import save_figure
 from src.reduction import report
 from src.reduction.masking import FILLS, fill_removed, keep_mask
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
@@ -219,7 +220,7 @@ class SaliencyReduction(Callback):
                 self._original[:k], dataset.masks[:k], relevance[:k], masks[:k], dataset.images[:k],
                 title=f"round {self.rounds_done}: kept {row['kept_fraction']:.3f} of the pixels ({self.relevance.method})",
             )
-            report.save_figure(figure, round_dir / "examples.png")
+            save_figure(figure, round_dir / "examples.png")
             report.log_round(trainer.loggers, row, round_dir / "examples.png", step=trainer.global_step)
 
     # ---- checkpoints --------------------------------------------------------------------

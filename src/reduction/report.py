@@ -13,10 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger  # noqa: E402
+from lightning.pytorch.loggers import Logger, WandbLogger  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from src.atomic import write_bytes_atomic  # noqa: E402
+from src.figures import log_images  # noqa: E402
 from src.results import console  # noqa: E402
 
 
@@ -74,24 +75,13 @@ def _display(image: torch.Tensor) -> np.ndarray:
     return array[0] if array.shape[0] == 1 else array[:3].transpose(1, 2, 0)
 
 
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
 def log_round(loggers: Sequence[Logger], row: dict[str, float], examples_png: Path, step: int) -> None:
     """Per-round scalars to every logger (``reduction/…``, with ``round`` as a key); the example
     grid as an image to W&B and TensorBoard; the rounds so far as a W&B table."""
     scalars = {f"reduction/{k}": v for k, v in row.items() if isinstance(v, (int, float))}
     for logger in loggers:
         logger.log_metrics(scalars, step=step)
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key="reduction/examples", images=[str(examples_png)], step=step, caption=[f"round {row['round']}"])
-        elif isinstance(logger, TensorBoardLogger):
-            image = plt.imread(examples_png)[..., :3]
-            logger.experiment.add_image("reduction/examples", image, global_step=int(row["round"]), dataformats="HWC")
+    log_images(loggers, {"reduction/examples": examples_png}, step=int(row["round"]), caption=f"round {row['round']}")
 
 
 def log_rounds_table(loggers: Sequence[Logger], rows: Sequence[dict[str, float]]) -> None:
