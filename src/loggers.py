@@ -44,8 +44,10 @@ def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
-    """Close W&B runs so each job of a multirun gets its own run."""
+    """Flush and close every logger (results logged after ``trainer.test`` included), and finish
+    W&B runs so each job of a multirun gets its own run."""
     for logger in loggers:
+        logger.finalize("success")
         if isinstance(logger, WandbLogger):
             import wandb
 
