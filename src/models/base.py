@@ -14,7 +14,8 @@ from src.checkpoints import record_module_class
 
 
 class ConfiguredModule(L.LightningModule):
-    """Subclasses call ``super().__init__(...)`` then ``self.save_hyperparameters`` themselves."""
+    """Subclasses call ``super().__init__(...)`` then ``self.save_hyperparameters`` themselves, and
+    implement ``_step``; the train/val/test steps all go through it."""
 
     def __init__(self, input_mean: Sequence[float], input_std: Sequence[float]) -> None:
         super().__init__()
@@ -23,6 +24,19 @@ class ConfiguredModule(L.LightningModule):
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.input_mean) / self.input_std
+
+    def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        """Loss and metrics of one batch of ``split`` (train, val or test); logs them."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
 
     def on_train_epoch_end(self) -> None:
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_epoch=True)

@@ -67,12 +67,3 @@ class EarlyExitClassifier(ConfiguredModule):
             self.log(f"{split}/acc_exit{e}", metric, on_step=False, on_epoch=True)
         self.log(f"{split}/acc", self.accuracy[f"{split}_{len(exits) - 1}"], on_step=False, on_epoch=True, prog_bar=split == "val")
         return loss
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")

@@ -105,12 +105,3 @@ class SegmentationModule(ConfiguredModule):
                 f"loss {self.loss_name} needs per-pixel weights from the data: use data=membrane with "
                 "data.border_weights=true."
             )
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
