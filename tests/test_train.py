@@ -29,8 +29,10 @@ def test_metrics_come_from_the_best_checkpoint_not_the_last_epoch(make_cfg, tmp_
     metrics = train(cfg)
     best = next(p for p in (tmp_path / "checkpoints").iterdir() if p.name != "last.ckpt")
     state = torch.load(best, weights_only=False)
-    score = state["callbacks"][next(k for k in state["callbacks"] if k.startswith("ModelCheckpoint"))]["best_model_score"]
+    score = state["callbacks"][next(k for k in state["callbacks"] if "'monitor': 'val/loss'" in k)]["best_model_score"]
     assert best.name != "epoch_003.ckpt"
+    # last.ckpt still holds the last epoch, not a copy of the best (Lightning >= 2.6's save_last)
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 3
     assert metrics["val/loss"] == pytest.approx(float(score), rel=1e-5)
 
 
