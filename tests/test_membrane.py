@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from src.data.border_weights import border_weight_map
-from src.data.membrane import MembraneDataModule, read_membrane
+from src.data.membrane import MembraneDataModule, read_membrane, resize_stack
 from src.errors import UserInputError
 from src.models.challenge_metrics import InstanceScore
 from src.train import train
@@ -70,6 +70,16 @@ def test_membrane_is_the_foreground_and_splits_are_seeded(tmp_path: Path) -> Non
     other.setup()
     assert torch.equal(dm.splits["val"].images, other.splits["val"].images)
     assert len(dm.predict_dataloader().dataset) == 6
+
+
+def test_labels_are_resized_at_pixel_centres_like_pil(tmp_path: Path) -> None:
+    # torch's "nearest" would take each 2x2 block's top-left pixel; the label must come from the
+    # block's centre, where the antialiased image is, exactly as PIL's NEAREST (the notes' loader)
+    rng = np.random.default_rng(0)
+    labels = np.where(rng.random((3, 64, 64)) < 0.3, 0, 255).astype(np.uint8)
+    resized = resize_stack(labels, 32, labels=True)
+    pil = np.stack([np.asarray(Image.fromarray(label).resize((32, 32), Image.NEAREST)) for label in labels])
+    assert torch.equal(resized[:, 0], torch.from_numpy(pil).float() / 255)
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 TRIMAP_TO_CLASS = {3: np.array([0, 1, 0, 2]), 2: np.array([0, 1, 0, 1])}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# version of the resized-array cache: 2 = labels resized with nearest-exact (pixel centres)
+CACHE_FORMAT = 2
 
 
 def read_split_list(path: Path) -> list[tuple[str, int, int]]:
@@ -64,7 +66,7 @@ def load_pair(images_dir: Path, trimaps_dir: Path, image_id: str, size: int, cla
     if pixels.shape[-2:] != (size, size):
         pixels = F.interpolate(pixels[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
         pixels = pixels.round().clamp(0, 255).to(torch.uint8)
-        labels = F.interpolate(labels[None, None].float(), size=(size, size), mode="nearest")[0, 0].to(torch.uint8)
+        labels = F.interpolate(labels[None, None].float(), size=(size, size), mode="nearest-exact")[0, 0].to(torch.uint8)
     return pixels.numpy(), labels.numpy()
 
 
@@ -165,7 +167,8 @@ class PetDataModule(SplitDataModule):
 
     def _load(self, rows: list[tuple[str, int, int]]) -> tuple[np.ndarray, np.ndarray]:
         size, classes = self.hparams.image_size, self.hparams.classes
-        key = hashlib.sha1(f"{size}|{classes}|{'|'.join(r[0] for r in rows)}".encode()).hexdigest()[:16]
+        # CACHE_FORMAT changes whenever resizing changes, so older caches are not reused
+        key = hashlib.sha1(f"{CACHE_FORMAT}|{size}|{classes}|{'|'.join(r[0] for r in rows)}".encode()).hexdigest()[:16]
         cache = self.data_dir / "cache" / f"pet_{size}px_{classes}cls_{key}.npz"
         if cache.exists():
             with np.load(cache) as stored:
