@@ -46,13 +46,15 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
 
 
 def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback]:
-    """The callbacks group, plus the reduction callback when ``reduction`` has a target and the
-    task is segmentation (the reduction keeps pixels of segmentation targets)."""
+    """The callbacks group, plus the reduction callback when ``reduction`` has a target, at least
+    one round and the task is segmentation (the reduction keeps pixels of segmentation targets)."""
     # a callback set to null (`callbacks.progress_bar=null`) is switched off
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     reduction = cfg.get("reduction")
     if reduction and "_target_" in reduction:
-        if segmentation:
+        if reduction.get("rounds") == 0:
+            log.info("reduction.rounds=0: training once, without saliency reduction")
+        elif segmentation:
             callbacks.insert(0, instantiate(reduction))
         else:
             log.warning("saliency reduction applies to segmentation data; this classification run trains once")

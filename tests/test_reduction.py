@@ -96,7 +96,7 @@ def test_prediction_relevance_is_the_non_background_probability() -> None:
     [
         ("reduction.percentile=0", r"percentile=0 must be in \(0, 100\]"),
         ("reduction.percentile=100.5", "must be in"),
-        ("reduction.rounds=0", "rounds=0 must be >= 1"),
+        ("reduction.rounds=-1", "rounds=-1 must be >= 1"),
         ("reduction.method=lime", "unknown reduction.method='lime'"),
         ("reduction.fill=noise", "unknown reduction.fill='noise'"),
         ("reduction.epochs_per_round=0", "epochs_per_round=0 must be >= 1"),
@@ -118,6 +118,14 @@ def test_rounds_split_the_epoch_budget(make_cfg, tmp_path: Path) -> None:
     train(cfg)
     assert [r["round"] for r in rounds_csv(tmp_path)] == ["1", "2", "3"]
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 5  # 3 x 2 epochs
+
+
+def test_zero_rounds_train_once_without_reduction(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("train", "trainer.max_epochs=2", "reduction.rounds=0", *FAST)
+    assert not any(isinstance(c, SaliencyReduction) for c in build_callbacks(cfg))
+    train(cfg)
+    assert not (tmp_path / "reduction").exists()
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # max_epochs
 
 
 def test_background_class_outside_the_model_is_refused(make_cfg, tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ class SaliencyReduction(Callback):
         if not 0 < percentile <= 100:
             raise UserInputError(f"reduction.percentile={percentile} must be in (0, 100]: the share of pixels kept per round.")
         if rounds < 1:
-            raise UserInputError(f"reduction.rounds={rounds} must be >= 1 (or use reduction=none to train once).")
+            raise UserInputError(f"reduction.rounds={rounds} must be >= 1 (0 or reduction=none trains once, without reduction).")
         if epochs_per_round < 1:
             raise UserInputError(f"reduction.epochs_per_round={epochs_per_round} must be >= 1.")
         if method not in METHODS:
