@@ -89,12 +89,26 @@ def membrane(
     return JointAugment(v2.Compose(transforms), reflect_margin=0.25)
 
 
+class _Elastic(v2.ElasticTransform):
+    """v2.ElasticTransform whose blur fits small images: its kernel spans 8 sigma + 1 pixels and
+    must be narrower than the image, so sigma is capped at (shorter side - 1) / 8."""
+
+    def make_params(self, flat_inputs: list) -> dict:
+        side = min(flat_inputs[0].shape[-2:])
+        requested = self.sigma
+        self.sigma = [min(s, (side - 1) / 8) for s in requested]
+        try:
+            return super().make_params(flat_inputs)
+        finally:
+            self.sigma = requested
+
+
 def elastic(alpha: float = 300.0, sigma: float = 10.0, flip: bool = True) -> JointAugment:
     """Elastic deformation as in the U-Net paper: a smooth random displacement field (uniform noise
     blurred with ``sigma`` px, times ``alpha``). The defaults move pixels by about 2.5 px (std) over
     ~10 px, the paper's 10 px coarse-grid field at 512 px seen at 128; torchvision's own defaults
     (50, 5) give sub-pixel jitter at that size."""
-    transforms: list[v2.Transform] = [v2.ElasticTransform(alpha=alpha, sigma=sigma)]
+    transforms: list[v2.Transform] = [_Elastic(alpha=alpha, sigma=sigma)]
     if flip:
         transforms += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
     return JointAugment(v2.Compose(transforms), reflect_margin=0.1)
