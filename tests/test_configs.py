@@ -45,6 +45,16 @@ def test_data_model_combinations_instantiate(make_cfg, data: str, model: str) ->
         assert module.hparams.task == datamodule.task
 
 
+def test_membrane_unet_preset_trains_once_unless_asked_to_reduce(make_cfg) -> None:
+    cfg = make_cfg("train", "data=membrane", "model=unet")
+    assert (cfg.model.net.depth, cfg.model.net.base_width, cfg.trainer.max_epochs) == (4, 32, 120)
+    assert cfg.reduction.rounds == 0 and cfg.reduction.epochs_per_round == 120
+    assert not any(type(c).__name__ == "SaliencyReduction" for c in build_callbacks(cfg))
+    cfg = make_cfg("train", "data=membrane", "model=unet", "reduction.rounds=3")
+    assert cfg.reduction.epochs_per_round == 40
+    assert any(type(c).__name__ == "SaliencyReduction" for c in build_callbacks(cfg))
+
+
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_trainer_options_compose(make_cfg, trainer: str) -> None:
     cfg = make_cfg("train", f"trainer={trainer}")

@@ -61,12 +61,12 @@ def test_png_and_tiff_layouts_read_the_same(tmp_path: Path) -> None:
 
 def test_membrane_is_the_foreground_and_splits_are_seeded(tmp_path: Path) -> None:
     root = write_png_layout(tmp_path)
-    dm = MembraneDataModule(str(root), image_size=32, val_count=2, augment=None)
+    dm = MembraneDataModule(str(root), image_size=64, val_count=2, augment=None)
     dm.setup()
     assert len(dm.splits["train"]) == 4 and len(dm.splits["val"]) == 2
     _, labels, _ = read_membrane(root)
     assert dm.splits["train"].masks.mean().item() == pytest.approx((labels == 0).mean(), abs=0.05)
-    other = MembraneDataModule(str(root), image_size=32, val_count=2, augment=None)
+    other = MembraneDataModule(str(root), image_size=64, val_count=2, augment=None)
     other.setup()
     assert torch.equal(dm.splits["val"].images, other.splits["val"].images)
     assert len(dm.predict_dataloader().dataset) == 6
@@ -77,9 +77,28 @@ def test_labels_are_resized_at_pixel_centres_like_pil(tmp_path: Path) -> None:
     # block's centre, where the antialiased image is, exactly as PIL's NEAREST (the notes' loader)
     rng = np.random.default_rng(0)
     labels = np.where(rng.random((3, 64, 64)) < 0.3, 0, 255).astype(np.uint8)
-    resized = resize_stack(labels, 32, labels=True)
+    resized = resize_stack(labels, 32, labels="centre")
     pil = np.stack([np.asarray(Image.fromarray(label).resize((32, 32), Image.NEAREST)) for label in labels])
     assert torch.equal(resized[:, 0], torch.from_numpy(pil).float() / 255)
+
+
+def test_majority_labels_keep_half_membrane_blocks(tmp_path: Path) -> None:
+    # 2x2 blocks at 32 -> 16: 4, 2 (a tie: membrane, so thin membranes stay closed), 1, 0 membrane pixels
+    label = np.full((32, 32), 255, np.uint8)
+    label[0:2, 0:2] = 0
+    label[0:2, 2] = 0
+    label[2, 4] = 0
+    for sub in ("train/image", "train/label"):
+        (tmp_path / sub).mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((32, 32), 128, np.uint8)).save(tmp_path / "train" / "image" / f"{i}.png")
+        Image.fromarray(label).save(tmp_path / "train" / "label" / f"{i}.png")
+    dm = MembraneDataModule(str(tmp_path), image_size=16, label_resize="majority", val_count=1, augment=None)
+    dm.setup()
+    assert dm.splits["val"].masks[0, 0, :2, :3].tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    assert dm.splits["val"].masks.sum().item() == 2
+    with pytest.raises(UserInputError, match="label_resize='bicubic'"):
+        MembraneDataModule(str(tmp_path), label_resize="bicubic")
 
 
 @pytest.mark.parametrize(

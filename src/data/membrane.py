@@ -79,15 +79,21 @@ def read_membrane(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
     return images, labels, test
 
 
-def resize_stack(stack: np.ndarray, size: int, labels: bool) -> torch.Tensor:
-    """(N, H, W) uint8 -> (N, 1, size, size) float in [0, 1]. Labels take the pixel at each output
-    pixel's centre (``nearest-exact``, as PIL's NEAREST): torch's ``nearest`` takes the top-left one,
-    which shifts thin membranes off the antialiased image by 1.5 px at 512 -> 128."""
+LABEL_RESIZE = ("centre", "majority")
+
+
+def resize_stack(stack: np.ndarray, size: int, labels: str | None = None) -> torch.Tensor:
+    """(N, H, W) uint8 -> (N, 1, size, size) float in [0, 1]. Images: bilinear with antialiasing.
+    Label maps (``labels``): ``centre`` takes the pixel at each output pixel's centre (as PIL's
+    NEAREST; torch's ``nearest`` would take the top-left one, 1.5 px off the image at 512 -> 128);
+    ``majority`` averages the pixels each output pixel covers (threshold it at 0.5)."""
     tensor = torch.from_numpy(stack).float().div_(255.0).unsqueeze(1)
     if tensor.shape[-1] == size and tensor.shape[-2] == size:
         return tensor
-    if labels:
+    if labels == "centre":
         return F.interpolate(tensor, size=(size, size), mode="nearest-exact")
+    if labels == "majority":
+        return F.interpolate(tensor, size=(size, size), mode="area")
     return F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
 
 
@@ -98,6 +104,10 @@ class MembraneDataModule(SplitDataModule):
     ``val_count`` held-out labelled images (a seeded split); the 30 test images are served by
     ``predict_dataloader``. ``border_weights`` adds the U-Net paper's per-pixel weights (``w0``,
     ``sigma`` in full-resolution pixels) for ``loss=weighted_ce``.
+
+    ``label_resize="majority"`` (default) labels an output pixel with the class of most of the
+    pixels it covers, the region its antialiased image pixel shows; ``"centre"`` takes one pixel
+    (the notes' Keras loader), which disagrees with that region on many thin-membrane pixels.
     """
 
     in_channels = 1
@@ -111,6 +121,7 @@ class MembraneDataModule(SplitDataModule):
         self,
         data_dir: str,
         image_size: int = 128,
+        label_resize: str = "majority",
         val_count: int = 5,
         split_seed: int = 0,
         batch_size: int = 4,
@@ -125,6 +136,8 @@ class MembraneDataModule(SplitDataModule):
         self.save_hyperparameters(logger=False, ignore=["augment"])
         if image_size < 16:
             raise UserInputError(f"data.image_size={image_size} is too small; use >= 16 (128 as in the notes, 512 full size).")
+        if label_resize not in LABEL_RESIZE:
+            raise UserInputError(f"unknown data.label_resize={label_resize!r}; choose one of {', '.join(LABEL_RESIZE)}.")
         self.data_dir = Path(data_dir)
         self.augment = resolve(augment, recommended=dihedral())
         self.provides_weights = border_weights
@@ -139,8 +152,9 @@ class MembraneDataModule(SplitDataModule):
             raise UserInputError(f"data.val_count={val_count} must be between 1 and {n - 1} (there are {n} labelled images).")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.hparams.split_seed))
         size = self.hparams.image_size
-        x = resize_stack(images, size, labels=False)
-        membrane = (resize_stack(labels, size, labels=True) < 0.5).float()
+        x = resize_stack(images, size)
+        # ties (half membrane) go to the membrane, so thin membranes stay closed
+        membrane = (resize_stack(labels, size, labels=self.hparams.label_resize) <= 0.5).float()
         val_ids, train_ids = order[:val_count].sort().values, order[val_count:].sort().values
         weights = None
         if self.provides_weights:
@@ -150,7 +164,7 @@ class MembraneDataModule(SplitDataModule):
             x[train_ids], membrane[train_ids], transform=self.augment, weights=None if weights is None else weights[train_ids]
         )
         self.splits["val"] = SegmentationTensors(x[val_ids], membrane[val_ids], weights=None if weights is None else weights[val_ids])
-        self.test_images = None if test is None else resize_stack(test, size, labels=False)
+        self.test_images = None if test is None else resize_stack(test, size)
 
     @property
     def train_set(self) -> SegmentationTensors:
