@@ -73,13 +73,6 @@ class EliretDataModule(SplitDataModule):
             transform = self.augment if split == "train" else None
             self.splits[split] = SegmentationTensors(_to_unit(images), _to_unit(masks), transform=transform)
 
-    @property
-    def train_set(self) -> SegmentationTensors:
-        return self.splits["train"]
-
-
-
-
 
 def _to_unit(array: np.ndarray) -> torch.Tensor:
     """(N, H, W) uint8 -> (N, 1, H, W) float32 in [0, 1]."""

@@ -166,10 +166,6 @@ class MembraneDataModule(SplitDataModule):
         self.splits["val"] = SegmentationTensors(x[val_ids], membrane[val_ids], weights=None if weights is None else weights[val_ids])
         self.test_images = None if test is None else resize_stack(test, size)
 
-    @property
-    def train_set(self) -> SegmentationTensors:
-        return self.splits["train"]
-
     def test_dataloader(self) -> DataLoader:
         return make_loader(self.splits["val"], self.hparams, shuffle=False)
 

@@ -184,10 +184,3 @@ class PetDataModule(SplitDataModule):
         except OSError as err:
             log.warning("could not cache resized Pet images in %s (%s); keeping them in memory only", cache.parent, err)
         return images, masks
-
-    @property
-    def train_set(self) -> SegmentationTensors:
-        return self.splits["train"]
-
-
-

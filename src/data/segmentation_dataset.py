@@ -76,6 +76,11 @@ class SplitDataModule(L.LightningDataModule):
         super().__init__()
         self.splits: dict[str, Dataset] = {}
 
+    @property
+    def train_set(self) -> Dataset:
+        """The training split, which the saliency reduction replaces in place."""
+        return self.splits["train"]
+
     def train_dataloader(self) -> DataLoader:
         return make_loader(self.splits["train"], self.hparams, shuffle=True)
 
