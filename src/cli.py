@@ -8,10 +8,17 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
 from src.errors import UserInputError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def user_error_in(exc: BaseException) -> UserInputError | None:
@@ -26,13 +33,16 @@ def user_error_in(exc: BaseException) -> UserInputError | None:
 
 
 def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
+    """In a multirun the error is raised instead, so Hydra records that job as failed and runs
+    the others (an exit would end the whole sweep)."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
             error = user_error_in(exc)
-            if error is None:
+            if error is None or _in_multirun():
                 raise
             log.error("%s", error)
             print(f"error: {error}", file=sys.stderr)

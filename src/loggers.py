@@ -7,9 +7,11 @@ import netrc
 import os
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,28 @@ def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
             mode = wandb_mode()
             os.environ["WANDB_MODE"] = mode
             log.info("W&B mode: %s", mode)
+            loggers.append(instantiate(cfg, **{k: v for k, v in sweep_run_names().items() if not cfg.get(k)}))
+            continue
         loggers.append(instantiate(cfg))
     return loggers
+
+
+def sweep_run_names() -> dict[str, str]:
+    """In a multirun: the sweep's name as the W&B group and the job's overrides as its run name,
+    so one sweep's runs sit together and read by setting."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    hydra_cfg = HydraConfig.get()
+    return {"group": Path(hydra_cfg.sweep.dir).name, "name": hydra_cfg.job.override_dirname or f"job {hydra_cfg.job.num}"}
+
+
+def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
+    """The resolved config as every logger's hyperparameters (W&B config, CSV hparams.yaml,
+    TensorBoard hparams), so runs can be filtered by setting."""
+    # Hydra's own node (present when composed with return_hydra_config) is not the run's setting
+    params = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key] for key in cfg if key != "hydra"}
+    for logger in loggers:
+        logger.log_hyperparams(params)
 
 
 def finish_loggers(loggers: list[Logger]) -> None:

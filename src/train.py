@@ -11,13 +11,14 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.cli import exit_on_user_error
 from src.errors import UserInputError
-from src.loggers import build_loggers, finish_loggers
+from src.loggers import build_loggers, finish_loggers, log_config
 from src.early_exit.report import early_exit_report
 from src.models.early_exit import EarlyExitClassifier
 from src.results import print_metrics, write_json_atomic
@@ -39,6 +40,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     loggers = build_loggers(cfg.get("logger"))
+    log_config(loggers, cfg)
     trainer = build_trainer(cfg, build_callbacks(cfg, segmentation=datamodule.task != "classification"), loggers)
     try:
         if cfg.train:
@@ -52,12 +54,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
                 metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, trainer.global_step))
         if trainer.is_global_zero:
+            write_json_atomic(output_dir / "run.json", {"best_checkpoint": best, "best_epoch": _epoch_of(best)})
             write_json_atomic(output_dir / "metrics.json", metrics)
             log.info("metrics of %s written to %s", best or "the final weights", output_dir / "metrics.json")
             print_metrics(metrics, title="metrics of the best checkpoint" if best else "metrics of the final weights")
     finally:
         finish_loggers(loggers)
     return metrics
+
+
+def _epoch_of(checkpoint: str | None) -> int | None:
+    return None if checkpoint is None else int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"])
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -101,8 +101,9 @@ class MembraneDataModule(SplitDataModule):
     """Membrane (label 0) is the foreground class: targets are 1 on membrane, 0 on cells.
 
     The challenge's test labels were never published, so validation *and* test metrics come from
-    ``val_count`` held-out labelled images (a seeded split); the 30 test images are served by
-    ``predict_dataloader``. ``border_weights`` adds the U-Net paper's per-pixel weights (``w0``,
+    ``val_count`` held-out labelled images (a seeded split), unless ``test_count`` > 0 holds out
+    that many more labelled images as a test split never used for checkpoint selection; the 30
+    test images are served by ``predict_dataloader``. ``border_weights`` adds the U-Net paper's per-pixel weights (``w0``,
     ``sigma`` in full-resolution pixels) for ``loss=weighted_ce``.
 
     ``label_resize="majority"`` (default) labels an output pixel with the class of most of the
@@ -123,6 +124,7 @@ class MembraneDataModule(SplitDataModule):
         image_size: int = 128,
         label_resize: str = "majority",
         val_count: int = 5,
+        test_count: int = 0,
         split_seed: int = 0,
         batch_size: int = 4,
         num_workers: int = 0,
@@ -147,15 +149,19 @@ class MembraneDataModule(SplitDataModule):
         if self.splits:
             return
         images, labels, test = read_membrane(self.data_dir)
-        n, val_count = len(images), self.hparams.val_count
-        if not 0 < val_count < n:
-            raise UserInputError(f"data.val_count={val_count} must be between 1 and {n - 1} (there are {n} labelled images).")
+        n, val_count, test_count = len(images), self.hparams.val_count, self.hparams.test_count
+        if val_count < 1 or test_count < 0 or val_count + test_count >= n:
+            raise UserInputError(
+                f"data.val_count={val_count} and data.test_count={test_count} must leave training images: "
+                f"val_count >= 1, test_count >= 0, their sum below {n} (there are {n} labelled images)."
+            )
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.hparams.split_seed))
         size = self.hparams.image_size
         x = resize_stack(images, size)
         # ties (half membrane) go to the membrane, so thin membranes stay closed
         membrane = (resize_stack(labels, size, labels=self.hparams.label_resize) <= 0.5).float()
-        val_ids, train_ids = order[:val_count].sort().values, order[val_count:].sort().values
+        held_out = val_count + test_count
+        val_ids, test_ids, train_ids = (ids.sort().values for ids in (order[:val_count], order[val_count:held_out], order[held_out:]))
         weights = None
         if self.provides_weights:
             sigma = self.hparams.sigma * size / images.shape[-1]  # sigma is given at full resolution
@@ -163,11 +169,9 @@ class MembraneDataModule(SplitDataModule):
         self.splits["train"] = SegmentationTensors(
             x[train_ids], membrane[train_ids], transform=self.augment, weights=None if weights is None else weights[train_ids]
         )
-        self.splits["val"] = SegmentationTensors(x[val_ids], membrane[val_ids], weights=None if weights is None else weights[val_ids])
+        for split, ids in (("val", val_ids), ("test", test_ids if test_count else val_ids)):
+            self.splits[split] = SegmentationTensors(x[ids], membrane[ids], weights=None if weights is None else weights[ids])
         self.test_images = None if test is None else resize_stack(test, size)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.hparams, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         if self.test_images is None:
