@@ -7,11 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import ConcatDataset, DataLoader
 
 from src.data.augment import resolve
 from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.png_pairs import load_pairs, read_split_csv
-from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
+from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
+from src.errors import UserInputError
+
+# test_split: the notes' 32x32 test CSV, or the six larger maior images (off-centre shapes)
+TEST_SPLITS = ("test", "maior")
 
 
 class EliretDataModule(SplitDataModule):
@@ -41,12 +46,15 @@ class EliretDataModule(SplitDataModule):
         max_rotation: float = 0.0,
         generator_seed: int = 0,
         augment: Callable | str | None = "auto",
+        test_split: str = "test",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])
         self.augment = resolve(augment, recommended=None)
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
+        if test_split not in TEST_SPLITS:
+            raise UserInputError(f"unknown data.test_split={test_split!r}; choose one of {', '.join(TEST_SPLITS)}.")
         self.data_dir = Path(data_dir)
         self.spec = EliretSpec(
             n_per_class=n_per_class,
@@ -72,6 +80,29 @@ class EliretDataModule(SplitDataModule):
             images, masks = load_pairs(pairs)
             transform = self.augment if split == "train" else None
             self.splits[split] = SegmentationTensors(_to_unit(images), _to_unit(masks), transform=transform)
+        if self.hparams.test_split == "maior":
+            self.splits["test"] = ConcatDataset([_one_pair(x, y) for x, y in maior_pairs(self.data_dir)])
+
+    def test_dataloader(self) -> DataLoader:
+        if self.hparams.test_split == "maior":  # the larger images differ in size: one per batch
+            return make_loader(self.splits["test"], {**self.hparams, "batch_size": 1}, shuffle=False)
+        return super().test_dataloader()
+
+
+def maior_pairs(data_dir: Path) -> list[tuple[Path, Path]]:
+    """The larger off-centre test images ``maiorNx.png`` with their masks ``maiorNy.png``."""
+    pairs = [(x, x.with_name(x.name.replace("x.png", "y.png"))) for x in sorted(Path(data_dir).glob("maior*x.png"))]
+    if not pairs:
+        raise UserInputError(f"no maiorNx.png images in {data_dir}; regenerate the set or use data.test_split=test.")
+    missing = [y.name for _, y in pairs if not y.exists()]
+    if missing:
+        raise UserInputError(f"{data_dir} lacks the masks {', '.join(missing)} of its maior images; restore them.")
+    return pairs
+
+
+def _one_pair(x_path: Path, y_path: Path) -> SegmentationTensors:
+    images, masks = load_pairs([(x_path, y_path)])
+    return SegmentationTensors(_to_unit(images), _to_unit(masks))
 
 
 def _to_unit(array: np.ndarray) -> torch.Tensor:

@@ -68,8 +68,8 @@ def job_record(config: DictConfig, job_return: JobReturn, run_dir: Path, wall_se
     failed = job_return.status != JobStatus.COMPLETED
     error = ""
     if failed:
-        # the user's mistake itself, not Hydra's instantiation wrapper around it
-        exc = user_error_in(job_return._return_value) or job_return._return_value
+        # the cause itself, not Hydra's instantiation wrapper around it
+        exc = user_error_in(job_return._return_value) or _root_cause(job_return._return_value)
         lines = str(exc).strip().splitlines() or [""]
         error = f"{type(exc).__name__}: {lines[-1]}"
     metrics_path = run_dir / "metrics.json"
@@ -86,6 +86,12 @@ def job_record(config: DictConfig, job_return: JobReturn, run_dir: Path, wall_se
         "wall_seconds": round(wall_seconds, 2),
         "run_dir": str(run_dir),
     }
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def read_job_records(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,110 @@
+"""The report's figures (matplotlib, written as PNG)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from src.figures import save_figure  # noqa: E402
+from src.reporting.runs import Run  # noqa: E402
+
+
+def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, path: Path, split: str) -> bool:
+    """``metric`` against each swept value (mean and standard deviation over every run with that
+    value), the no-reduction baseline as a band. False when nothing varies."""
+    panels = [k for k in keys if table.loc[~table.baseline, k].nunique() > 1]
+    if not panels:
+        return False
+    base = table.loc[table.baseline, metric].dropna()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4), squeeze=False, sharey=True)
+    for ax, key in zip(axes[0], panels):
+        group = table[~table.baseline].groupby(key, sort=True)[metric]
+        values = group.mean()
+        ax.errorbar(range(len(values)), values.to_numpy(), yerr=group.std(ddof=1).fillna(0).to_numpy(), fmt="o-", capsize=4, label="with reduction")
+        ax.set_xticks(range(len(values)), [str(v) for v in values.index])
+        if len(base):
+            ax.axhline(base.mean(), color="black", lw=1, label=f"no reduction (n={len(base)})")
+            ax.axhspan(base.mean() - base.std(ddof=1), base.mean() + base.std(ddof=1), color="black", alpha=0.1)
+        ax.set_xlabel(key)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(f"{metric} ({split}, best checkpoint)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{metric}: mean ± std over runs with each value")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def mean_curves(runs: Sequence[Run], label_of: dict[Path, str], metric: str, path: Path) -> bool:
+    """Validation ``metric`` per epoch, averaged over the seeds of each setting; the baseline
+    in black."""
+    curves: dict[str, list[pd.Series]] = {}
+    for run in runs:
+        if run.epochs is not None and metric in run.epochs:
+            curves.setdefault(label_of[run.path], []).append(run.epochs.set_index("epoch")[metric].dropna())
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for label, series in curves.items():
+        mean = pd.concat(series, axis=1).mean(axis=1)
+        baseline = label.startswith("no reduction")
+        ax.plot(mean.index + 1, mean.to_numpy(), color="black" if baseline else None, lw=2.2 if baseline else 1.0,
+                label=f"{label} (n={len(series)})", zorder=3 if baseline else 2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric} (validation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def rounds_curves(rounds: pd.DataFrame, path: Path) -> None:
+    """One run's reduction, per round: validation metrics, kept fraction, saliency measures."""
+    val = [c for c in rounds.columns if c.startswith("val/")]
+    measures = [c for c in ("mean_spatial_entropy", "mean_moment_of_inertia") if c in rounds]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for column in val:
+        axes[0].plot(rounds["round"], rounds[column], "o-", label=column)
+    axes[0].set_title("validation after each round's fit")
+    axes[1].plot(rounds["round"], rounds["kept_fraction"], "o-")
+    axes[1].set_title("kept fraction of the pixels")
+    for column in measures:
+        axes[2].plot(rounds["round"], rounds[column], "o-", label=column.removeprefix("mean_"))
+    axes[2].set_title("relevance maps (mean over images)")
+    for ax in axes:
+        ax.set_xlabel("round")
+        ax.set_xticks(rounds["round"])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def learning_curves(epochs: pd.DataFrame, path: Path, epochs_per_round: int | None) -> None:
+    """Losses and validation metrics per epoch; dashed lines where the training set was reduced."""
+    losses = [c for c in ("train/loss", "val/loss") if c in epochs]
+    scores = [c for c in epochs.columns if c.startswith("val/") and c != "val/loss"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for ax, columns in zip(axes, (losses, scores)):
+        for column in columns:
+            series = epochs[["epoch", column]].dropna()
+            ax.plot(series["epoch"] + 1, series[column], label=column)
+        if epochs_per_round:
+            for boundary in range(epochs_per_round, int(epochs["epoch"].max()) + 1, epochs_per_round):
+                ax.axvline(boundary + 0.5, color="gray", ls="--", lw=0.8)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    axes[0].set_title("loss")
+    axes[1].set_title("validation metrics")
+    fig.tight_layout()
+    save_figure(fig, path)

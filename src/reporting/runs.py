@@ -1,0 +1,104 @@
+"""Reading what runs already wrote (no re-training): config, overrides, final metrics, per-round
+reduction history and per-epoch logged metrics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+import src  # noqa: F401  (registers the config resolvers runs were saved with)
+
+from src.errors import UserInputError
+
+
+@dataclass
+class Run:
+    path: Path
+    config: DictConfig  # as saved, unresolved (values that need Hydra's runtime cannot resolve here)
+    overrides: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    rounds: pd.DataFrame | None = None  # reduction/rounds.csv
+    epochs: pd.DataFrame | None = None  # csv/metrics.csv, one row per epoch
+
+    def value(self, key: str, default: Any = None) -> Any:
+        try:
+            return OmegaConf.select(self.config, key, default=default)
+        except Exception:  # an interpolation into Hydra's runtime (paths.output_dir): not a setting
+            return default
+
+    @property
+    def seed(self) -> int:
+        return int(self.value("seed", 0))
+
+    @property
+    def reduced(self) -> bool:
+        """Whether the saliency reduction ran (rounds >= 1), i.e. not a no-reduction baseline."""
+        return self.value("reduction._target_") is not None and int(self.value("reduction.rounds", 0)) > 0
+
+    @property
+    def epochs_per_round(self) -> int | None:
+        return int(self.value("reduction.epochs_per_round")) if self.reduced else None
+
+    def setting(self, key: str) -> str:
+        """The value of ``key`` in this run: its override, else its config value; "—" for a
+        reduction parameter of a run without reduction (it does not apply)."""
+        if key in self.overrides:
+            return self.overrides[key]
+        if key.startswith("reduction.") and key != "reduction.rounds" and not self.reduced:
+            return "—"
+        return str(self.value(key, "—"))
+
+
+def load_run(path: Path) -> Run:
+    path = Path(path)
+    config_path = path / ".hydra" / "config.yaml"
+    if not config_path.exists():
+        raise UserInputError(f"{path} is not a run dir (no .hydra/config.yaml); pass a run or sweep dir under outputs/.")
+    config = OmegaConf.load(config_path)
+    overrides_path = path / ".hydra" / "overrides.yaml"
+    overrides = _parse_overrides(OmegaConf.to_container(OmegaConf.load(overrides_path)) if overrides_path.exists() else [])
+    run = Run(path=path, config=config, overrides=overrides)
+    if (path / "metrics.json").exists():
+        run.metrics = json.loads((path / "metrics.json").read_text())
+    if (path / "run.json").exists():
+        run.best_epoch = json.loads((path / "run.json").read_text()).get("best_epoch")
+    if (path / "reduction" / "rounds.csv").exists():
+        run.rounds = pd.read_csv(path / "reduction" / "rounds.csv")
+    if (path / "csv" / "metrics.csv").exists():
+        run.epochs = per_epoch(pd.read_csv(path / "csv" / "metrics.csv"))
+    return run
+
+
+def per_epoch(logged: pd.DataFrame) -> pd.DataFrame:
+    """Lightning's CSV rows (train, val and timing logged on separate rows) merged to one row per
+    epoch; test rows (logged after the fit) are dropped."""
+    fit = logged.drop(columns=[c for c in logged.columns if c.startswith("test/")])
+    fit = fit.dropna(subset=[c for c in fit.columns if c not in ("epoch", "step")], how="all")
+    return fit.groupby("epoch").last().reset_index().drop(columns="step", errors="ignore")
+
+
+def _parse_overrides(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        pairs[key.lstrip("+~")] = value
+    return pairs
+
+
+def load_sweep(path: Path) -> list[Run]:
+    """Every job of a multirun (sub-dirs with a .hydra config), in job order."""
+    path = Path(path)
+    jobs = sorted((p.parent.parent for p in path.glob("*/.hydra/config.yaml")), key=lambda p: (len(p.name), p.name))
+    if not jobs:
+        raise UserInputError(f"{path} holds no runs (no */.hydra/config.yaml); pass a sweep dir (outputs/<task>/multiruns/<time>).")
+    return [load_run(job) for job in jobs]
+
+
+def is_sweep(path: Path) -> bool:
+    return (Path(path) / "multirun.yaml").exists() or any(Path(path).glob("*/.hydra/config.yaml"))

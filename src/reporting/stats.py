@@ -1,0 +1,113 @@
+"""Mean and spread over seeds, paired comparisons with the no-reduction baseline, convergence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from src.reporting.runs import Run
+
+# metrics where lower is better; every other metric is better when higher
+LOWER_IS_BETTER = ("loss", "mse", "rand_error", "vi")
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.rsplit("/", 1)[-1] not in LOWER_IS_BETTER
+
+
+def swept_keys(runs: Sequence[Run]) -> list[str]:
+    """Override keys whose value differs between runs (a key missing from some runs counts),
+    seed excluded, in the order they first appear."""
+    keys: list[str] = []
+    for run in runs:
+        keys += [k for k in run.overrides if k not in keys]
+    return [k for k in keys if k != "seed" and len({run.overrides.get(k) for run in runs}) > 1]
+
+
+def runs_table(runs: Sequence[Run], keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per run: its setting (``keys``), seed, whether it is a baseline, and ``metrics``."""
+    rows = []
+    for run in runs:
+        row = {k: run.setting(k) for k in keys}
+        row.update(seed=run.seed, baseline=not run.reduced, run=run.path.name)
+        row.update({m: run.metrics.get(m, math.nan) for m in metrics})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def grouped(table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Per setting: n (runs with the metric) and the mean and sample standard deviation of each
+    metric over seeds."""
+    parts = {"n": table.groupby(list(keys), sort=False)[metrics[0]].count()}
+    for metric in metrics:
+        group = table.groupby(list(keys), sort=False)[metric]
+        parts[f"{metric} mean"] = group.mean()
+        parts[f"{metric} std"] = group.std(ddof=1)
+    return pd.DataFrame(parts).reset_index()
+
+
+def paired_with_baseline(table: pd.DataFrame, keys: Sequence[str], metric: str) -> pd.DataFrame:
+    """Each reduction setting against the baseline of the same seed (and the same values of any
+    swept non-reduction key): mean difference, its 95% t-interval and the seeds where it wins."""
+    match = [k for k in keys if not k.startswith("reduction.")]
+    baseline = table[table.baseline].set_index([*match, "seed"])[metric]
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    rows = []
+    for setting, group in table[~table.baseline].groupby(list(keys), sort=False):
+        index = [tuple(row) for row in group[[*match, "seed"]].itertuples(index=False)]
+        base = baseline.reindex(pd.MultiIndex.from_tuples(index) if match else [i[0] for i in index]).to_numpy()
+        diff = group[metric].to_numpy() - base
+        diff = diff[~np.isnan(diff)]
+        n = len(diff)
+        mean = diff.mean() if n else math.nan
+        half = stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+        setting = setting if isinstance(setting, tuple) else (setting,)
+        rows.append(
+            {**dict(zip(keys, setting)), "pairs": n, "mean difference": mean, "ci low": mean - half, "ci high": mean + half,
+             "wins": int((sign * diff > 0).sum())}
+        )
+    return pd.DataFrame(rows)
+
+
+def epochs_to_reach(epochs: pd.DataFrame | None, metric: str, target: float) -> tuple[float, float]:
+    """(epochs, seconds) until ``metric`` first reaches ``target`` on validation (epochs counted
+    from 1; seconds from ``time/elapsed_s``); NaN where it never does."""
+    if epochs is None or metric not in epochs:
+        return math.nan, math.nan
+    curve = epochs.dropna(subset=[metric])
+    reached = curve[metric] >= target if higher_is_better(metric) else curve[metric] <= target
+    if not reached.any():
+        return math.nan, math.nan
+    first = curve[reached].iloc[0]
+    seconds = float(first["time/elapsed_s"]) if "time/elapsed_s" in curve and not pd.isna(first.get("time/elapsed_s")) else math.nan
+    return float(first["epoch"]) + 1, seconds
+
+
+def convergence(runs: Sequence[Run], keys: Sequence[str], metric: str, fraction: float = 0.95) -> pd.DataFrame:
+    """Per setting: epochs and seconds to reach ``fraction`` of the best validation score of the
+    baseline of the same seed (higher-is-better metrics; lower-is-better ones must come within
+    1/fraction of it), averaged over the runs that reach it, and how many do."""
+    best = {}
+    for run in runs:
+        if not run.reduced and run.epochs is not None and metric in run.epochs:
+            curve = run.epochs[metric].dropna()
+            best[run.seed] = curve.max() if higher_is_better(metric) else curve.min()
+    rows = []
+    for run in runs:
+        if run.seed not in best:
+            continue
+        target = best[run.seed] * fraction if higher_is_better(metric) else best[run.seed] / fraction
+        epochs, seconds = epochs_to_reach(run.epochs, metric, target)
+        rows.append({**{k: run.setting(k) for k in keys}, "epochs": epochs, "seconds": seconds})
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    group = table.groupby(list(keys), sort=False)
+    return pd.DataFrame(
+        {"reached": group["epochs"].count(), "runs": group["epochs"].size(), "epochs mean": group["epochs"].mean(),
+         "seconds mean": group["seconds"].mean()}
+    ).reset_index()
