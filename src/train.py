@@ -34,6 +34,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; returns the final metrics."""
     if not str(cfg.optimized_metric).startswith(("val/", "test/")):
         raise UserInputError(f"optimized_metric={cfg.optimized_metric!r} must name a val/ or test/ metric, e.g. val/loss.")
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 

@@ -48,10 +48,10 @@ class Run:
     def setting(self, key: str) -> str:
         """The value of ``key`` in this run: its override, else its config value; "—" for a
         reduction parameter of a run without reduction (it does not apply)."""
-        if key in self.overrides:
-            return self.overrides[key]
         if key.startswith("reduction.") and key != "reduction.rounds" and not self.reduced:
             return "—"
+        if key in self.overrides:
+            return self.overrides[key]
         return str(self.value(key, "—"))
 
 
@@ -77,10 +77,12 @@ def load_run(path: Path) -> Run:
 
 def per_epoch(logged: pd.DataFrame) -> pd.DataFrame:
     """Lightning's CSV rows (train, val and timing logged on separate rows) merged to one row per
-    epoch; test rows (logged after the fit) are dropped."""
+    epoch of the fit; what validate()/test() logged after the fit is dropped."""
     fit = logged.drop(columns=[c for c in logged.columns if c.startswith("test/")])
     fit = fit.dropna(subset=[c for c in fit.columns if c not in ("epoch", "step")], how="all")
-    return fit.groupby("epoch").last().reset_index().drop(columns="step", errors="ignore")
+    per = fit.groupby("epoch").last().reset_index().drop(columns="step", errors="ignore")
+    trained = per.filter(like="train/").notna().any(axis=1)
+    return per[per.epoch <= per.epoch[trained].max()] if trained.any() else per
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:

@@ -54,7 +54,8 @@ def paired_with_baseline(table: pd.DataFrame, keys: Sequence[str], metric: str) 
     """Each reduction setting against the baseline of the same seed (and the same values of any
     swept non-reduction key): mean difference, its 95% t-interval and the seeds where it wins."""
     match = [k for k in keys if not k.startswith("reduction.")]
-    baseline = table[table.baseline].set_index([*match, "seed"])[metric]
+    # baselines that differ only in reduction settings (which do not apply to them) are averaged
+    baseline = table[table.baseline].groupby([*match, "seed"])[metric].mean()
     sign = 1.0 if higher_is_better(metric) else -1.0
     rows = []
     for setting, group in table[~table.baseline].groupby(list(keys), sort=False):

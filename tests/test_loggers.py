@@ -1,0 +1,39 @@
+"""The resolved config reaches every logger as hyperparameters, so runs can be filtered by setting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from src.train import train
+
+DEBUG = ("reduction.percentile=70", "trainer.max_epochs=2", "reduction.rounds=2", "trainer.limit_train_batches=2")
+
+
+def test_a_wandb_offline_run_holds_the_resolved_config(make_cfg, tmp_path: Path, data_root: Path) -> None:
+    train(make_cfg("train", *DEBUG, "logger=wandb", "model=fcn"))
+    # an offline run keeps its config only in the run's record log (config items as JSON)
+    (log,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    records = log.read_bytes()
+    reduction = stored_object(records, "src.reduction.callback.SaliencyReduction")
+    data = stored_object(records, "src.data.eliret.EliretDataModule")
+    net = stored_object(records, "src.models.fcn.FCN")
+    assert reduction["percentile"] == 70 and net["dropout"] == 0.25
+    # interpolations arrive resolved: the real data dir and epochs per round, not ${...}
+    assert data["data_dir"] == f"{data_root}/eliret" and reduction["epochs_per_round"] == 1
+    assert b"${" not in records
+
+
+def stored_object(records: bytes, target: str) -> dict:
+    """The config section whose ``_target_`` is ``target``, decoded from the stored JSON."""
+    start = records.index(b'{"_target_":"' + target.encode())
+    value, _ = json.JSONDecoder().raw_decode(records[start:].decode("utf-8", errors="replace"))
+    return value
+
+
+def test_the_csv_logger_writes_the_config_as_hparams(make_cfg, tmp_path: Path) -> None:
+    train(make_cfg("train", *DEBUG, "logger=csv"))
+    hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())
+    assert hparams["reduction"]["percentile"] == 70 and hparams["trainer"]["max_epochs"] == 2

@@ -1,0 +1,132 @@
+"""Sweeps as a user runs them (``python -m src.train -m ...``): the summary a sweep writes, the
+launchers and sweepers it supports, and the report of a sweep."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
+
+from src.report import report
+from tests.conftest import compose_config, run_cli
+
+QUIET = ("callbacks.progress_bar=null", "logger=csv")
+
+
+def sweep_dir(root: Path, task: str = "debug") -> Path:
+    (path,) = (root / "outputs" / task / "multiruns").iterdir()
+    return path
+
+
+def summary_rows(path: Path) -> list[dict[str, str]]:
+    with open(path / "sweep_summary.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_sweep_summarises_itself_and_records_a_failed_job(tmp_path: Path, data_root: Path, launcher: str) -> None:
+    # percentile=150 is refused only where the reduction runs (rounds=2): one job of four fails
+    extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
+    result = run_cli(
+        "src.train", "-m", "debug=fast", f"paths.data_dir={data_root}", *QUIET, *extra,
+        "reduction.percentile=50,150", "reduction.rounds=0,2", project_root=tmp_path,
+    )
+    rows = summary_rows(sweep_dir(tmp_path))
+    assert [int(r["job"]) for r in rows] == [0, 1, 2, 3]
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and result.returncode != 0  # Hydra still reports the failure
+    assert "reduction.percentile=150 reduction.rounds=2" in failed[0]["overrides"]
+    assert "UserInputError" in failed[0]["error"] and "percentile" in failed[0]["error"]
+    assert failed[0]["test/miou"] == ""
+    for row in rows:
+        if row["status"] == "ok":
+            assert 0.0 <= float(row["test/miou"]) <= 1.0 and float(row["val/loss"]) > 0
+            assert float(row["wall_seconds"]) > 0 and Path(row["run_dir"], "metrics.json").exists()
+            assert row["best_epoch"] in {"0", "1"}
+
+
+@pytest.mark.slow
+def test_the_study_preset_sweeps_a_union_of_grids_and_its_report_renders(tmp_path: Path, data_root: Path) -> None:
+    grids = "hydra.sweeper.grids=[{reduction.percentile:'50,90'},{reduction.rounds:0}]"
+    result = run_cli(
+        "src.train", "experiment=reduction_study_eliret", "debug=fast", f"paths.data_dir={data_root}", *QUIET,
+        "seed=0,1", grids, project_root=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = sweep_dir(tmp_path)
+    rows = summary_rows(path)
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)  # 2 percentiles x 2 seeds + 2 baselines
+    assert sum("reduction.rounds=0" in r["overrides"] for r in rows) == 2
+
+    result = run_cli("src.report", str(path), project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = path / "report"
+    text = (out / "report.md").read_text()
+    grouped = section(text, "## Mean and spread over seeds")
+    # one row per setting: the two percentiles and the baseline, each over 2 seeds
+    assert len(table_rows(grouped)) == 3 and all(row[2] == "2" for row in table_rows(grouped))
+    paired = section(text, "## Each reduction setting against the no-reduction baseline of the same seed")
+    assert "**test/miou** (↑)" in paired and "**test/mse** (↓)" in paired
+    assert {row[0] for row in table_rows(paired)} >= {"50", "90"}
+    assert "## Convergence" in text
+    for png in ("metric_vs_settings.png", "curves.png"):
+        assert (out / png).stat().st_size > 1000 and f"]({png})" in text
+
+
+@pytest.mark.slow
+def test_an_optuna_search_runs_its_trials(tmp_path: Path, data_root: Path) -> None:
+    result = run_cli(
+        "src.train", "hparams_search=reduction_optuna", "debug=fast", f"paths.data_dir={data_root}", *QUIET,
+        "hydra.sweeper.n_trials=3", project_root=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = sweep_dir(tmp_path)
+    rows = summary_rows(path)
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    best = yaml.safe_load((path / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(min(float(r["val/loss"]) for r in rows), rel=1e-6)
+
+
+def test_a_misspelt_preset_fails_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(MissingConfigException, match="experiment/eliret_unett"):
+        compose_config("train", ["experiment=eliret_unett"], tmp_path)
+    with pytest.raises(MissingConfigException, match="debug/fats"):
+        compose_config("train", ["debug=fats"], tmp_path)
+
+
+def test_report_of_a_single_reduction_run(make_cfg, tmp_path: Path) -> None:
+    from src.train import train
+
+    cfg = make_cfg("train", "debug=fast", "logger=csv")
+    train(cfg)
+    # what Hydra saves in a run dir (the compose API does not)
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, tmp_path / ".hydra" / "config.yaml")
+    path = report(tmp_path)
+    text = path.read_text()
+    assert "## Saliency reduction, per round" in text and "## Learning curves" in text
+    for png in ("rounds.png", "learning_curves.png", "examples_round_01.png", "examples_round_02.png"):
+        assert (path.parent / png).exists(), png
+
+
+def test_report_refuses_what_is_not_a_run(tmp_path: Path) -> None:
+    from src.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="not a run dir"):
+        report(tmp_path)
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(heading) + len(heading)
+    end = text.find("\n## ", start)
+    return text[start : end if end > 0 else None]
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("|")][2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
