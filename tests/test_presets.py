@@ -1,0 +1,52 @@
+"""Every preset of the notes' experiments runs as written (``experiment=NAME``), one step each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from src.train import train
+from tests.test_membrane import SHARED, needs_shared
+from tests.test_pet import make_pet
+
+# one training batch, one validation and test batch, one epoch per reduction round
+ONE_STEP = ("++trainer.fast_dev_run=1", "++reduction.epochs_per_round=1", "early_exit.timing_samples=2")
+DATA = {
+    "membrane_unet": (f"data.data_dir={SHARED}",),
+    "membrane_unet_noskip": (f"data.data_dir={SHARED}",),
+    "reduction_study_membrane": (f"data.data_dir={SHARED}",),
+}
+PRESETS = [
+    "eliret_fcn",
+    "eliret_unet",
+    "eliret_maior",
+    "eliret_early_exit",
+    "pet_unet_reduction",
+    "reduction_study_eliret",
+    *(pytest.param(name, marks=needs_shared) for name in DATA),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESETS)
+def test_each_preset_runs_one_step(make_cfg, tmp_path: Path, name: str) -> None:
+    extra = DATA.get(name, ())
+    if name == "pet_unet_reduction":
+        extra = (f"data.data_dir={make_pet(tmp_path / 'pet')}", "data.image_size=32", "data.batch_size=4")
+    metrics = train(make_cfg("train", f"experiment={name}", *ONE_STEP, *extra))
+    assert metrics and all(value == value for value in metrics.values())  # present, not NaN
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics, nan_ok=True)
+
+
+def test_eliret_maior_scores_the_larger_images(make_cfg) -> None:
+    cfg = make_cfg("train", "experiment=eliret_maior")
+    assert cfg.data.test_split == "maior" and cfg.augment._target_ == "src.data.augment.shift"
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    sizes = {tuple(batch["image"].shape[-2:]) for batch in datamodule.test_dataloader()}
+    assert sizes == {(72, 88), (80, 88)} and len(datamodule.test_dataloader()) == 6
