@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 from src.builders import build_datamodule, build_trainer
 from src.checkpoints import load_module
 from src.cli import exit_on_user_error
-from src.errors import UserInputError
 from src.early_exit.report import early_exit_report
+from src.errors import UserInputError
 from src.loggers import build_loggers, finish_loggers
 from src.models.early_exit import EarlyExitClassifier
 from src.results import print_metrics, write_json_atomic

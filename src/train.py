@@ -17,9 +17,9 @@ from omegaconf import DictConfig
 
 from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.cli import exit_on_user_error
+from src.early_exit.report import early_exit_report
 from src.errors import UserInputError
 from src.loggers import build_loggers, finish_loggers, log_config
-from src.early_exit.report import early_exit_report
 from src.models.early_exit import EarlyExitClassifier
 from src.results import print_metrics, write_json_atomic
 
@@ -84,9 +84,7 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
 def main(cfg: DictConfig) -> float:
     metrics = train(cfg)
     if cfg.optimized_metric not in metrics:
-        raise UserInputError(
-            f"optimized_metric={cfg.optimized_metric!r} was not logged; available: {', '.join(sorted(metrics))}."
-        )
+        raise UserInputError(f"optimized_metric={cfg.optimized_metric!r} was not logged; available: {', '.join(sorted(metrics))}.")
     return metrics[cfg.optimized_metric]
 
 

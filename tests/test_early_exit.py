@@ -22,9 +22,7 @@ SMALL_DATA = ("data.n_per_class=24", "data.batch_size=16")
 
 def classifier(**net) -> EarlyExitClassifier:
     torch.manual_seed(0)
-    return EarlyExitClassifier(
-        net={**NET, **net}, in_channels=1, num_classes=3, optimizer={"_target_": "torch.optim.Adam", "_partial_": True}
-    ).eval()
+    return EarlyExitClassifier(net={**NET, **net}, in_channels=1, num_classes=3, optimizer={"_target_": "torch.optim.Adam", "_partial_": True}).eval()
 
 
 def loader(n: int = 24):
@@ -91,7 +89,7 @@ def test_real_early_exit_matches_the_simulation_in_between() -> None:
     record = record_exits(module, data, "gradcam")
     threshold = record.signals()["confidence"][0].median().item()
     predictions, taken = early_exit_predict(module, torch.cat([b["image"] for b in data]), POLICIES["confidence"], threshold)
-    expected_exits = (record.signals()["confidence"][:-1] >= threshold)
+    expected_exits = record.signals()["confidence"][:-1] >= threshold
     first = torch.where(expected_exits.any(0), expected_exits.float().argmax(0), torch.tensor(3)).long()
     assert torch.equal(taken, first)
     assert torch.equal(predictions, record.predictions.gather(0, first[None])[0])
@@ -119,8 +117,13 @@ def test_bad_exit_config_stops_before_training(make_cfg, tmp_path: Path) -> None
 
 def test_training_entry_point_writes_the_early_exit_report(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(
-        "train", "model=early_exit_cnn", "data=eliret_cls", "trainer.max_epochs=1", "model.net.base_width=4",
-        "early_exit.timing_samples=4", *SMALL_DATA,
+        "train",
+        "model=early_exit_cnn",
+        "data=eliret_cls",
+        "trainer.max_epochs=1",
+        "model.net.base_width=4",
+        "early_exit.timing_samples=4",
+        *SMALL_DATA,
     )
     metrics = train(cfg)
     assert {f"test/acc_exit{e}" for e in range(4)} <= set(metrics)
@@ -138,8 +141,14 @@ def test_early_exit_results_reach_the_logger(make_cfg, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = make_cfg(
-        "train", "model=early_exit_cnn", "data=eliret_cls", "trainer.max_epochs=1", "model.net.base_width=4",
-        "early_exit.timing_samples=4", "logger=tensorboard", *SMALL_DATA,
+        "train",
+        "model=early_exit_cnn",
+        "data=eliret_cls",
+        "trainer.max_epochs=1",
+        "model.net.base_width=4",
+        "early_exit.timing_samples=4",
+        "logger=tensorboard",
+        *SMALL_DATA,
     )
     train(cfg)
     accumulator = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
@@ -158,8 +167,15 @@ def test_pet_species_classification_trains(make_cfg, tmp_path: Path) -> None:
 
     base = make_pet(tmp_path / "data", size=(32, 32))
     cfg = make_cfg(
-        "train", "model=early_exit_cnn", "data=pet_cls", f"data.data_dir={base}", "data.image_size=32",
-        "trainer.max_epochs=1", "model.net.base_width=4", "early_exit.timing_samples=2", "data.batch_size=4",
+        "train",
+        "model=early_exit_cnn",
+        "data=pet_cls",
+        f"data.data_dir={base}",
+        "data.image_size=32",
+        "trainer.max_epochs=1",
+        "model.net.base_width=4",
+        "early_exit.timing_samples=2",
+        "data.batch_size=4",
     )
     metrics = train(cfg)
     assert 0.0 <= metrics["test/acc"] <= 1.0

@@ -71,7 +71,7 @@ def test_quota_has_no_float_rounding_error() -> None:
 def test_three_rounds_of_90_keep_0_9_0_81_0_729() -> None:
     present = torch.ones(1, 32, 32, dtype=torch.bool)
     fractions = []
-    for r in range(3):
+    for _ in range(3):
         present = keep_mask(torch.rand(1, 32, 32), present, 90)
         fractions.append(present.float().mean().item())
     assert [round(f, 2) for f in fractions] == [0.9, 0.81, 0.73]

@@ -154,9 +154,17 @@ def test_membrane_trains_with_every_augmentation_and_the_weighted_loss(make_cfg,
     root = write_png_layout(tmp_path / "data")
     for augment in ("membrane", "elastic", "shift", "none"):
         cfg = make_cfg(
-            "train", "data=membrane", f"data.data_dir={root}", "data.image_size=32", f"augment={augment}",
-            "model.loss=weighted_ce", "data.border_weights=true", "model.net.depth=2", "model.net.base_width=4",
-            "reduction=none", "trainer.max_epochs=1",
+            "train",
+            "data=membrane",
+            f"data.data_dir={root}",
+            "data.image_size=32",
+            f"augment={augment}",
+            "model.loss=weighted_ce",
+            "data.border_weights=true",
+            "model.net.depth=2",
+            "model.net.base_width=4",
+            "reduction=none",
+            "trainer.max_epochs=1",
         )
         metrics = train(cfg)
         assert {"val/rand_error", "val/vi", "test/acc"} <= set(metrics)
@@ -165,8 +173,14 @@ def test_membrane_trains_with_every_augmentation_and_the_weighted_loss(make_cfg,
 @needs_shared
 def test_real_membrane_data_trains_with_reduction(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(
-        "train", "data=membrane", f"data.data_dir={SHARED}", "data.image_size=64", "model.net.base_width=8",
-        "trainer.max_epochs=2", "reduction.rounds=2", "trainer.limit_train_batches=2",
+        "train",
+        "data=membrane",
+        f"data.data_dir={SHARED}",
+        "data.image_size=64",
+        "model.net.base_width=8",
+        "trainer.max_epochs=2",
+        "reduction.rounds=2",
+        "trainer.limit_train_batches=2",
     )
     metrics = train(cfg)
     assert all(np.isfinite(metrics[k]) for k in ("val/acc", "val/rand_error", "val/vi", "test/miou"))

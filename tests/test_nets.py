@@ -120,8 +120,12 @@ def test_test_time_augmentation_is_flip_and_rotation_invariant() -> None:
     from src.models.segmentation import SegmentationModule
 
     module = SegmentationModule(
-        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4}, task="binary", in_channels=1,
-        out_channels=1, optimizer={"_target_": "torch.optim.Adam", "_partial_": True}, tta=True,
+        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4},
+        task="binary",
+        in_channels=1,
+        out_channels=1,
+        optimizer={"_target_": "torch.optim.Adam", "_partial_": True},
+        tta=True,
     ).eval()
     images = torch.rand(2, 1, 16, 16)
     with torch.no_grad():

@@ -111,8 +111,14 @@ def test_missing_data_says_where_to_put_it(tmp_path: Path) -> None:
 def test_pet_trains_end_to_end_with_reduction(make_cfg, tmp_path: Path, classes: int) -> None:
     base = make_pet(tmp_path / "data")
     cfg = make_cfg(
-        "train", "data=pet", f"data.data_dir={base}", "data.image_size=32", f"data.classes={classes}",
-        "trainer.max_epochs=2", "reduction.rounds=2", "data.batch_size=4",
+        "train",
+        "data=pet",
+        f"data.data_dir={base}",
+        "data.image_size=32",
+        f"data.classes={classes}",
+        "trainer.max_epochs=2",
+        "reduction.rounds=2",
+        "data.batch_size=4",
     )
     metrics = train(cfg)
     assert {"test/miou", "test/mdice", "test/acc"} <= set(metrics)

@@ -12,9 +12,9 @@ from src.builders import build_callbacks, build_datamodule, build_model, build_t
 from src.checkpoints import load_module
 from src.data.eliret import EliretDataModule
 from src.errors import UserInputError
+from src.models.segmentation import SegmentationModule
 from src.reduction.callback import SaliencyReduction, shard_masks
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
-from src.models.segmentation import SegmentationModule
 from src.train import train
 from tests.conftest import run_cli
 
@@ -82,7 +82,9 @@ def test_every_relevance_method_gives_one_map_per_image(method: str, out_channel
 def test_prediction_relevance_is_the_non_background_probability() -> None:
     module = SegmentationModule(
         net={"_target_": "src.models.unet.UNet", "depth": 1, "base_width": 2},
-        task="multiclass", in_channels=1, out_channels=3,
+        task="multiclass",
+        in_channels=1,
+        out_channels=3,
         optimizer={"_target_": "torch.optim.Adam", "_partial_": True},
     ).eval()
     images = torch.rand(2, 1, 8, 8)
@@ -134,8 +136,11 @@ def test_background_class_outside_the_model_is_refused(make_cfg, tmp_path: Path)
     cfg.reduction.background_class = 5
     datamodule = build_datamodule(cfg)
     model = SegmentationModule(
-        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4}, task="multiclass",
-        in_channels=1, out_channels=2, optimizer={"_target_": "torch.optim.Adam", "_partial_": True},
+        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4},
+        task="multiclass",
+        in_channels=1,
+        out_channels=2,
+        optimizer={"_target_": "torch.optim.Adam", "_partial_": True},
     )
     trainer = build_trainer(cfg, build_callbacks(cfg), [])
     with pytest.raises(UserInputError, match="background_class=5 is not a class of this model"):
@@ -145,8 +150,11 @@ def test_background_class_outside_the_model_is_refused(make_cfg, tmp_path: Path)
 def test_resume_redoes_a_reduction_the_checkpoint_predates(make_cfg, tmp_path: Path) -> None:
     # checkpoints saved at validation end (not train-epoch end) are written before the reduction
     common = (
-        "reduction.rounds=2", "reduction.epochs_per_round=2", "callbacks.model_checkpoint.save_top_k=-1",
-        "+callbacks.model_checkpoint.save_on_train_epoch_end=false", *FAST,
+        "reduction.rounds=2",
+        "reduction.epochs_per_round=2",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        "+callbacks.model_checkpoint.save_on_train_epoch_end=false",
+        *FAST,
     )
     train(make_cfg("train", *common, "test=false"))
     uninterrupted = rounds_csv(tmp_path)
@@ -183,9 +191,16 @@ def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> 
     with the same masks, and those equal a one-process computation from the same weights."""
     result = run_cli(
         "src.train",
-        "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-        "reduction.rounds=1", "reduction.epochs_per_round=1", "reduction.batch_size=16",
-        "trainer.limit_train_batches=2", "test=false", "logger=none", "callbacks.progress_bar=null",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "reduction.rounds=1",
+        "reduction.epochs_per_round=1",
+        "reduction.batch_size=16",
+        "trainer.limit_train_batches=2",
+        "test=false",
+        "logger=none",
+        "callbacks.progress_bar=null",
         project_root=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

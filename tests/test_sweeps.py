@@ -33,8 +33,15 @@ def test_a_sweep_summarises_itself_and_records_a_failed_job(tmp_path: Path, data
     # percentile=150 is refused only where the reduction runs (rounds=2): one job of four fails
     extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     result = run_cli(
-        "src.train", "-m", "debug=fast", f"paths.data_dir={data_root}", *QUIET, *extra,
-        "reduction.percentile=50,150", "reduction.rounds=0,2", project_root=tmp_path,
+        "src.train",
+        "-m",
+        "debug=fast",
+        f"paths.data_dir={data_root}",
+        *QUIET,
+        *extra,
+        "reduction.percentile=50,150",
+        "reduction.rounds=0,2",
+        project_root=tmp_path,
     )
     rows = summary_rows(sweep_dir(tmp_path))
     assert [int(r["job"]) for r in rows] == [0, 1, 2, 3]
@@ -54,8 +61,14 @@ def test_a_sweep_summarises_itself_and_records_a_failed_job(tmp_path: Path, data
 def test_the_study_preset_sweeps_a_union_of_grids_and_its_report_renders(tmp_path: Path, data_root: Path) -> None:
     grids = "hydra.sweeper.grids=[{reduction.percentile:'50,90'},{reduction.rounds:0}]"
     result = run_cli(
-        "src.train", "experiment=reduction_study_eliret", "debug=fast", f"paths.data_dir={data_root}", *QUIET,
-        "seed=0,1", grids, project_root=tmp_path,
+        "src.train",
+        "experiment=reduction_study_eliret",
+        "debug=fast",
+        f"paths.data_dir={data_root}",
+        *QUIET,
+        "seed=0,1",
+        grids,
+        project_root=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     path = sweep_dir(tmp_path)
@@ -81,8 +94,13 @@ def test_the_study_preset_sweeps_a_union_of_grids_and_its_report_renders(tmp_pat
 @pytest.mark.slow
 def test_an_optuna_search_runs_its_trials(tmp_path: Path, data_root: Path) -> None:
     result = run_cli(
-        "src.train", "hparams_search=reduction_optuna", "debug=fast", f"paths.data_dir={data_root}", *QUIET,
-        "hydra.sweeper.n_trials=3", project_root=tmp_path,
+        "src.train",
+        "hparams_search=reduction_optuna",
+        "debug=fast",
+        f"paths.data_dir={data_root}",
+        *QUIET,
+        "hydra.sweeper.n_trials=3",
+        project_root=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     path = sweep_dir(tmp_path)

@@ -22,8 +22,8 @@ from src.atomic import write_bytes_atomic  # noqa: E402
 from src.early_exit.policies import POLICIES, Policy, early_exit_predict, exit_indices  # noqa: E402
 from src.early_exit.scores import SALIENCY_METHODS, ExitRecord, cosine, exit_saliency, record_exits, unit_range  # noqa: E402
 from src.errors import UserInputError  # noqa: E402
-from src.models.early_exit import EarlyExitClassifier  # noqa: E402
 from src.figures import save_figure  # noqa: E402
+from src.models.early_exit import EarlyExitClassifier  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,13 @@ def measure_costs(module: EarlyExitClassifier, sample: torch.Tensor, method: str
     stages, x = [], module.normalise(sample)
     with torch.no_grad():
         for stage in net.stages:
-            stages.append(_flops(lambda: stage(x)))
+            stages.append(_flops(lambda stage=stage, x=x: stage(x)))
             x = stage(x)
         features, x = [], module.normalise(sample)
         for stage in net.stages:
             x = stage(x)
             features.append(x)
-        heads = [_flops(lambda k=k: net.heads[k](features[s])) for k, s in enumerate(net.exit_stages)]
+        heads = [_flops(lambda k=k, s=s: net.heads[k](features[s])) for k, s in enumerate(net.exit_stages)]
         target = torch.zeros(1, dtype=torch.long, device=sample.device)
         saliency = [_flops(lambda k=k: exit_saliency(module, sample, k, target, method)) for k in range(net.num_exits)]
     return ExitCosts(stages, heads, saliency, list(net.exit_stages))
@@ -194,8 +194,13 @@ def plot_saliency(path: Path, images: torch.Tensor, record: ExitRecord, count: i
 
 
 def evaluate_exits(
-    module: EarlyExitClassifier, val_loader, test_loader, output_dir: Path, saliency_method: str = "gradcam",
-    max_accuracy_drop: float = 0.01, timing_samples: int = 200,
+    module: EarlyExitClassifier,
+    val_loader,
+    test_loader,
+    output_dir: Path,
+    saliency_method: str = "gradcam",
+    max_accuracy_drop: float = 0.01,
+    timing_samples: int = 200,
 ) -> dict[str, float]:
     """The whole early-exit evaluation; returns flat metrics for metrics.json. Writes
     curves.csv (every policy x threshold, val and test), chosen.csv (the operating point of each

@@ -68,9 +68,7 @@ class EarlyExitCNN(nn.Module):
         if not exit_stages or exit_stages[-1] != stages - 1:
             raise UserInputError(f"model.net.exit_stages={exit_stages} must end with the last stage ({stages - 1}): the final exit.")
         widths = [base_width * 2**i for i in range(stages)]
-        self.stages = nn.ModuleList(
-            conv_stage(in_channels if i == 0 else widths[i - 1], widths[i], batch_norm, dropout) for i in range(stages)
-        )
+        self.stages = nn.ModuleList(conv_stage(in_channels if i == 0 else widths[i - 1], widths[i], batch_norm, dropout) for i in range(stages))
         self.exit_stages = exit_stages
         self.heads = nn.ModuleList(ExitHead(widths[s], num_classes, head, head_width) for s in exit_stages)
 

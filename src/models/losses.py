@@ -42,9 +42,7 @@ def build_loss(name: str | None, task: str) -> tuple[str, LossFn]:
     """
     name = DEFAULT_LOSS[task] if name is None else name
     if name not in LOSSES[task]:
-        raise UserInputError(
-            f"loss {name!r} does not fit task {task!r}; choose one of {', '.join(LOSSES[task])} (model.loss)."
-        )
+        raise UserInputError(f"loss {name!r} does not fit task {task!r}; choose one of {', '.join(LOSSES[task])} (model.loss).")
     if name == "weighted_ce":
         return name, lambda logits, target, weight: _weighted_ce(logits, target, weight, task)
     loss = _unweighted(name, task)

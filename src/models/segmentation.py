@@ -101,7 +101,4 @@ class SegmentationModule(ConfiguredModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.loss_name in WEIGHTED and not getattr(datamodule, "provides_weights", False):
-            raise UserInputError(
-                f"loss {self.loss_name} needs per-pixel weights from the data: use data=membrane with "
-                "data.border_weights=true."
-            )
+            raise UserInputError(f"loss {self.loss_name} needs per-pixel weights from the data: use data=membrane with data.border_weights=true.")

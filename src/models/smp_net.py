@@ -33,9 +33,7 @@ def smp_model(
             **kwargs,
         )
     except KeyError as err:
-        raise UserInputError(
-            f"smp does not know encoder {encoder_name!r} ({err}); see segmentation_models_pytorch's encoder list."
-        ) from err
+        raise UserInputError(f"smp does not know encoder {encoder_name!r} ({err}); see segmentation_models_pytorch's encoder list.") from err
     except (OSError, ConnectionError, RuntimeError) as err:
         if encoder_weights is None:
             raise
@@ -44,4 +42,3 @@ def smp_model(
             "The model hub is unreachable or the weights do not exist; set model.net.encoder_weights=null "
             "to train from scratch, or run once with network access to fill the cache."
         ) from err
-

@@ -82,16 +82,11 @@ class UNet(nn.Module):
         def level_dropout(level: int) -> float:
             return dropout if level > depth - dropout_levels else 0.0
 
-        self.encoders = nn.ModuleList(
-            double_conv(in_channels if i == 0 else widths[i - 1], widths[i], batch_norm, level_dropout(i))
-            for i in range(depth)
-        )
+        self.encoders = nn.ModuleList(double_conv(in_channels if i == 0 else widths[i - 1], widths[i], batch_norm, level_dropout(i)) for i in range(depth))
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = double_conv(widths[depth - 1], widths[depth], batch_norm, level_dropout(depth))
         self.ups = nn.ModuleList(up_block(widths[i + 1], widths[i], upsampling) for i in reversed(range(depth)))
-        self.decoders = nn.ModuleList(
-            double_conv(widths[i] * (2 if skip else 1), widths[i], batch_norm, 0.0) for i in reversed(range(depth))
-        )
+        self.decoders = nn.ModuleList(double_conv(widths[i] * (2 if skip else 1), widths[i], batch_norm, 0.0) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -100,15 +100,10 @@ class SaliencyReduction(Callback):
             log.info("reduction: %d rounds x %d epochs = %d epochs (trainer.max_epochs=%s)", self.rounds, self.epochs_per_round, length, trainer.max_epochs)
             trainer.fit_loop.max_epochs = length
         if not hasattr(pl_module, "probabilities"):
-            raise UserInputError(
-                f"reduction needs a segmentation model with per-pixel class outputs; {type(pl_module).__name__} has none."
-            )
+            raise UserInputError(f"reduction needs a segmentation model with per-pixel class outputs; {type(pl_module).__name__} has none.")
         out_channels = pl_module.hparams.get("out_channels", 1)
         if out_channels > 1 and not 0 <= self.relevance.background_class < out_channels:
-            raise UserInputError(
-                f"reduction.background_class={self.relevance.background_class} is not a class of this "
-                f"model (0..{out_channels - 1})."
-            )
+            raise UserInputError(f"reduction.background_class={self.relevance.background_class} is not a class of this model (0..{out_channels - 1}).")
         if not isinstance(getattr(trainer.datamodule, "train_set", None), SegmentationTensors):
             raise UserInputError(
                 "reduction needs a data module whose training set can be replaced (a `train_set` "
@@ -141,11 +136,7 @@ class SaliencyReduction(Callback):
         started = time.perf_counter()
         dataset: SegmentationTensors = trainer.datamodule.train_set
         n, _, height, width = self._original.shape
-        present = (
-            self.masks
-            if self.cumulative and self.masks is not None
-            else torch.ones(n, height, width, dtype=torch.bool)
-        )
+        present = self.masks if self.cumulative and self.masks is not None else torch.ones(n, height, width, dtype=torch.bool)
         source = dataset.images if self.cumulative else self._original
         masks, entropy, inertia, example_relevance = self._sharded_masks(trainer, pl_module, source, present)
         digest = hashlib.sha256(masks.numpy().tobytes()).hexdigest()
@@ -182,8 +173,15 @@ class SaliencyReduction(Callback):
         world = trainer.world_size
         per_rank = math.ceil(math.ceil(n / self.batch_size) / world) * self.batch_size
         shard = shard_masks(
-            pl_module, images, present, self.percentile, self.relevance, self.batch_size,
-            rank=trainer.global_rank, world=world, keep_relevance=self.examples,
+            pl_module,
+            images,
+            present,
+            self.percentile,
+            self.relevance,
+            self.batch_size,
+            rank=trainer.global_rank,
+            world=world,
+            keep_relevance=self.examples,
         )
         ids = _padded(shard.ids, per_rank, -1)
         masks = _padded(shard.masks, per_rank, 0)
@@ -208,16 +206,18 @@ class SaliencyReduction(Callback):
         if not (every == every[0]).all():
             raise RuntimeError("reduction masks differ between ranks; the reduced training sets would diverge")
 
-    def _write_round(
-        self, trainer: L.Trainer, row: dict[str, Any], masks: torch.Tensor, relevance: torch.Tensor | None, dataset: SegmentationTensors
-    ) -> None:
+    def _write_round(self, trainer: L.Trainer, row: dict[str, Any], masks: torch.Tensor, relevance: torch.Tensor | None, dataset: SegmentationTensors) -> None:
         round_dir = self.output_dir / f"round_{self.rounds_done:02d}"
         report.write_masks(round_dir / "masks.npz", masks, torch.arange(len(masks)))
         report.write_rounds_csv(self.output_dir / "rounds.csv", self.history)
         k = min(self.examples, len(masks))
         if k and relevance is not None:
             figure = report.examples_figure(
-                self._original[:k], dataset.masks[:k], relevance[:k], masks[:k], dataset.images[:k],
+                self._original[:k],
+                dataset.masks[:k],
+                relevance[:k],
+                masks[:k],
+                dataset.images[:k],
                 title=f"round {self.rounds_done}: kept {row['kept_fraction']:.3f} of the pixels ({self.relevance.method})",
             )
             save_figure(figure, round_dir / "examples.png")

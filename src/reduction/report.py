@@ -40,9 +40,7 @@ def write_masks(path: Path, masks: torch.Tensor, ids: torch.Tensor) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def examples_figure(
-    images: torch.Tensor, targets: torch.Tensor, relevance: torch.Tensor, masks: torch.Tensor, reduced: torch.Tensor, title: str
-) -> plt.Figure:
+def examples_figure(images: torch.Tensor, targets: torch.Tensor, relevance: torch.Tensor, masks: torch.Tensor, reduced: torch.Tensor, title: str) -> plt.Figure:
     """One row per sample: image, ground truth, relevance heat map, keep-mask, reduced image."""
     columns = ("image", "ground truth", "relevance", "kept pixels", "reduced image")
     n = len(images)

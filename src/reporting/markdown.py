@@ -90,8 +90,7 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
     if table.baseline.any() and (~table.baseline).any():
         lines += ["## Each reduction setting against the no-reduction baseline of the same seed", ""]
         lines += [
-            "Difference = setting − baseline, per seed; mean with its 95% t-interval over the pairs; "
-            "wins = seeds where the setting is better.",
+            "Difference = setting − baseline, per seed; mean with its 95% t-interval over the pairs; wins = seeds where the setting is better.",
             "",
         ]
         for metric in metrics:

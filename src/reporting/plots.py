@@ -54,8 +54,14 @@ def mean_curves(runs: Sequence[Run], label_of: dict[Path, str], metric: str, pat
     for label, series in curves.items():
         mean = pd.concat(series, axis=1).mean(axis=1)
         baseline = label.startswith("no reduction")
-        ax.plot(mean.index + 1, mean.to_numpy(), color="black" if baseline else None, lw=2.2 if baseline else 1.0,
-                label=f"{label} (n={len(series)})", zorder=3 if baseline else 2)
+        ax.plot(
+            mean.index + 1,
+            mean.to_numpy(),
+            color="black" if baseline else None,
+            lw=2.2 if baseline else 1.0,
+            label=f"{label} (n={len(series)})",
+            zorder=3 if baseline else 2,
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{metric} (validation)")
     ax.grid(alpha=0.3)

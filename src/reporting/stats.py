@@ -68,8 +68,14 @@ def paired_with_baseline(table: pd.DataFrame, keys: Sequence[str], metric: str) 
         half = stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
         setting = setting if isinstance(setting, tuple) else (setting,)
         rows.append(
-            {**dict(zip(keys, setting)), "pairs": n, "mean difference": mean, "ci low": mean - half, "ci high": mean + half,
-             "wins": int((sign * diff > 0).sum())}
+            {
+                **dict(zip(keys, setting)),
+                "pairs": n,
+                "mean difference": mean,
+                "ci low": mean - half,
+                "ci high": mean + half,
+                "wins": int((sign * diff > 0).sum()),
+            }
         )
     return pd.DataFrame(rows)
 
@@ -109,6 +115,5 @@ def convergence(runs: Sequence[Run], keys: Sequence[str], metric: str, fraction:
     table = pd.DataFrame(rows)
     group = table.groupby(list(keys), sort=False)
     return pd.DataFrame(
-        {"reached": group["epochs"].count(), "runs": group["epochs"].size(), "epochs mean": group["epochs"].mean(),
-         "seconds mean": group["seconds"].mean()}
+        {"reached": group["epochs"].count(), "runs": group["epochs"].size(), "epochs mean": group["epochs"].mean(), "seconds mean": group["seconds"].mean()}
     ).reset_index()

@@ -32,14 +32,10 @@ def attribute(
         attr = Saliency(score).attribute(images, target=0, abs=True)
         return attr.amax(1)
     if method == "integrated_gradients":
-        attr = IntegratedGradients(score).attribute(
-            images, baselines=torch.zeros_like(images), target=0, n_steps=ig_steps, internal_batch_size=len(images)
-        )
+        attr = IntegratedGradients(score).attribute(images, baselines=torch.zeros_like(images), target=0, n_steps=ig_steps, internal_batch_size=len(images))
         return attr.abs().sum(1)
     if method == "smoothgrad":
-        attr = NoiseTunnel(Saliency(score)).attribute(
-            images, nt_type="smoothgrad", nt_samples=smoothgrad_samples, stdevs=smoothgrad_stdev, target=0, abs=True
-        )
+        attr = NoiseTunnel(Saliency(score)).attribute(images, nt_type="smoothgrad", nt_samples=smoothgrad_samples, stdevs=smoothgrad_stdev, target=0, abs=True)
         return attr.amax(1)
     if method == "gradcam":
         if layer is None:
@@ -54,9 +50,7 @@ def coarsest_conv(net: nn.Module, sample: torch.Tensor) -> nn.Module:
     sees the most context. Found with one forward pass of ``sample``."""
     sizes: dict[nn.Module, int] = {}
     hooks = [
-        m.register_forward_hook(lambda mod, _inp, out: sizes.__setitem__(mod, out.shape[-1] * out.shape[-2]))
-        for m in net.modules()
-        if isinstance(m, nn.Conv2d)
+        m.register_forward_hook(lambda mod, _inp, out: sizes.__setitem__(mod, out.shape[-1] * out.shape[-2])) for m in net.modules() if isinstance(m, nn.Conv2d)
     ]
     try:
         with torch.no_grad():

@@ -111,9 +111,7 @@ def summary_csv(records: list[dict[str, Any]]) -> str:
     writer = csv.writer(buffer)
     writer.writerow([*FIRST_COLUMNS, *names, *LAST_COLUMNS])
     for r in records:
-        writer.writerow(
-            [*(r[c] for c in FIRST_COLUMNS), *(r["metrics"].get(k, "") for k in names), *(r.get(c, "") for c in LAST_COLUMNS)]
-        )
+        writer.writerow([*(r[c] for c in FIRST_COLUMNS), *(r["metrics"].get(k, "") for k in names), *(r.get(c, "") for c in LAST_COLUMNS)])
     return buffer.getvalue()
 
 
