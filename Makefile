@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast clean
+.PHONY: install train test test-fast lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 ## the fast tests only (the default of a bare `pytest`)
 test-fast: install
 	$(BIN)/python -m pytest $(ARGS)
+
+## ruff's lint and format checks (CI runs them before the tests)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf outputs .pytest_cache .hypothesis
