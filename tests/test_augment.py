@@ -71,3 +71,15 @@ def test_auto_and_bad_names() -> None:
     assert resolve("auto", recommended) is recommended and resolve(None, recommended) is None
     with pytest.raises(UserInputError, match="augment='flip'"):
         resolve("flip", recommended)
+
+
+def test_programmatic_use_takes_the_config_names() -> None:
+    from src.data.augment import Dihedral, resolve
+    from src.errors import UserInputError
+
+    assert resolve("none", recommended=Dihedral()) is None
+    assert isinstance(resolve("auto", recommended=Dihedral()), Dihedral)
+    assert isinstance(resolve("dihedral", recommended=None), Dihedral)
+    assert callable(resolve("shift", recommended=None))
+    with pytest.raises(UserInputError, match="unknown augment='flip'; use auto, none, membrane"):
+        resolve("flip", recommended=None)

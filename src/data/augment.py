@@ -49,11 +49,16 @@ class JointAugment:
 
 
 def resolve(augment: JointAugment | str | None, recommended: JointAugment | None) -> JointAugment | None:
-    """``augment: auto`` (the default) means the data set's recommended augmentation."""
+    """``augment: auto`` (the default) means the data set's recommended augmentation; ``"none"``
+    none; another name builds that augmentation with its defaults (as ``augment=NAME`` does)."""
     if augment == "auto":
         return recommended
+    if augment is None or augment == "none":
+        return None
     if isinstance(augment, str):
-        raise UserInputError(f"augment={augment!r} is not an augmentation; use auto, none, membrane, elastic or shift.")
+        if augment not in BY_NAME:
+            raise UserInputError(f"unknown augment={augment!r}; use auto, none, {', '.join(BY_NAME)}.")
+        return BY_NAME[augment]()
     return augment
 
 
@@ -123,3 +128,7 @@ def shift(fraction: float = 0.7, flip: bool = True) -> JointAugment:
     if flip:
         transforms.append(v2.RandomHorizontalFlip())
     return JointAugment(v2.Compose(transforms), reflect_margin=fraction)
+
+
+# augment=NAME for programmatic use, as the config group's options
+BY_NAME = {"membrane": membrane, "elastic": elastic, "shift": shift, "dihedral": dihedral}

@@ -89,6 +89,12 @@ class SegmentationModule(ConfiguredModule):
                 count += 1
         return total / count
 
+    def predict_step(self, batch: dict[str, torch.Tensor] | Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Class probabilities of a batch (dict items with "image", or tuples with the images
+        first), so ``trainer.predict`` runs on any number of devices."""
+        images = batch["image"] if isinstance(batch, Mapping) else batch[0]
+        return self.probabilities(self.predict_logits(images))
+
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         logits = self(batch["image"]) if split == "train" else self.predict_logits(batch["image"])
         loss = self.loss_fn(logits, batch["mask"], batch.get("weight"))

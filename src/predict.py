@@ -1,0 +1,138 @@
+"""Segment new images: ``python -m src.predict ckpt_path=... input=<file|folder|glob> [output_dir=...]``.
+
+The model is rebuilt from the checkpoint alone. Per image: a 16-bit foreground-probability PNG,
+the label mask (0/255, or a palette PNG of class indices) and optionally an overlay figure; a
+``predictions.csv`` with each image's foreground fraction and, where a label file lies beside
+the image (``<name>_label.png``, ``<name>_mask.png`` or eliret's ``NNNy.png``), its metrics.
+Unreadable, oversized or unconvertible images are skipped and listed at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+from rich.progress import track
+from rich.table import Table
+
+from src.atomic import write_bytes_atomic
+from src.checkpoints import load_module
+from src.cli import exit_on_user_error
+from src.errors import UserInputError
+from src.models.segmentation import SegmentationModule
+from src.prediction import outputs
+from src.prediction.inputs import RefusedImage, image_paths, label_path, read_image, read_label
+from src.prediction.tiling import allow_any_size, predict_probabilities
+from src.results import console
+
+log = logging.getLogger(__name__)
+
+
+def predict(cfg: DictConfig) -> list[dict[str, object]]:
+    """Predict every input image; returns the rows of predictions.csv."""
+    if not 0.0 <= cfg.threshold <= 1.0:
+        raise UserInputError(f"threshold={cfg.threshold} must be in [0, 1].")
+    if cfg.roi_size is not None and cfg.roi_size < 8:
+        raise UserInputError(f"roi_size={cfg.roi_size} is too small; use null (whole image) or >= 8 pixels.")
+    if not 0.0 <= cfg.overlap < 1.0 or cfg.input_scale <= 0 or cfg.label_foreground not in ("bright", "dark"):
+        raise UserInputError("overlap must be in [0, 1), input_scale > 0 and label_foreground bright or dark.")
+    module = load_module(cfg.ckpt_path)
+    if not isinstance(module, SegmentationModule):
+        raise UserInputError(f"{cfg.ckpt_path} holds a {type(module).__name__}; src.predict segments images with a segmentation checkpoint.")
+    module.eval()
+    allow_any_size(module)
+    if cfg.tta is not None:
+        module.hparams.tta = bool(cfg.tta)
+    paths = image_paths(cfg.input)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    channels, classes, task = module.hparams.in_channels, max(2, module.hparams.out_channels), module.hparams.task
+
+    rows: list[dict[str, object]] = []
+    refused: list[tuple[Path, str]] = []
+    names: set[str] = set()
+    for path in track(paths, description="predicting", console=console()):
+        try:
+            image = read_image(path, channels, cfg.max_pixels)
+        except RefusedImage as reason:
+            log.warning("skipping %s: %s", path, reason)
+            refused.append((path, str(reason)))
+            continue
+        probabilities = predict_probabilities(module, image.pixels, cfg.roi_size, cfg.overlap, cfg.batch_size, cfg.border, cfg.input_scale)
+        probability = outputs.foreground(probabilities, cfg.background_class)
+        label_map = outputs.labels(probabilities, cfg.threshold)
+        name = _unique(path.stem, names)
+        outputs.write_png(out / f"{name}_prob.png", outputs.probability_png(probability))
+        outputs.write_png(out / f"{name}_mask.png", outputs.mask_png(label_map, classes))
+        if cfg.overlay:
+            outputs.overlay_figure(image.pixels, probability, label_map, out / f"{name}_overlay.png", title=path.name)
+        row: dict[str, object] = {
+            "image": str(path),
+            "output": name,
+            "height": label_map.shape[0],
+            "width": label_map.shape[1],
+            "foreground_fraction": round(float((label_map != cfg.background_class).float().mean()), 6),
+            "converted": image.note,
+        }
+        label = label_path(path)
+        if label is not None:
+            try:
+                target = read_label(label, task, cfg.label_foreground)
+                row.update({"label": str(label), **{k: round(v, 6) for k, v in outputs.label_metrics(label_map, target, classes).items()}})
+            except (OSError, ValueError) as err:
+                row.update({"label": str(label), "label_error": str(err)})
+        rows.append(row)
+    _write_csv(out / "predictions.csv", rows)
+    _print_summary(rows, refused, out)
+    if not rows:
+        raise UserInputError(f"no image could be predicted ({len(refused)} refused); see the reasons above.")
+    return rows
+
+
+def _unique(stem: str, names: set[str]) -> str:
+    name, number = stem, 1
+    while name in names:  # the same file name in two folders of a glob
+        number += 1
+        name = f"{stem}_{number}"
+    names.add(name)
+    return name
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(path, buffer.getvalue().encode())
+
+
+def _print_summary(rows: list[dict[str, object]], refused: list[tuple[Path, str]], out: Path) -> None:
+    console().print(f"{len(rows)} images written to {out}, {len(refused)} refused")
+    if refused:
+        table = Table(title="refused inputs")
+        table.add_column("file")
+        table.add_column("why")
+        for path, reason in refused:
+            table.add_row(str(path), reason)
+        console().print(table)
+    scored = [r for r in rows if "iou" in r]
+    if scored:
+        mean = {k: sum(float(r[k]) for r in scored) / len(scored) for k in ("acc", "iou", "dice")}
+        console().print(f"against {len(scored)} labels: mean pixel accuracy {mean['acc']:.4f}, IoU {mean['iou']:.4f}, Dice {mean['dice']:.4f}")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Images to predict on, from a file, a folder or a glob; read defensively (untrusted input)."""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from src.errors import UserInputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+# label files found beside an image: <stem>_label / <stem>_mask, or eliret's NNNx -> NNNy
+LABEL_SUFFIXES = ("_label", "_mask")
+
+
+class RefusedImage(ValueError):
+    """An input that is skipped, with the reason (unreadable, too large, wrong channels)."""
+
+
+@dataclass
+class InputImage:
+    path: Path
+    pixels: torch.Tensor  # (C, H, W) float in [0, 1], as the checkpoint expects
+    note: str  # how it was converted, if it was
+
+
+def image_paths(pattern: str) -> list[Path]:
+    """A file, every image in a folder (sorted), or the files a glob matches."""
+    path = Path(pattern).expanduser()
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not is_label(p))
+    elif path.is_file():
+        paths = [path]
+    else:
+        paths = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+    if not paths:
+        raise UserInputError(f"input={pattern!r} matches no image; pass a file, a folder of images or a glob like 'dir/*.png'.")
+    return paths
+
+
+def is_label(path: Path) -> bool:
+    return path.stem.endswith(LABEL_SUFFIXES) or (path.stem[-1:] == "y" and path.with_name(path.stem[:-1] + "x" + path.suffix).exists())
+
+
+def label_path(image: Path) -> Path | None:
+    candidates = [image.with_name(image.stem + suffix + image.suffix) for suffix in LABEL_SUFFIXES]
+    candidates += [image.with_name(image.stem + suffix + ".png") for suffix in LABEL_SUFFIXES]
+    if image.stem.endswith("x"):
+        candidates.append(image.with_name(image.stem[:-1] + "y" + image.suffix))
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def read_image(path: Path, channels: int, max_pixels: int) -> InputImage:
+    """The image as (C, H, W) in [0, 1] with the checkpoint's channel count: RGB(A) -> gray by
+    luminance, gray -> RGB by repetition, 16-bit scaled by 65535. Raises RefusedImage."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size  # read from the header, before decoding any pixel
+            if width * height > max_pixels:
+                raise RefusedImage(f"{width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image.load()
+            array, note = _to_array(image, channels)
+    except RefusedImage:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise RefusedImage(f"unreadable ({err})") from err
+    return InputImage(path, torch.from_numpy(array), note)
+
+
+def _to_array(image: Image.Image, channels: int) -> tuple[np.ndarray, str]:
+    mode, note = image.mode, ""
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        gray = np.asarray(image, dtype=np.float32) / (65535.0 if mode.startswith("I;16") else max(1.0, float(np.asarray(image).max())))
+        note = f"{mode} scaled to [0, 1]"
+        rgb = None
+    else:
+        rgb = image.convert("RGB") if mode not in ("L", "RGB") else image
+        gray = None
+    if channels == 1:
+        if gray is None:
+            note = note or ("" if rgb.mode == "L" else f"{mode} -> gray")
+            gray = np.asarray(rgb.convert("L"), dtype=np.float32) / 255.0
+        return np.clip(gray, 0, 1)[None], note
+    if channels == 3:
+        if gray is not None:
+            return np.repeat(np.clip(gray, 0, 1)[None], 3, 0), f"{note}, gray -> RGB"
+        if rgb.mode == "L":
+            note = "gray -> RGB"
+        return np.asarray(rgb.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0, note
+    raise RefusedImage(f"the checkpoint expects {channels} input channels; only 1 (gray) or 3 (RGB) can be made from an image file")
+
+
+def read_label(path: Path, task: str, foreground: str) -> torch.Tensor:
+    """(H, W) long: for one-channel tasks 1 where the label is bright (``foreground=bright``) or
+    dark (``dark``: membrane labels mark membranes black); class indices for multi-class."""
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("L") if image.mode not in ("L", "P") else image)
+    if task == "multiclass":
+        return torch.from_numpy(array.astype(np.int64))
+    bright = array > 127
+    return torch.from_numpy((bright if foreground == "bright" else ~bright).astype(np.int64))

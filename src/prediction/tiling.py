@@ -1,0 +1,52 @@
+"""Whole-image prediction at any size: overlap-tile sliding windows with Gaussian blending
+(MONAI's ``sliding_window_inference``, the reference implementation, rather than our own) over
+an image whose borders are mirrored first, as the U-Net paper does."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.inferers import sliding_window_inference
+
+from src.models.segmentation import SegmentationModule
+
+
+def allow_any_size(module: SegmentationModule) -> None:
+    """Our U-Net and FCN reflect-pad sides that do not divide by their downsampling factor and
+    crop the output back; switch that on for prediction."""
+    if hasattr(module.net, "pad_input"):
+        module.net.pad_input = True
+
+
+@torch.no_grad()
+def predict_probabilities(
+    module: SegmentationModule,
+    image: torch.Tensor,
+    roi_size: int | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    border: int = 16,
+    input_scale: float = 1.0,
+) -> torch.Tensor:
+    """Class probabilities (K, H, W) for one image (C, H, W) in [0, 1].
+
+    ``roi_size`` None predicts the whole image in one window; otherwise square tiles of that side
+    overlap by ``overlap`` and are blended with a Gaussian weight. ``border`` pixels of mirrored
+    image surround it first, so tiles at the edge see context. ``input_scale`` resizes the image
+    first (e.g. 0.25 for a net trained on 512 px images resized to 128) and the probabilities back.
+    """
+    x = image[None].to(module.device, torch.float32)
+    height, width = x.shape[-2:]
+    if input_scale != 1.0:
+        x = F.interpolate(x, scale_factor=input_scale, mode="bilinear", antialias=True, align_corners=False)
+    border = min(border, x.shape[-2] - 1, x.shape[-1] - 1)
+    if border > 0:
+        x = F.pad(x, (border,) * 4, mode="reflect")
+    roi = (roi_size, roi_size) if roi_size else tuple(x.shape[-2:])
+    logits = sliding_window_inference(x, roi, batch_size, module.predict_logits, overlap=overlap, mode="gaussian", padding_mode="reflect")
+    if border > 0:
+        logits = logits[..., border:-border, border:-border]
+    probabilities = module.probabilities(logits)
+    if input_scale != 1.0:
+        probabilities = F.interpolate(probabilities, size=(height, width), mode="bilinear", align_corners=False)
+    return probabilities[0].cpu()

@@ -1,0 +1,119 @@
+"""Prediction on new images of any size (``src.predict``), through the composed config."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from src.checkpoints import load_module
+from src.data.png_pairs import load_gray
+from src.errors import UserInputError
+from src.predict import predict
+from src.prediction.inputs import RefusedImage, read_image
+from src.prediction.tiling import allow_any_size, predict_probabilities
+from src.train import train
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    """A briefly trained eliret U-Net (depth 3): enough for shapes to come out."""
+    from tests.conftest import compose_config
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = compose_config(
+        "train",
+        [f"paths.data_dir={data_root}", "trainer=cpu", "logger=none", "callbacks.progress_bar=null", "reduction=none", "trainer.max_epochs=3"],
+        out,
+    )
+    train(cfg)
+    return next(p for p in (out / "checkpoints").iterdir() if p.name != "last.ckpt")
+
+
+def predict_cfg(tmp_path: Path, *overrides: str):
+    from tests.conftest import compose_config
+
+    return compose_config("predict", list(overrides), tmp_path)
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with open(path / "predictions.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_predicts_a_folder_of_larger_images_scored_against_their_labels(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred"
+    rows = predict(predict_cfg(tmp_path, f"ckpt_path={checkpoint}", f"input={data_root}/eliret/maior*x.png", f"output_dir={out}", "overlay=true"))
+    assert len(rows) == 6 and rows_of(out)[0]["label"].endswith("maior1y.png")
+    for row in rows:
+        probability = np.asarray(Image.open(out / f"{row['output']}_prob.png"))
+        mask = np.asarray(Image.open(out / f"{row['output']}_mask.png"))
+        assert probability.dtype == np.uint16 and probability.shape == (row["height"], row["width"]) == mask.shape
+        assert set(np.unique(mask)) <= {0, 255}
+        assert np.array_equal(mask == 255, probability >= round(0.5 * 65535))  # mask = thresholded probability
+        assert 0.0 <= row["iou"] <= 1.0 and (out / f"{row['output']}_overlay.png").exists()
+    assert {(r["height"], r["width"]) for r in rows} == {(72, 88), (80, 88)}
+
+
+def test_tiled_prediction_equals_untiled_within_the_stated_tolerance(checkpoint: Path, data_root: Path) -> None:
+    """Our U-Net pads its convolutions, so a tile's edge pixels see zeros where the whole image
+    has context; tiles large against the receptive field (128 px, 50% overlap, Gaussian weights
+    that favour tile centres) keep that small: the README's stated tolerance."""
+    module = load_module(checkpoint).eval()
+    allow_any_size(module)
+    tiles = [torch.from_numpy(load_gray(path)).float() / 255 for path in sorted((data_root / "eliret").glob("0[0-9][0-9]x.png"))[:36]]
+    mosaic = torch.cat([torch.cat(tiles[row * 6 : row * 6 + 6], 1) for row in range(6)], 0)[None]  # 192 x 192
+    whole = predict_probabilities(module, mosaic)
+    tiled = predict_probabilities(module, mosaic, roi_size=128, overlap=0.5)
+    assert whole.shape == tiled.shape == (1, 192, 192)
+    assert (whole - tiled).abs().mean() < 0.01
+    assert ((whole >= 0.5) == (tiled >= 0.5)).float().mean() > 0.99
+
+
+def test_sides_not_divisible_by_the_depth_are_padded_and_cropped_back(checkpoint: Path) -> None:
+    module = load_module(checkpoint).eval()
+    allow_any_size(module)
+    assert predict_probabilities(module, torch.rand(1, 37, 53)).shape == (1, 37, 53)
+
+
+def test_untrusted_inputs_are_skipped_with_the_reason(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "in dir ü"  # spaces and non-ASCII in the path
+    inputs.mkdir()
+    Image.open(data_root / "eliret" / "000x.png").save(inputs / "good.png")
+    (inputs / "truncated.png").write_bytes((data_root / "eliret" / "001x.png").read_bytes()[:60])
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(inputs / "rgb.png")
+    Image.fromarray((np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16)).save(inputs / "deep.png")
+    Image.fromarray(np.zeros((200, 200), np.uint8)).save(inputs / "huge.png")
+    out = tmp_path / "pred"
+    rows = predict(predict_cfg(tmp_path, f"ckpt_path={checkpoint}", f"input='{inputs}'", f"output_dir='{out}'", "max_pixels=10000"))
+    by_name = {Path(str(r["image"])).name: r for r in rows}
+    assert set(by_name) == {"good.png", "rgb.png", "deep.png"}
+    assert by_name["rgb.png"]["converted"] == "RGB -> gray" and "I;16" in str(by_name["deep.png"]["converted"])
+    with pytest.raises(RefusedImage, match="exceeds max_pixels"):
+        read_image(inputs / "huge.png", 1, 10000)
+    with pytest.raises(RefusedImage, match="unreadable"):
+        read_image(inputs / "truncated.png", 1, 10000)
+
+
+def test_bad_prediction_settings_name_the_fix(checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="matches no image"):
+        predict(predict_cfg(tmp_path, f"ckpt_path={checkpoint}", f"input={tmp_path}/nothing*.png"))
+    with pytest.raises(UserInputError, match="threshold"):
+        predict(predict_cfg(tmp_path, f"ckpt_path={checkpoint}", f"input={tmp_path}", "threshold=2"))
+
+
+def test_trainer_predict_gives_probabilities(checkpoint: Path, data_root: Path) -> None:
+    from src.data.eliret import EliretDataModule
+
+    module = load_module(checkpoint)
+    datamodule = EliretDataModule(str(data_root / "eliret"), augment="none")
+    datamodule.setup()
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    batches = trainer.predict(module, dataloaders=datamodule.test_dataloader())
+    probabilities = torch.cat(batches)
+    assert probabilities.shape == (50, 1, 32, 32) and 0 <= probabilities.min() and probabilities.max() <= 1
