@@ -95,5 +95,5 @@ def label_metrics(label_map: torch.Tensor, target: torch.Tensor, classes: int) -
     return {
         "acc": multiclass_accuracy(label_map, target, classes, average="micro").item(),
         "iou": multiclass_jaccard_index(label_map, target, classes).item(),
-        "dice": dice(label_map, target, num_classes=classes, average="macro").item(),
+        "dice": dice_score(label_map[None], target[None], num_classes=classes, input_format="index", average="macro").item(),
     }
