@@ -3,9 +3,11 @@
 import os
 from pathlib import Path
 
-# Configs resolve paths against ${oc.env:PROJECT_ROOT}; default it to this checkout so
-# `python -m src.train` works from any working directory.
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+# Configs resolve paths against ${oc.env:PROJECT_ROOT}: default it to this checkout, so
+# `python -m src.train` works from any working directory; an installed package (no checkout
+# around it) writes outputs/ and data/ under the working directory instead.
+_CHECKOUT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PROJECT_ROOT", str(_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()))
 
 from omegaconf import OmegaConf  # noqa: E402
 

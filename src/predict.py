@@ -128,7 +128,7 @@ def _print_summary(rows: list[dict[str, object]], refused: list[tuple[Path, str]
         console().print(f"against {len(scored)} labels: mean pixel accuracy {mean['acc']:.4f}, IoU {mean['iou']:.4f}, Dice {mean['dice']:.4f}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     predict(cfg)

@@ -79,7 +79,7 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return None
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
     metrics = train(cfg)

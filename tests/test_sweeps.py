@@ -148,3 +148,28 @@ def section(text: str, heading: str) -> str:
 def table_rows(markdown: str) -> list[list[str]]:
     lines = [line for line in markdown.splitlines() if line.startswith("|")][2:]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_through_submitit_locally(tmp_path: Path, data_root: Path) -> None:
+    # the same launcher plugin as hydra/launcher=slurm, with local processes instead of sbatch
+    result = run_cli(
+        "src.train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "debug=fast",
+        f"paths.data_dir={data_root}",
+        *QUIET,
+        "seed=0,1",
+        project_root=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = summary_rows(sweep_dir(tmp_path))
+    assert [r["status"] for r in rows] == ["ok", "ok"] and {r["overrides"].split()[-1] for r in rows} == {"seed=0", "seed=1"}
+
+
+def test_the_slurm_launcher_runs_one_task_per_device(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], tmp_path)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
