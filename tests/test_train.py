@@ -85,3 +85,14 @@ def test_unet_beats_fcn_on_eliret_with_the_default_budget(make_cfg) -> None:
     unet = train(make_cfg("train", *ONCE, "trainer.max_epochs=150", "model=unet"))
     fcn = train(make_cfg("train", *ONCE, "trainer.max_epochs=150", "experiment=eliret_fcn"))
     assert unet["test/mse"] < 0.5 * fcn["test/mse"]
+
+
+def test_results_are_written_with_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    from src.atomic import write_bytes_atomic
+
+    write_bytes_atomic(tmp_path / "x.json", b"{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
