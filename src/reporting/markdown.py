@@ -59,7 +59,7 @@ def _label(run: Run, keys: Sequence[str]) -> str:
 def _selection(runs: Sequence[Run]) -> str:
     monitor = runs[0].value("callbacks.model_checkpoint.monitor", "val/loss")
     mode = runs[0].value("callbacks.model_checkpoint.mode", "min")
-    return f"the checkpoint with the best validation `{monitor}` ({mode}) of each run"
+    return f"the checkpoint with the best validation `{monitor}` ({mode})"
 
 
 def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str) -> Path:
@@ -78,7 +78,7 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
         f"- sweep dir: `{sweep_dir}`; {len(runs)} jobs, {len(ok)} finished, {len(failed)} without results"
         + (f" ({', '.join(r.path.name for r in failed)})" if failed else ""),
         f"- swept: {', '.join(f'`{k}`' for k in keys) or 'nothing'}; seeds {', '.join(map(str, seeds))}",
-        f"- metrics: `{split}/*` on the {split} split, from {_selection(ok)}; "
+        f"- metrics: `{split}/*` on the {split} split, from {_selection(ok)} of each run; "
         "↑ higher is better for mIoU / Dice / accuracy, ↓ lower for loss / MSE / Rand error / VI",
         "- std: sample standard deviation over seeds (n - 1); every run and its files: `sweep_summary.csv`",
         "",
@@ -125,7 +125,7 @@ def run_report(run: Run, out: Path) -> Path:
         "",
         f"- run dir: `{run.path}`",
         f"- overrides: `{' '.join(f'{k}={v}' for k, v in run.overrides.items()) or 'none'}`",
-        f"- final metrics from {_selection([run])}" + (f" (epoch {run.best_epoch + 1})" if run.best_epoch is not None else ""),
+        f"- final metrics from {_selection([run])}" + (f" (epoch {run.best_epoch + 1}, counted from 1)" if run.best_epoch is not None else ""),
         "",
     ]
     if run.metrics:
