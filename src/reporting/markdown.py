@@ -19,7 +19,9 @@ REPORTED = ("miou", "mdice", "acc", "mse", "rand_error", "vi", "loss")
 
 def reported_metrics(runs: Sequence[Run], split: str, headline: str) -> list[str]:
     logged = {k for run in runs for k in run.metrics}
-    metrics = [f"{split}/{name}" for name in REPORTED if f"{split}/{name}" in logged]
+    # with MSE as the loss (eliret's regression output) the loss column would repeat it
+    names = [n for n in REPORTED if not (n == "loss" and f"{split}/mse" in logged)]
+    metrics = [f"{split}/{name}" for name in names if f"{split}/{name}" in logged]
     return [headline, *(m for m in metrics if m != headline)] if headline in logged else metrics
 
 
@@ -48,6 +50,13 @@ def _mean_std(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
             for mean, std in zip(frame[f"{m} mean"], frame[f"{m} std"])
         ]
     return out
+
+
+def _with_best_rounds(grouped: pd.DataFrame, table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    if not keys:
+        return grouped
+    rounds = table.groupby(list(keys), sort=False)["best round"].agg(lambda r: ",".join(r))
+    return grouped.merge(rounds.reset_index(), on=list(keys), how="left")
 
 
 def _label(run: Run, keys: Sequence[str]) -> str:
@@ -84,9 +93,22 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
         "",
         "## Mean and spread over seeds",
         "",
-        table_md(_mean_std(stats.grouped(table, keys or ["baseline"], metrics), metrics)),
+        table_md(_with_best_rounds(_mean_std(stats.grouped(table, keys or ["baseline"], metrics), metrics), table, keys)),
+        "",
+        "best round: the reduction round each seed's selected checkpoint comes from (1 = trained before any reduction; — = no reduction).",
         "",
     ]
+    final = stats.last_epoch(ok, keys, f"val/{headline.split('/', 1)[1]}")
+    if not final.empty:
+        lines += [
+            "## At the end of training, without checkpoint selection",
+            "",
+            "The validation metric after the last epoch (mean ± std over seeds): what training on the reduced "
+            "set leads to, where selection may have fallen back to an earlier round.",
+            "",
+            table_md(final),
+            "",
+        ]
     if table.baseline.any() and (~table.baseline).any():
         lines += ["## Each reduction setting against the no-reduction baseline of the same seed", ""]
         lines += [

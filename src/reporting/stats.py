@@ -33,10 +33,32 @@ def runs_table(runs: Sequence[Run], keys: Sequence[str], metrics: Sequence[str])
     rows = []
     for run in runs:
         row = {k: run.setting(k) for k in keys}
-        row.update(seed=run.seed, baseline=not run.reduced, run=run.path.name)
+        row.update(seed=run.seed, baseline=not run.reduced, run=run.path.name, **{"best round": best_round(run)})
         row.update({m: run.metrics.get(m, math.nan) for m in metrics})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def best_round(run: Run) -> str:
+    """The reduction round (from 1) in which the run's selected checkpoint was saved."""
+    if not run.reduced or run.best_epoch is None:
+        return "—"
+    return str(run.best_epoch // run.epochs_per_round + 1)
+
+
+def last_epoch(runs: Sequence[Run], keys: Sequence[str], metric: str) -> pd.DataFrame:
+    """Per setting: ``metric`` after the last training epoch, mean ± std over seeds."""
+    rows = [
+        {**{k: run.setting(k) for k in keys}, metric: float(run.epochs[metric].dropna().iloc[-1])}
+        for run in runs
+        if run.epochs is not None and metric in run.epochs and run.epochs[metric].notna().any()
+    ]
+    if not rows or not keys:
+        return pd.DataFrame()
+    group = pd.DataFrame(rows).groupby(list(keys), sort=False)[metric]
+    return pd.DataFrame(
+        {"n": group.count(), f"last-epoch {metric}": [f"{m:.4g} ± {s:.2g}" for m, s in zip(group.mean(), group.std(ddof=1).fillna(0))]}
+    ).reset_index()
 
 
 def grouped(table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
