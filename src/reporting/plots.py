@@ -51,13 +51,14 @@ def mean_curves(runs: Sequence[Run], label_of: dict[Path, str], metric: str, pat
     if not curves:
         return False
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colours = iter(plt.cm.tab20.colors * 4)  # distinct colours for up to 20 settings
     for label, series in curves.items():
         mean = pd.concat(series, axis=1).mean(axis=1)
         baseline = label.startswith("no reduction")
         ax.plot(
             mean.index + 1,
             mean.to_numpy(),
-            color="black" if baseline else None,
+            color="black" if baseline else next(colours),
             lw=2.2 if baseline else 1.0,
             label=f"{label} (n={len(series)})",
             zorder=3 if baseline else 2,
