@@ -37,3 +37,24 @@ def test_the_csv_logger_writes_the_config_as_hparams(make_cfg, tmp_path: Path) -
     train(make_cfg("train", *DEBUG, "logger=csv"))
     hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())
     assert hparams["reduction"]["percentile"] == 70 and hparams["trainer"]["max_epochs"] == 2
+
+
+def test_sweep_jobs_share_a_wandb_group_and_are_named_by_their_overrides(tmp_path: Path) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    from src.loggers import sweep_run_names
+    from tests.conftest import compose_config
+
+    cfg = compose_config("train", ["logger=wandb"], tmp_path)
+    assert sweep_run_names() == {}  # a single run keeps W&B's own naming
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.sweep.dir = str(tmp_path / "multiruns" / "2026-01-01_00-00-00_000001")
+        cfg.hydra.job.override_dirname = "reduction.percentile=50,seed=1"
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert sweep_run_names() == {"group": "2026-01-01_00-00-00_000001", "name": "reduction.percentile=50,seed=1"}
+    finally:
+        compose_config("train", [], tmp_path)  # leave a single-run Hydra config for later tests
