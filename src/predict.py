@@ -9,8 +9,6 @@ Unreadable, oversized or unconvertible images are skipped and listed at the end.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from omegaconf import DictConfig
 from rich.progress import track
 from rich.table import Table
 
-from src.atomic import write_bytes_atomic
 from src.checkpoints import load_module
 from src.cli import exit_on_user_error
 from src.errors import UserInputError
@@ -27,7 +24,7 @@ from src.models.segmentation import SegmentationModule
 from src.prediction import outputs
 from src.prediction.inputs import RefusedImage, image_paths, label_path, read_image, read_label
 from src.prediction.tiling import allow_any_size, predict_probabilities
-from src.results import console
+from src.results import console, write_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +83,7 @@ def predict(cfg: DictConfig) -> list[dict[str, object]]:
             except (OSError, ValueError) as err:
                 row.update({"label": str(label), "label_error": str(err)})
         rows.append(row)
-    _write_csv(out / "predictions.csv", rows)
+    write_csv_atomic(out / "predictions.csv", rows)
     _print_summary(rows, refused, out)
     if not rows:
         raise UserInputError(f"no image could be predicted ({len(refused)} refused); see the reasons above.")
@@ -100,17 +97,6 @@ def _unique(stem: str, names: set[str]) -> str:
         name = f"{stem}_{number}"
     names.add(name)
     return name
-
-
-def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes_atomic(path, buffer.getvalue().encode())
 
 
 def _print_summary(rows: list[dict[str, object]], refused: list[tuple[Path, str]], out: Path) -> None:

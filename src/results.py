@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +17,18 @@ from src.atomic import write_bytes_atomic
 
 def write_json_atomic(path: Path, payload: Mapping[str, object]) -> None:
     write_bytes_atomic(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_csv_atomic(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
+    """Rows as CSV, columns in order of first appearance (a row may lack some), written whole."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(path, buffer.getvalue().encode())
 
 
 def metrics_table(metrics: Mapping[str, float], title: str) -> Table:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,19 +17,12 @@ from rich.table import Table  # noqa: E402
 
 from src.atomic import write_bytes_atomic  # noqa: E402
 from src.figures import log_images  # noqa: E402
-from src.results import console  # noqa: E402
+from src.results import console, write_csv_atomic  # noqa: E402
 
 
 def write_rounds_csv(path: Path, rows: Sequence[dict[str, float]]) -> None:
     """All rounds so far, one row each (rewritten whole every round, atomically)."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes_atomic(path, buffer.getvalue().encode())
+    write_csv_atomic(path, rows)
 
 
 def write_masks(path: Path, masks: torch.Tensor, ids: torch.Tensor) -> None:
