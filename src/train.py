@@ -21,6 +21,7 @@ from src.early_exit.report import early_exit_report
 from src.errors import UserInputError
 from src.loggers import build_loggers, finish_loggers, log_config
 from src.models.early_exit import EarlyExitClassifier
+from src.provenance import provenance
 from src.results import print_metrics, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
+    record = provenance()  # written before any training, so a failed run can be re-run too
+    write_json_atomic(output_dir / "run.json", record)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     loggers = build_loggers(cfg.get("logger"))
@@ -56,7 +59,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
                 metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, trainer.global_step))
         if trainer.is_global_zero:
-            write_json_atomic(output_dir / "run.json", {"best_checkpoint": best, "best_epoch": _epoch_of(best)})
+            write_json_atomic(output_dir / "run.json", {**record, "best_checkpoint": best, "best_epoch": _epoch_of(best)})
             write_json_atomic(output_dir / "metrics.json", metrics)
             log.info("metrics of %s written to %s", best or "the final weights", output_dir / "metrics.json")
             print_metrics(metrics, title="metrics of the best checkpoint" if best else "metrics of the final weights")

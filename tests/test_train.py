@@ -96,3 +96,12 @@ def test_results_are_written_with_the_usual_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_run_records_what_it_needs_to_be_rerun(make_cfg, tmp_path: Path) -> None:
+    train(make_cfg("train", *DEBUG))
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert record["versions"]["lightning"] and record["python"].count(".") == 2
+    assert record["git"] is None or (len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool))
+    assert record["command"] and record["best_epoch"] == 1 and record["best_checkpoint"].endswith(".ckpt")
