@@ -36,7 +36,9 @@ def test_each_preset_runs_one_step(make_cfg, tmp_path: Path, name: str) -> None:
     if name == "pet_unet_reduction":
         extra = (f"data.data_dir={make_pet(tmp_path / 'pet')}", "data.image_size=32", "data.batch_size=4")
     metrics = train(make_cfg("train", f"experiment={name}", *ONE_STEP, *extra))
-    assert metrics and all(value == value for value in metrics.values())  # present, not NaN
+    # val/test metrics present and finite (early-exit policy figures may be NaN after one batch)
+    scores = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
+    assert scores and all(value == value for value in scores.values())
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics, nan_ok=True)
 
 
