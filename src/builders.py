@@ -12,6 +12,8 @@ from omegaconf import DictConfig
 
 from src.checkpoint_io import AtomicCheckpointIO
 from src.errors import UserInputError
+from src.finite_loss import FiniteLoss
+from src.random_state import RandomState
 
 log = logging.getLogger(__name__)
 
@@ -62,4 +64,7 @@ def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    """The trainer config plus what every run gets: random states in checkpoints (exact resume),
+    a stop on a non-finite loss and checkpoints written atomically."""
+    guards = [RandomState(cfg.seed), FiniteLoss()]
+    return instantiate(cfg.trainer, callbacks=[*callbacks, *guards], logger=loggers or False, plugins=[AtomicCheckpointIO()])

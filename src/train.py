@@ -6,6 +6,7 @@ and returns ``optimized_metric`` for Hydra sweepers.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -13,15 +14,18 @@ import hydra
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.cli import exit_on_user_error
+from src.csv_logger import ResumableCSVLogger
 from src.early_exit.report import early_exit_report
 from src.errors import UserInputError
 from src.loggers import build_loggers, finish_loggers, log_config
 from src.models.early_exit import EarlyExitClassifier
 from src.provenance import provenance
+from src.rerun import main_with_run_dirs
 from src.results import print_metrics, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -40,16 +44,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
-    record = provenance()  # written before any training, so a failed run can be re-run too
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
+    record = run_record(output_dir, ckpt_path)  # written before any training, so a failed run can be re-run too
     write_json_atomic(output_dir / "run.json", record)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     loggers = build_loggers(cfg.get("logger"))
+    if ckpt_path and cfg.train:
+        continue_logs(loggers, ckpt_path)
     log_config(loggers, cfg)
     trainer = build_trainer(cfg, build_callbacks(cfg, segmentation=datamodule.task != "classification"), loggers)
     try:
         if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         best = _best_checkpoint(trainer)
         metrics: dict[str, float] = {}
         if cfg.train or cfg.test:
@@ -66,6 +73,47 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_loggers(loggers)
     return metrics
+
+
+def resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``ckpt_path`` checked before any data is read; ``last`` is this run dir's last.ckpt (absent:
+    a fresh start, so one command serves both the first launch and a requeued job)."""
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            log.warning("ckpt_path=last: %s has no checkpoint yet; training from the start", last.parent)
+            return None
+        ckpt_path = str(last)
+    if not Path(ckpt_path).is_file():
+        raise UserInputError(f"ckpt_path={ckpt_path} is not a checkpoint file; pass a .ckpt file, a run dir or `last`.")
+    for partial in Path(ckpt_path).parent.glob(".*.ckpt.*.tmp"):  # a write the killed run never finished
+        log.info("removing %s, an unfinished checkpoint write", partial)
+        partial.unlink(missing_ok=True)
+    return str(ckpt_path)
+
+
+def run_record(output_dir: Path, ckpt_path: str | None) -> dict:
+    """run.json's provenance; a run resumed into its own dir keeps the original record and adds
+    one entry per resume."""
+    record = provenance()
+    previous = output_dir / "run.json"
+    if ckpt_path and previous.is_file():
+        original = json.loads(previous.read_text())
+        for stale in ("best_checkpoint", "best_epoch"):
+            original.pop(stale, None)
+        resumes = original.pop("resumed", [])
+        return {**original, "resumed": [*resumes, {**record, "from_checkpoint": ckpt_path}]}
+    return record
+
+
+def continue_logs(loggers: list[Logger], ckpt_path: str) -> None:
+    """CSV logs of a resumed run extend the rows its checkpoint covers instead of restarting."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    for logger in loggers:
+        if isinstance(logger, ResumableCSVLogger):
+            logger.resume_after = (int(state["epoch"]), int(state["global_step"]))
 
 
 def _epoch_of(checkpoint: str | None) -> int | None:
@@ -91,5 +139,10 @@ def main(cfg: DictConfig) -> float:
     return metrics[cfg.optimized_metric]
 
 
+def cli() -> None:
+    """``python -m src.train`` / ``salseg-train``: also ``--rerun <run dir>`` and ``ckpt_path=<run dir>``."""
+    main_with_run_dirs(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -53,9 +53,10 @@ def make_cfg(tmp_path: Path, data_root: Path) -> Callable[..., DictConfig]:
     return _make
 
 
-def run_cli(module: str, *args: str, project_root: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> <args>`` as a user would, with outputs and data under ``project_root``."""
-    env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(project_root)}
+def run_cli(module: str, *args: str, project_root: Path, timeout: int = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <args>`` as a user would, with outputs and data under ``project_root``
+    (``env``: extra environment variables)."""
+    env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(project_root), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from src.random_state import epoch_seed, item_seed
 
 
 class SegmentationTensors(Dataset):
@@ -35,6 +38,8 @@ class SegmentationTensors(Dataset):
         self.masks = masks
         self.transform = transform
         self.weights = weights
+        # shared memory: loader workers (forked once, persistent) see each new epoch's seed
+        self.epoch_seed = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def __len__(self) -> int:
         return len(self.images)
@@ -43,11 +48,16 @@ class SegmentationTensors(Dataset):
         maps = [self.masks[index]] + ([] if self.weights is None else [self.weights[index]])
         image = self.images[index]
         if self.transform is not None:
-            image, *maps = self.transform(image, *maps)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(item_seed(int(self.epoch_seed), index))
+                image, *maps = self.transform(image, *maps)
         item = {"image": image, "mask": maps[0], "index": torch.tensor(index)}
         if self.weights is not None:
             item["weight"] = maps[1]
         return item
+
+    def set_epoch_seed(self, seed: int) -> None:
+        self.epoch_seed.fill_(seed)
 
     def replace_images(self, images: torch.Tensor) -> None:
         """Swap in new images of the same shape (e.g. a reduced training set)."""
@@ -56,12 +66,30 @@ class SegmentationTensors(Dataset):
         self.images = images
 
 
+class EpochShuffle(RandomSampler):
+    """A new order every epoch, drawn from (run seed, epoch) alone, like DistributedSampler: the
+    order of an epoch does not depend on when its iterator is made, so a resumed run sees the
+    uninterrupted run's order. Lightning calls ``set_epoch``; under DDP it uses DistributedSampler
+    (seeded the same way) instead."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        super().__init__(dataset)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        seed = epoch_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)), self.epoch)
+        yield from torch.randperm(len(self.data_source), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
 def make_loader(dataset: Dataset, hparams: Mapping[str, Any], shuffle: bool) -> DataLoader:
     """A DataLoader with a data module's ``batch_size``, ``num_workers`` and ``pin_memory``."""
     return DataLoader(
         dataset,
         batch_size=hparams["batch_size"],
-        shuffle=shuffle,
+        sampler=EpochShuffle(dataset) if shuffle else None,
         num_workers=hparams["num_workers"],
         pin_memory=hparams["pin_memory"],
         persistent_workers=hparams["num_workers"] > 0,

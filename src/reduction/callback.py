@@ -172,17 +172,20 @@ class SaliencyReduction(Callback):
         n = len(images)
         world = trainer.world_size
         per_rank = math.ceil(math.ceil(n / self.batch_size) / world) * self.batch_size
-        shard = shard_masks(
-            pl_module,
-            images,
-            present,
-            self.percentile,
-            self.relevance,
-            self.batch_size,
-            rank=trainer.global_rank,
-            world=world,
-            keep_relevance=self.examples,
-        )
+        devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(20_000 + self.rounds_done)  # smoothgrad's noise: the same after a resume
+            shard = shard_masks(
+                pl_module,
+                images,
+                present,
+                self.percentile,
+                self.relevance,
+                self.batch_size,
+                rank=trainer.global_rank,
+                world=world,
+                keep_relevance=self.examples,
+            )
         ids = _padded(shard.ids, per_rank, -1)
         masks = _padded(shard.masks, per_rank, 0)
         measures = _padded(torch.stack([shard.entropy, shard.inertia], 1), per_rank, 0.0)

@@ -1,0 +1,81 @@
+"""A run SIGKILLed at any point and resumed ends bit for bit where the uninterrupted run ends."""
+
+from __future__ import annotations
+
+import csv
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+HERE = Path(__file__).parent
+# 3 rounds of 2 epochs, dropout (fcn), shift augmentation and smoothgrad's noise: every random
+# stream the reduction run draws from
+RUN = (
+    "seed=3",
+    "model=fcn",
+    "augment=shift",
+    "reduction.rounds=3",
+    "reduction.epochs_per_round=2",
+    "reduction.method=smoothgrad",
+    "reduction.smoothgrad_samples=2",
+    "data.n_per_class=40",
+    "torch_threads=1",
+    "test=true",
+    "logger=csv",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+)
+TIMING = {"fit_seconds", "relevance_seconds"}
+
+
+def _rounds(run: Path) -> list[dict[str, str]]:
+    with (run / "reduction" / "rounds.csv").open() as file:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(file)]
+
+
+def _train(root: Path, run: Path, *args: str) -> None:
+    result = run_cli("src.train", *RUN, f"paths.data_dir={root / 'data'}", f"hydra.run.dir={run}", *args, project_root=root, env={"PYTHONPATH": str(HERE)})
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _killed_then_resumed(root: Path, point: str, epoch: int) -> Path:
+    run = root / f"killed at {point}"  # a space in the path, on purpose
+    killed = run_cli(
+        "src.train",
+        *RUN,
+        f"paths.data_dir={root / 'data'}",
+        f"hydra.run.dir='{run}'",
+        "+callbacks.kill._target_=killpoints.KillAt",
+        f"+callbacks.kill.point={point}",
+        f"+callbacks.kill.epoch={epoch}",
+        project_root=root,
+        env={"PYTHONPATH": str(HERE)},
+    )
+    assert killed.returncode == -9, f"{point}: the run was not killed: {killed.stderr[-2000:]}"
+    assert not (run / "metrics.json").exists()
+    resumed = run_cli("src.train", f"ckpt_path={run}", "~callbacks.kill", project_root=root, env={"PYTHONPATH": str(HERE)})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return run
+
+
+@pytest.mark.slow
+def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    full = tmp_path / "uninterrupted"
+    _train(tmp_path, full)
+    points = [("fit", 3), ("relevance", 3), ("checkpoint", 3)]  # all in round 2
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda p: _killed_then_resumed(tmp_path, *p), points))
+    for (point, _), run in zip(points, runs, strict=True):
+        assert json.loads((run / "metrics.json").read_text()) == json.loads((full / "metrics.json").read_text()), point
+        assert _rounds(run) == _rounds(full), point
+        for round_dir in sorted((full / "reduction").glob("round_*")):
+            assert (run / "reduction" / round_dir.name / "masks.npz").read_bytes() == (round_dir / "masks.npz").read_bytes(), (point, round_dir.name)
+        # one run dir: the resume extended the original's logs and recorded itself
+        record = json.loads((run / "run.json").read_text())
+        assert len(record["resumed"]) == 1 and "killpoints" in record["command"]
+        epochs = [row["epoch"] for row in csv.DictReader((run / "csv" / "metrics.csv").open()) if row.get("val/loss")]
+        assert epochs == [row["epoch"] for row in csv.DictReader((full / "csv" / "metrics.csv").open()) if row.get("val/loss")]
+        assert not list((run / "checkpoints").glob(".*.tmp")), "a killed checkpoint write left its temporary file"
