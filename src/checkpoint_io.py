@@ -1,4 +1,4 @@
-"""Checkpoint writes that never leave a truncated file behind."""
+"""Checkpoint writes that never leave a truncated file behind, and reads that never run code."""
 
 from __future__ import annotations
 
@@ -22,3 +22,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """``weights_only=True`` unless a caller asks otherwise: a resumed or evaluated checkpoint
+        may come from anyone, and ours hold only tensors and plain values."""
+        located = {} if map_location is None else {"map_location": map_location}
+        return super().load_checkpoint(path, weights_only=True if weights_only is None else weights_only, **located)

@@ -27,14 +27,23 @@ def record_module_class(module: L.LightningModule, checkpoint: dict) -> None:
     checkpoint[CLASS_KEY] = f"{type(module).__module__}.{type(module).__qualname__}"
 
 
-def load_module(path: str | Path) -> L.LightningModule:
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents, loaded with ``weights_only=True``: tensors and plain values only,
+    so a crafted file cannot run code. The framework's checkpoints hold nothing else."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"checkpoint {path} not found; pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
     try:
-        header = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a damaged file
-        raise UserInputError(f"cannot read checkpoint {path}: {err}. The file is damaged or not a checkpoint.") from err
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or unsafe file
+        raise UserInputError(
+            f"cannot read checkpoint {path}: {str(err).splitlines()[0]}. The file is damaged, not a checkpoint, or holds "
+            "objects other than tensors and plain values (refused: loading them could run code)."
+        ) from err
+
+
+def load_module(path: str | Path) -> L.LightningModule:
+    header = read_checkpoint(path)
     if CLASS_KEY not in header:
         raise UserInputError(f"checkpoint {path} was not written by this framework (no '{CLASS_KEY}' entry).")
-    return get_class(header[CLASS_KEY]).load_from_checkpoint(path, map_location="cpu")
+    return get_class(header[CLASS_KEY]).load_from_checkpoint(path, map_location="cpu", weights_only=True)

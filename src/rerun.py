@@ -8,6 +8,7 @@ continues the original's files instead of leaving a second half-run beside it.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from src.errors import UserInputError
+from src.writable import check_writable
 
 # the recorded ones would point the re-run at the old run's files
 _NOT_REPEATED = ("ckpt_path=", "hydra.run.dir=", "hydra.sweep.dir=")
@@ -56,10 +58,23 @@ def _quoted(path: Path) -> str:
     return f"'{text}'"
 
 
+def check_output_folders(argv: list[str]) -> None:
+    """Hydra makes the run dir before any of our code runs, and answers an unwritable one with a
+    traceback: check the folders named on the command line (and the default) first."""
+    folders = {"paths.log_dir": Path(os.environ.get("PROJECT_ROOT", ".")) / "outputs"}
+    for arg in argv[1:]:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key in ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir") and value and "$" not in value:
+            folders[key] = Path(value.strip("'\""))
+    for key, folder in folders.items():
+        check_writable(folder, key)
+
+
 def main_with_run_dirs(main: Callable[[], object]) -> None:
     """Run a Hydra ``main`` after expanding run-dir arguments (console scripts and ``-m``)."""
     try:
         sys.argv = expand_arguments(sys.argv)
+        check_output_folders(sys.argv)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.checkpoints import read_checkpoint
 from src.cli import exit_on_user_error
 from src.csv_logger import ResumableCSVLogger
 from src.early_exit.report import early_exit_report
@@ -26,6 +27,8 @@ from src.loggers import build_loggers, finish_loggers, log_config
 from src.models.early_exit import EarlyExitClassifier
 from src.provenance import provenance
 from src.rerun import main_with_run_dirs
+from src.schemas import check_ranges
+from src.writable import check_writable, checkpoint_bytes
 from src.results import print_metrics, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -39,16 +42,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; returns the final metrics."""
     if not str(cfg.optimized_metric).startswith(("val/", "test/")):
         raise UserInputError(f"optimized_metric={cfg.optimized_metric!r} must name a val/ or test/ metric, e.g. val/loss.")
+    check_ranges(cfg)
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-
+    check_writable(output_dir, "paths.output_dir")
     ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
     record = run_record(output_dir, ckpt_path)  # written before any training, so a failed run can be re-run too
     write_json_atomic(output_dir / "run.json", record)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
+    check_writable(output_dir, "paths.output_dir", checkpoint_bytes(sum(p.numel() for p in model.parameters())))
     loggers = build_loggers(cfg.get("logger"))
     if ckpt_path and cfg.train:
         continue_logs(loggers, ckpt_path)
@@ -88,6 +93,7 @@ def resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
         ckpt_path = str(last)
     if not Path(ckpt_path).is_file():
         raise UserInputError(f"ckpt_path={ckpt_path} is not a checkpoint file; pass a .ckpt file, a run dir or `last`.")
+    read_checkpoint(ckpt_path)  # a damaged or unsafe file fails here, before any data is read
     for partial in Path(ckpt_path).parent.glob(".*.ckpt.*.tmp"):  # a write the killed run never finished
         log.info("removing %s, an unfinished checkpoint write", partial)
         partial.unlink(missing_ok=True)
@@ -110,14 +116,14 @@ def run_record(output_dir: Path, ckpt_path: str | None) -> dict:
 
 def continue_logs(loggers: list[Logger], ckpt_path: str) -> None:
     """CSV logs of a resumed run extend the rows its checkpoint covers instead of restarting."""
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    state = read_checkpoint(ckpt_path)
     for logger in loggers:
         if isinstance(logger, ResumableCSVLogger):
             logger.resume_after = (int(state["epoch"]), int(state["global_step"]))
 
 
 def _epoch_of(checkpoint: str | None) -> int | None:
-    return None if checkpoint is None else int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"])
+    return None if checkpoint is None else int(read_checkpoint(checkpoint)["epoch"])
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -3,10 +3,12 @@
 import math
 from decimal import Decimal
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from src.errors import TrainingDiverged
 from src.reduction.masking import fill_removed, keep_mask, quota
 
 shapes = st.tuples(st.integers(1, 4), st.integers(1, 12), st.integers(1, 12))
@@ -59,8 +61,17 @@ def test_the_most_relevant_pixels_are_kept_and_ties_break_by_position() -> None:
     assert keep_mask(relevance, present, 50).tolist() == [[[False, True], [True, False]]]
     constant = keep_mask(torch.zeros(1, 2, 2), present, 50)
     assert constant.tolist() == [[[True, True], [False, False]]]  # first pixels in row-major order
-    nan = keep_mask(torch.tensor([[[float("nan"), 0.0], [0.0, 0.0]]]), present, 75)
-    assert nan.tolist() == [[[False, True], [True, True]]]
+
+
+@settings(max_examples=50, deadline=None)
+@given(shapes, percentiles, st.integers(0, 2**16))
+def test_a_nan_anywhere_in_a_relevance_map_is_refused_naming_the_image(shape, percentile, seed) -> None:
+    relevance = relevance_for(shape, seed, "random")
+    generator = torch.Generator().manual_seed(seed)
+    image = int(torch.randint(shape[0], (), generator=generator))
+    relevance[image, int(torch.randint(shape[1], (), generator=generator)), int(torch.randint(shape[2], (), generator=generator))] = float("nan")
+    with pytest.raises(TrainingDiverged, match=rf"1 of {shape[0]} images \(batch positions {image}\) contain NaN"):
+        keep_mask(relevance, torch.ones(shape, dtype=torch.bool), percentile)
 
 
 def test_quota_has_no_float_rounding_error() -> None:

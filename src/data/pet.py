@@ -39,8 +39,8 @@ def read_split_list(path: Path) -> list[tuple[str, int, int]]:
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split()
-        if len(fields) != 4:
-            raise UserInputError(f"{path}:{number}: expected 'name class species breed', got {line!r}.")
+        if len(fields) != 4 or not all(f.isdigit() for f in fields[1:]):
+            raise UserInputError(f"{path}:{number}: expected 'name class species breed' (three numbers after the name), got {line!r}. Fix that line.")
         rows.append((fields[0], int(fields[1]) - 1, int(fields[2]) - 1))
     return rows
 
@@ -70,11 +70,18 @@ def load_pair(images_dir: Path, trimaps_dir: Path, image_id: str, size: int, cla
     return pixels.numpy(), labels.numpy()
 
 
+def pet_folder(data_dir: Path) -> Path:
+    """The ``oxford-iiit-pet`` folder, given it or its parent (torchvision's ``root``)."""
+    if data_dir.name != "oxford-iiit-pet" and not (data_dir / "annotations").is_dir():
+        return data_dir / "oxford-iiit-pet"
+    return data_dir
+
+
 class PetDataModule(SplitDataModule):
     """Segmentation of the pet (3 classes, or ``classes=2``: pet vs rest), with the breed and
     species of every image exposed for classification (``labels[split]``).
 
-    ``data_dir`` is the ``oxford-iiit-pet`` folder (``images/``, ``annotations/trimaps/``,
+    ``data_dir`` is the ``oxford-iiit-pet`` folder, or its parent (``images/``, ``annotations/trimaps/``,
     ``annotations/trainval.txt``, ``annotations/test.txt``); ``download=true`` fetches it with
     torchvision. Splits: ``random`` (80/10/10 of all images by ``split_seed``, the notes) or
     ``official`` (trainval -> train + 10% val, test list -> test). Decoded, resized images are
@@ -105,7 +112,7 @@ class PetDataModule(SplitDataModule):
             raise UserInputError(f"data.classes={classes} must be 3 (background, pet, border) or 2 (pet vs rest).")
         if split not in ("random", "official"):
             raise UserInputError(f"data.split={split!r} must be random (80/10/10, the notes) or official.")
-        self.data_dir = Path(data_dir)
+        self.data_dir = pet_folder(Path(data_dir))
         self.augment = resolve(augment, recommended=JointAugment(v2.RandomHorizontalFlip(), reflect_margin=0.0))
         self.labels: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -121,8 +128,6 @@ class PetDataModule(SplitDataModule):
         if self.hparams.download and not (self.data_dir / "annotations" / "trainval.txt").exists():
             from torchvision.datasets import OxfordIIITPet
 
-            if self.data_dir.name != "oxford-iiit-pet":
-                raise UserInputError(f"with data.download=true, data.data_dir must end in 'oxford-iiit-pet' (got {self.data_dir}).")
             OxfordIIITPet(self.data_dir.parent, split="trainval", target_types="segmentation", download=True)
 
     def setup(self, stage: str | None = None) -> None:

@@ -38,9 +38,13 @@ def read_split_csv(csv_path: Path) -> list[tuple[Path, Path]]:
 
 
 def load_gray(path: Path) -> np.ndarray:
-    """An 8-bit grayscale image as a (H, W) uint8 array."""
+    """An 8-bit grayscale image as a (H, W) uint8 array: colour is converted to luminance, and a
+    16-bit image is scaled to 8 bits (value / 257), not clipped."""
     try:
         with Image.open(path) as image:
+            if image.mode.startswith(("I;16", "I")):
+                wide = np.asarray(image).astype(np.float64)
+                return np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
             return np.asarray(image.convert("L"), dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserInputError(
@@ -49,12 +53,28 @@ def load_gray(path: Path) -> np.ndarray:
         ) from err
 
 
+def load_mask(path: Path) -> np.ndarray:
+    """A binary mask as (H, W) uint8 0/255; 0/1 masks are scaled. Any other value is refused: it
+    would silently become a soft target."""
+    mask = load_gray(path)
+    values = np.unique(mask)
+    if set(values.tolist()) <= {0, 1}:
+        return mask * np.uint8(255)
+    if not set(values.tolist()) <= {0, 255}:
+        shown = ", ".join(map(str, values[:8].tolist())) + (", ..." if len(values) > 8 else "")
+        raise UserInputError(
+            f"mask {path} holds values {shown}; a mask holds only 0 and 255 (or 0 and 1). Threshold it "
+            "(e.g. > 127) and save it as PNG (JPEG compression adds in-between values)."
+        )
+    return mask
+
+
 def load_pairs(pairs: list[tuple[Path, Path]]) -> tuple[np.ndarray, np.ndarray]:
     """Stack pairs into (N, H, W) uint8 arrays, checking that every image matches its mask and
     that all pairs share one size (they are batched together)."""
     images, masks = [], []
     for x_path, y_path in pairs:
-        image, mask = load_gray(x_path), load_gray(y_path)
+        image, mask = load_gray(x_path), load_mask(y_path)
         if image.shape != mask.shape:
             raise UserInputError(
                 f"image {x_path.name} is {image.shape[1]}x{image.shape[0]} but its mask {y_path.name} is "

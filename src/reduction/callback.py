@@ -173,19 +173,24 @@ class SaliencyReduction(Callback):
         world = trainer.world_size
         per_rank = math.ceil(math.ceil(n / self.batch_size) / world) * self.batch_size
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
+        failure: BaseException | None = None
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(20_000 + self.rounds_done)  # smoothgrad's noise: the same after a resume
-            shard = shard_masks(
-                pl_module,
-                images,
-                present,
-                self.percentile,
-                self.relevance,
-                self.batch_size,
-                rank=trainer.global_rank,
-                world=world,
-                keep_relevance=self.examples,
-            )
+            try:
+                shard = shard_masks(
+                    pl_module,
+                    images,
+                    present,
+                    self.percentile,
+                    self.relevance,
+                    self.batch_size,
+                    rank=trainer.global_rank,
+                    world=world,
+                    keep_relevance=self.examples,
+                )
+            except Exception as error:  # re-raised below, after telling the other ranks
+                failure = error
+        _raise_if_any_rank_failed(trainer, failure, pl_module.device)
         ids = _padded(shard.ids, per_rank, -1)
         masks = _padded(shard.masks, per_rank, 0)
         measures = _padded(torch.stack([shard.entropy, shard.inertia], 1), per_rank, 0.0)
@@ -277,6 +282,17 @@ def shard_masks(
     if not ids:  # more ranks than batches
         return Shard(torch.empty(0, dtype=torch.long), torch.empty(0, height, width, dtype=torch.bool), torch.empty(0), torch.empty(0), None)
     return Shard(torch.cat(ids), torch.cat(masks), torch.cat(entropy), torch.cat(inertia), first)
+
+
+def _raise_if_any_rank_failed(trainer: L.Trainer, failure: BaseException | None, device: torch.device) -> None:
+    """Every rank learns whether any rank failed its shard, so all stop together instead of the
+    healthy ones waiting forever for the failed one's masks."""
+    failed = torch.tensor([failure is not None], dtype=torch.uint8, device=device)
+    ranks = _gather(trainer, failed.unsqueeze(0)).flatten().nonzero().flatten().tolist() if trainer.world_size > 1 else []
+    if failure is not None:
+        raise failure
+    if ranks:
+        raise RuntimeError(f"reduction round stopped: rank(s) {', '.join(map(str, ranks))} failed in the relevance pass (their error is in their log)")
 
 
 def _padded(tensor: torch.Tensor, length: int, value: float) -> torch.Tensor:

@@ -8,6 +8,8 @@ from fractions import Fraction
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from src.errors import TrainingDiverged
+
 FILLS = ("zero", "mean", "blur")
 
 
@@ -21,11 +23,18 @@ def keep_mask(relevance: torch.Tensor, present: torch.Tensor, percentile: float)
 
     relevance: (N, H, W) float; present: (N, H, W) bool (pixels not removed yet). Ties are broken
     by pixel position (row-major, first wins), so the result is deterministic even for a
-    constant map. NaN relevance counts as least relevant. Returns a bool mask, a subset of
-    ``present``.
+    constant map. A NaN anywhere is refused: it has no rank, and ranking it last would quietly
+    remove pixels the model never judged. Returns a bool mask, a subset of ``present``.
     """
     n, height, width = relevance.shape
-    scores = torch.nan_to_num(relevance.double(), nan=-math.inf).flatten(1)
+    nan = relevance.isnan().flatten(1).any(1)
+    if nan.any():
+        images = ", ".join(map(str, nan.nonzero().flatten().tolist()[:10]))
+        raise TrainingDiverged(
+            f"the relevance maps of {int(nan.sum())} of {n} images (batch positions {images}) contain NaN, so their pixels "
+            "cannot be ranked. The model's outputs are not finite: lower model.optimizer.lr or check the data."
+        )
+    scores = relevance.double().flatten(1)
     scores = scores.masked_fill(~present.flatten(1), -math.inf)
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
     ranks = torch.empty_like(order).scatter_(1, order, torch.arange(height * width).expand(n, -1))

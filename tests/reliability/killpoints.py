@@ -51,3 +51,20 @@ class KillAt(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         if self.point == "fit" and trainer.current_epoch == self.epoch and batch_idx == 2:
             _die()
+
+
+class RaiseOnRank(Callback):
+    """Raise in the relevance pass on one DDP rank only, as a rank hitting a bad image would."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        compute = reduction_callback.relevance_maps
+
+        def relevance_or_fail(*args, **kwargs):
+            if trainer.global_rank == self.rank:
+                raise RuntimeError(f"injected failure on rank {self.rank}")
+            return compute(*args, **kwargs)
+
+        reduction_callback.relevance_maps = relevance_or_fail

@@ -1,0 +1,103 @@
+"""Input files as users have them: truncated, the wrong colour depth, 16-bit, odd mask values,
+sloppy list files, paths with spaces and accents. Each is converted (and documented) or refused
+with the file named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_eliret_datamodule import setup_dm
+from test_pet import make_pet
+
+from src.data.eliret_generator import EliretSpec, generate
+from src.data.pet import PetDataModule
+from src.data.png_pairs import load_gray
+from src.errors import UserInputError
+from src.train import train
+
+
+@pytest.fixture
+def eliret(tmp_path):
+    folder = tmp_path / "eliret"
+    generate(EliretSpec(n_per_class=8), folder)
+    return folder
+
+
+def _gray(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("L"))
+
+
+def test_a_truncated_png_is_refused_naming_it(eliret) -> None:
+    data = (eliret / "005x.png").read_bytes()
+    (eliret / "005x.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserInputError, match=r"005x\.png.*corrupt"):
+        setup_dm(eliret)
+
+
+def test_rgb_where_gray_is_expected_becomes_its_luminance(eliret) -> None:
+    gray = _gray(eliret / "006x.png")
+    Image.fromarray(np.stack([gray] * 3, -1)).save(eliret / "006x.png")
+    assert np.array_equal(load_gray(eliret / "006x.png"), gray)
+    setup_dm(eliret)
+
+
+def test_16_bit_images_are_scaled_to_8_bits_not_clipped(eliret) -> None:
+    gray = _gray(eliret / "007x.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(eliret / "007x.png")
+    assert Image.open(eliret / "007x.png").mode.startswith("I")
+    assert np.array_equal(load_gray(eliret / "007x.png"), gray)
+
+
+def test_masks_with_values_other_than_0_and_255_are_refused_naming_the_file(eliret) -> None:
+    mask = _gray(eliret / "008y.png").copy()
+    mask[0, :4] = 128  # as JPEG compression leaves it
+    Image.fromarray(mask).save(eliret / "008y.png")
+    with pytest.raises(UserInputError, match=r"mask .*008y\.png holds values 0, 128, 255.*Threshold it"):
+        setup_dm(eliret)
+
+
+def test_0_1_masks_are_read_as_0_255(eliret) -> None:
+    mask = _gray(eliret / "009y.png")
+    Image.fromarray((mask > 127).astype(np.uint8)).save(eliret / "009y.png")
+    dm = setup_dm(eliret)
+    assert set(dm.splits["train"].masks.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_blank_lines_in_a_split_csv_are_skipped(eliret) -> None:
+    lines = (eliret / "treino.csv").read_text().splitlines()
+    (eliret / "treino.csv").write_text("\n\n".join(lines) + "\n\n  \n")
+    assert len(setup_dm(eliret).splits["train"]) == len(lines)
+
+
+def test_a_pet_list_line_with_a_word_where_a_number_belongs_is_named(tmp_path) -> None:
+    base = make_pet(tmp_path, per_breed=2)
+    with (base / "annotations" / "test.txt").open("a") as file:
+        file.write("\nBengal_9 six 1 9\n")
+    with pytest.raises(UserInputError, match=r"test\.txt:\d+: expected 'name class species breed' .*'Bengal_9 six 1 9'"):
+        PetDataModule(str(base), image_size=32).setup()
+
+
+def test_a_truncated_pet_jpeg_is_refused_naming_it(tmp_path) -> None:
+    base = make_pet(tmp_path, per_breed=2)
+    image = next((base / "images").glob("*.jpg"))
+    image.write_bytes(image.read_bytes()[:200])
+    with pytest.raises(UserInputError, match=rf"cannot read {image.name}"):
+        PetDataModule(str(base), image_size=32).setup()
+
+
+def test_pet_accepts_the_dataset_folder_or_its_parent(tmp_path) -> None:
+    base = make_pet(tmp_path, per_breed=2)
+    by_folder, by_parent = PetDataModule(str(base), image_size=32), PetDataModule(str(tmp_path), image_size=32)
+    by_folder.setup()
+    by_parent.setup()
+    assert by_parent.data_dir == base
+    assert all(np.array_equal(by_folder.splits[s].images, by_parent.splits[s].images) for s in ("train", "val", "test"))
+
+
+def test_paths_with_spaces_and_accents_train_end_to_end(make_cfg, tmp_path) -> None:
+    folder = tmp_path / "dados de teste ç" / "eliret ñ"
+    generate(EliretSpec(n_per_class=8), folder)
+    cfg = make_cfg("train", f"data.data_dir='{folder}'", "data.n_per_class=8", "reduction.rounds=2", "reduction.epochs_per_round=1", "callbacks.model_summary=null")
+    metrics = train(cfg)
+    assert np.isfinite(metrics["test/loss"])

@@ -1,0 +1,40 @@
+"""Under DDP one failing rank ends the whole job promptly; nobody waits for its masks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.slow
+def test_a_rank_failing_in_the_relevance_pass_ends_every_rank(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_cli(
+        "src.train",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "reduction.rounds=2",
+        "reduction.epochs_per_round=1",
+        "trainer.limit_train_batches=2",
+        "test=false",
+        "logger=none",
+        "callbacks.progress_bar=null",
+        "+callbacks.fail._target_=killpoints.RaiseOnRank",
+        "+callbacks.fail.rank=1",
+        project_root=tmp_path,
+        env={"PYTHONPATH": str(HERE)},
+        timeout=400,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "injected failure on rank 1" in output
+    assert "rank(s) 1 failed in the relevance pass" in output
+    # well inside the 10-minute collective timeout: the ranks agreed to stop, none timed out
+    assert elapsed < 300, elapsed
