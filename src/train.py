@@ -27,9 +27,9 @@ from src.loggers import build_loggers, finish_loggers, log_config
 from src.models.early_exit import EarlyExitClassifier
 from src.provenance import provenance
 from src.rerun import main_with_run_dirs
+from src.results import print_metrics, write_json_atomic
 from src.schemas import check_ranges
 from src.writable import check_writable, checkpoint_bytes
-from src.results import print_metrics, write_json_atomic
 
 log = logging.getLogger(__name__)
 

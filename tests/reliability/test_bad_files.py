@@ -98,6 +98,8 @@ def test_pet_accepts_the_dataset_folder_or_its_parent(tmp_path) -> None:
 def test_paths_with_spaces_and_accents_train_end_to_end(make_cfg, tmp_path) -> None:
     folder = tmp_path / "dados de teste ç" / "eliret ñ"
     generate(EliretSpec(n_per_class=8), folder)
-    cfg = make_cfg("train", f"data.data_dir='{folder}'", "data.n_per_class=8", "reduction.rounds=2", "reduction.epochs_per_round=1", "callbacks.model_summary=null")
+    cfg = make_cfg(
+        "train", f"data.data_dir='{folder}'", "data.n_per_class=8", "reduction.rounds=2", "reduction.epochs_per_round=1", "callbacks.model_summary=null"
+    )
     metrics = train(cfg)
     assert np.isfinite(metrics["test/loss"])

@@ -83,16 +83,20 @@ def test_run_dir_arguments_expand_to_the_recorded_overrides(tmp_path: Path) -> N
         expand_arguments(["train", f"ckpt_path={run}"])
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / "last.ckpt").write_bytes(b"")
-    assert expand_arguments(["train", f"ckpt_path={run}"]) == ["train", "seed=7", "model=fcn", f"ckpt_path='{run.resolve()}/checkpoints/last.ckpt'", f"hydra.run.dir='{run.resolve()}'"]
+    assert expand_arguments(["train", f"ckpt_path={run}"]) == [
+        "train",
+        "seed=7",
+        "model=fcn",
+        f"ckpt_path='{run.resolve()}/checkpoints/last.ckpt'",
+        f"hydra.run.dir='{run.resolve()}'",
+    ]
     with pytest.raises(UserInputError, match="is not a run dir"):
         expand_arguments(["train", "--rerun", str(tmp_path)])
 
 
 @pytest.mark.slow
 def test_rerun_repeats_a_run_exactly_in_a_new_dir(tmp_path: Path) -> None:
-    first = run_cli(
-        "src.train", "seed=11", "reduction.rounds=2", "trainer.max_epochs=2", "logger=none", "callbacks.progress_bar=null", project_root=tmp_path
-    )
+    first = run_cli("src.train", "seed=11", "reduction.rounds=2", "trainer.max_epochs=2", "logger=none", "callbacks.progress_bar=null", project_root=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     (original,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     again = run_cli("src.train", "--rerun", str(original), project_root=tmp_path)
