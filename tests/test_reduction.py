@@ -98,7 +98,7 @@ def test_prediction_relevance_is_the_non_background_probability() -> None:
     [
         ("reduction.percentile=0", r"percentile=0 must be in \(0, 100\]"),
         ("reduction.percentile=100.5", "must be in"),
-        ("reduction.rounds=-1", "rounds=-1 must be >= 1"),
+        ("reduction.rounds=-1", "rounds=-1 must be >= 0"),
         ("reduction.method=lime", "unknown reduction.method='lime'"),
         ("reduction.fill=noise", "unknown reduction.fill='noise'"),
         ("reduction.epochs_per_round=0", "epochs_per_round=0 must be >= 1"),

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from test_eliret_datamodule import setup_dm
 from test_pet import make_pet
 
 from src.data.eliret_generator import EliretSpec, generate
 from src.data.pet import PetDataModule
-from src.data.png_pairs import load_gray
+from src.data.png_pairs import load_gray, read_split_csv
 from src.errors import UserInputError
 from src.train import train
 
@@ -103,3 +105,22 @@ def test_paths_with_spaces_and_accents_train_end_to_end(make_cfg, tmp_path) -> N
     )
     metrics = train(cfg)
     assert np.isfinite(metrics["test/loss"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["pair", "blank", "spaces", "bad"]), min_size=1, max_size=12))
+def test_split_csv_lines_are_parsed_or_the_first_bad_one_is_named(tmp_path, lines) -> None:
+    folder = tmp_path / f"csv{abs(hash(tuple(lines)))}"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(b"")
+    text = {"pair": "a.png;b.png", "blank": "", "spaces": "   ", "bad": "a.png b.png"}
+    (folder / "split.csv").write_text("\n".join(text[kind] for kind in lines) + "\n")
+    if "bad" in lines:
+        with pytest.raises(UserInputError, match=rf"split\.csv:{lines.index('bad') + 1}: expected"):
+            read_split_csv(folder / "split.csv")
+    elif "pair" in lines:
+        assert len(read_split_csv(folder / "split.csv")) == lines.count("pair")
+    else:
+        with pytest.raises(UserInputError, match="lists no image pairs"):
+            read_split_csv(folder / "split.csv")
