@@ -65,11 +65,14 @@ def test_threshold_extremes_give_first_and_last_exit_accuracy(policy: str) -> No
     module = classifier()
     data = loader()
     record = record_exits(module, data, "gradcam")
+    record.temperatures = torch.tensor([1.5, 1.2, 1.0, 0.8])
     signals = record.signals()
     costs = measure_costs(module, torch.rand(1, 1, 32, 32), "gradcam")
     exit_acc = [(record.predictions[e] == record.labels).float().mean().item() for e in range(4)]
     p = POLICIES[policy]
     always, never = (float("-inf"), float("inf")) if p.higher_exits else (float("inf"), float("-inf"))
+    if p.gate is not None:  # a gate at +inf lets every sample through
+        always, never = (always, float("inf")), (never, float("inf"))
     first = operating_point(record, signals, costs, p, always)
     last = operating_point(record, signals, costs, p, never)
     assert last["accuracy"] == exit_acc[3] and last["exit3_fraction"] == 1.0
@@ -79,7 +82,7 @@ def test_threshold_extremes_give_first_and_last_exit_accuracy(policy: str) -> No
         assert first["accuracy"] == exit_acc[1] and first["exit1_fraction"] == 1.0
     images = torch.cat([b["image"] for b in data])
     for threshold, expected in ((always, first), (never, last)):
-        predictions, _ = early_exit_predict(module, images, p, threshold)
+        predictions, _ = early_exit_predict(module, images, p, threshold, "gradcam", record.temperatures.tolist())
         assert (predictions == record.labels).float().mean().item() == expected["accuracy"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,16 +19,27 @@ class Policy:
     higher_exits: bool  # exit when the signal is >= threshold (else <=)
     uses_saliency: bool
     oracle: bool = False  # needs the full network: for analysis only
+    signal: str = ""  # the signal it thresholds; default: its name
+    gate: str | None = None  # a second signal that must also be <= its own threshold
+    calibrated: bool = False  # needs per-exit temperatures
+
+    @property
+    def signal_name(self) -> str:
+        return self.signal or self.name
 
 
 POLICIES = {
     p.name: p
     for p in (
         Policy("confidence", True, False),
+        Policy("calibrated_confidence", True, False, calibrated=True),
         Policy("entropy", False, False),
         Policy("saliency_entropy", False, True),
         Policy("saliency_inertia", False, True),
         Policy("coherence_prev", True, True),
+        # "does saliency add anything to confidence": leave when calibrated confidence is high
+        # AND the map is concentrated; both thresholds chosen jointly on validation
+        Policy("calibrated_confidence_and_saliency_entropy", True, True, signal="calibrated_confidence", gate="saliency_entropy", calibrated=True),
         Policy("coherence_final_oracle", True, True, oracle=True),
     )
 }
@@ -39,28 +51,43 @@ def get_policy(name: str) -> Policy:
     return POLICIES[name]
 
 
-def passes(policy: Policy, signal: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Which samples leave at this exit (NaN signals never do)."""
-    return signal >= threshold if policy.higher_exits else signal <= threshold
+Threshold = float | tuple[float, float]  # (signal threshold, gate threshold) for gated policies
 
 
-def exit_indices(policy: Policy, signals: torch.Tensor, threshold: float) -> torch.Tensor:
-    """(N,) exit taken by each sample given its (K, N) signals: the first exit whose signal
-    passes, else the final one."""
-    k = len(signals)
-    leave = passes(policy, signals[:-1], threshold)
+def passes(policy: Policy, signals: dict[str, torch.Tensor], threshold: Threshold) -> torch.Tensor:
+    """Which samples leave at an exit, from that exit's signals (NaN signals never do)."""
+    main, gate = (threshold, None) if policy.gate is None else threshold
+    signal = signals[policy.signal_name]
+    leave = signal >= main if policy.higher_exits else signal <= main
+    if policy.gate is not None:
+        leave = leave & (signals[policy.gate] <= gate)
+    return leave
+
+
+def exit_indices(policy: Policy, signals: dict[str, torch.Tensor], threshold: Threshold) -> torch.Tensor:
+    """(N,) exit taken by each sample given the (K, N) signals: the first exit whose signals
+    pass, else the final one."""
+    k = len(signals[policy.signal_name])
+    leave = passes(policy, {name: values[:-1] for name, values in signals.items()}, threshold)
     first = torch.where(leave.any(0), leave.float().argmax(0), torch.full_like(leave[0], k - 1, dtype=torch.long))
     return first.long()
 
 
 @torch.no_grad()
 def early_exit_predict(
-    module: EarlyExitClassifier, images: torch.Tensor, policy: Policy, threshold: float, saliency_method: str = "gradcam"
+    module: EarlyExitClassifier,
+    images: torch.Tensor,
+    policy: Policy,
+    threshold: Threshold,
+    saliency_method: str = "cam",
+    temperatures: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched inference that stops: after each exit the samples that pass leave the batch, and
     the later stages run only on the rest. Returns (predictions, exit index) per sample."""
     if policy.oracle:
         raise UserInputError(f"policy {policy.name} needs the final exit's map: an analysis oracle, not an inference policy.")
+    if policy.calibrated and temperatures is None:
+        raise UserInputError(f"policy {policy.name} needs the exits' temperatures (fitted on validation by the early-exit evaluation).")
     module.eval()
     net = module.net
     n = len(images)
@@ -74,13 +101,16 @@ def early_exit_predict(
         x = stage(x)
         if net.exit_stages[k] != i:
             continue
-        logits = net.heads[k](x)
+        features = net.heads[k].conv(x)
+        logits = net.heads[k].classify(features)
         predicted = logits.argmax(1)
         if k == net.num_exits - 1:
             leave = torch.ones_like(predicted, dtype=torch.bool)
         else:
-            signal, previous_map = _signal(module, policy, images[remaining], logits, k, predicted, previous_map, saliency_method)
-            leave = passes(policy, signal, threshold)
+            temperature = 1.0 if temperatures is None else float(temperatures[k])
+            signals, maps = _signals(module, policy, images[remaining], features, logits, temperature, k, predicted, previous_map, saliency_method)
+            previous_map = maps
+            leave = passes(policy, signals, threshold)
         predictions[remaining[leave]] = predicted[leave]
         taken[remaining[leave]] = k
         stay = ~leave
@@ -93,25 +123,27 @@ def early_exit_predict(
     return predictions, taken
 
 
-def _signal(
+def _signals(
     module: EarlyExitClassifier,
     policy: Policy,
     images: torch.Tensor,
+    features: torch.Tensor,
     logits: torch.Tensor,
+    temperature: float,
     k: int,
     predicted: torch.Tensor,
     previous_map: torch.Tensor | None,
     method: str,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if policy.name == "confidence":
-        return logits.softmax(1).max(1).values, None
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """The signals ``policy`` reads at exit ``k``, and the saliency map when one was computed."""
+    probs = logits.softmax(1)
+    signals = {"confidence": probs.max(1).values, "calibrated_confidence": (logits / temperature).softmax(1).max(1).values}
     if policy.name == "entropy":
-        probs = logits.softmax(1)
-        return -(probs * probs.clamp_min(1e-12).log()).sum(1), None
-    maps = exit_saliency(module, images, k, predicted, method)
-    if policy.name == "saliency_entropy":
-        return spatial_entropy(maps), maps
-    if policy.name == "saliency_inertia":
-        return moment_of_inertia(maps), maps
-    signal = torch.full((len(maps),), float("nan"), device=maps.device) if previous_map is None else cosine(maps, previous_map)
-    return signal, maps
+        signals["entropy"] = -(probs * probs.clamp_min(1e-12).log()).sum(1)
+    if not policy.uses_saliency:
+        return signals, None
+    maps = exit_saliency(module, images, k, predicted, method, head_features=features)
+    signals["saliency_entropy"] = spatial_entropy(maps)
+    signals["saliency_inertia"] = moment_of_inertia(maps)
+    signals["coherence_prev"] = torch.full((len(maps),), float("nan"), device=maps.device) if previous_map is None else cosine(maps, previous_map)
+    return signals, maps

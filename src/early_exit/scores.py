@@ -8,11 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.early_exit.cam import class_activation_map
 from src.models.early_exit import EarlyExitClassifier
 from src.saliency.attribution import attribute
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 
-SALIENCY_METHODS = ("gradcam", "gradient", "integrated_gradients")
+# cam: free with the pooled-linear heads (src/early_exit/cam.py); the others are captum
+# references that cost a backward pass (or several) per map
+SALIENCY_METHODS = ("cam", "gradcam", "gradient", "integrated_gradients")
 
 
 class ExitLogit(nn.Module):
@@ -33,13 +36,29 @@ class ExitLogit(nn.Module):
         return logits.gather(1, target[:, None])
 
 
-def exit_saliency(module: EarlyExitClassifier, images: torch.Tensor, k: int, target: torch.Tensor, method: str) -> torch.Tensor:
-    """(N, H, W) saliency of exit ``k`` for ``target`` classes (Grad-CAM at the exit's last conv
-    layer, upsampled to the input; or input gradients / integrated gradients)."""
+def exit_saliency(
+    module: EarlyExitClassifier, images: torch.Tensor, k: int, target: torch.Tensor, method: str, head_features: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(N, H, W) saliency of exit ``k`` for ``target`` classes: the class activation map from the
+    exit head's features (``head_features``, computed here when not given), Grad-CAM at the
+    exit's last conv layer, or input gradients / integrated gradients; all at the input size."""
+    if method == "cam":
+        if head_features is None:
+            head_features = exit_head_features(module, images, k)
+        return class_activation_map(module.net.heads[k], head_features, target, tuple(images.shape[-2:]))
     score = ExitLogit(module, k, target)
     layer = module.net.exit_layer(k) if method == "gradcam" else None
     with torch.enable_grad():
         return attribute(score, images, method, layer=layer, ig_steps=16).detach()
+
+
+def exit_head_features(module: EarlyExitClassifier, images: torch.Tensor, k: int) -> torch.Tensor:
+    """The features exit ``k``'s head pools (its conv's output, or the stage's)."""
+    net = module.net
+    x = module.normalise(images)
+    for stage in net.stages[: net.exit_stages[k] + 1]:
+        x = stage(x)
+    return net.heads[k].conv(x)
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -60,23 +79,29 @@ class ExitRecord:
     logits: torch.Tensor  # (K, N, C)
     maps: torch.Tensor  # (K, N, H, W) saliency of each exit for its own predicted class
     labels: torch.Tensor  # (N,)
+    temperatures: torch.Tensor | None = None  # (K,) fitted on validation; None = not calibrated
 
     @property
     def predictions(self) -> torch.Tensor:
         return self.logits.argmax(-1)
 
     def signals(self) -> dict[str, torch.Tensor]:
-        """(K, N) per-exit signals: softmax confidence, prediction entropy, saliency entropy and
-        inertia, cosine coherence with the previous exit's map (NaN at exit 0) and, as an oracle
-        that needs the full network, with the final exit's map."""
+        """(K, N) per-exit signals: softmax confidence, temperature-calibrated confidence (when
+        fitted), prediction entropy, saliency entropy and inertia, cosine coherence with the
+        previous exit's map (NaN at exit 0) and, as an oracle that needs the full network, with
+        the final exit's map."""
         probs = self.logits.softmax(-1)
         k = len(self.logits)
         flat_maps = self.maps.flatten(0, 1)
         previous = torch.full_like(probs[..., 0], float("nan"))
         for e in range(1, k):
             previous[e] = cosine(self.maps[e], self.maps[e - 1])
+        calibrated = {}
+        if self.temperatures is not None:
+            calibrated["calibrated_confidence"] = (self.logits / self.temperatures.view(-1, 1, 1)).softmax(-1).max(-1).values
         return {
             "confidence": probs.max(-1).values,
+            **calibrated,
             "entropy": -(probs * probs.clamp_min(1e-12).log()).sum(-1),
             "saliency_entropy": spatial_entropy(flat_maps).view(k, -1),
             "saliency_inertia": moment_of_inertia(flat_maps).view(k, -1),
@@ -89,11 +114,20 @@ class ExitRecord:
 def record_exits(module: EarlyExitClassifier, loader, method: str) -> ExitRecord:
     """Run the full network on every batch, with every exit's saliency map."""
     module.eval()
+    net = module.net
     logits, maps, labels = [], [], []
     for batch in loader:
         images = batch["image"].to(module.device)
-        exits = module(images)
-        logits.append(torch.stack(exits).cpu())
-        maps.append(torch.stack([exit_saliency(module, images, k, out.argmax(1), method).cpu() for k, out in enumerate(exits)]))
+        x, exits, exit_maps = module.normalise(images), [], []
+        for i, stage in enumerate(net.stages):
+            x = stage(x)
+            if i in net.exit_stages:
+                k = net.exit_stages.index(i)
+                features = net.heads[k].conv(x)
+                out = net.heads[k].classify(features)
+                exits.append(out.cpu())
+                exit_maps.append(exit_saliency(module, images, k, out.argmax(1), method, head_features=features).cpu())
+        logits.append(torch.stack(exits))
+        maps.append(torch.stack(exit_maps))
         labels.append(batch["label"])
     return ExitRecord(torch.cat(logits, 1), torch.cat(maps, 1), torch.cat(labels))

@@ -30,7 +30,13 @@ class ExitHead(nn.Module):
         self.linear = nn.Linear(hidden if kind == "conv_pool_linear" else in_channels, num_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.pool(self.conv(features)).flatten(1))
+        return self.classify(self.conv(features))
+
+    def classify(self, head_features: torch.Tensor) -> torch.Tensor:
+        """Logits from the head's own features (``self.conv``'s output), which the class
+        activation map reuses: CAM_c = sum_j w_cj h_j, and its spatial mean plus the bias is the
+        logit."""
+        return self.linear(self.pool(head_features).flatten(1))
 
 
 class EarlyExitCNN(nn.Module):
