@@ -68,6 +68,7 @@ class GeneratedSchema(DataSchema):
     max_offset: float = 0.0
     max_rotation: float = 0.0
     generator_seed: int = 0
+    occluders: int = 0
 
 
 @dataclass

@@ -50,6 +50,7 @@ class EliretShapeDataModule(ClassificationDataModule):
         max_offset: float = 1.0,
         max_rotation: float = 0.0,
         generator_seed: int = 0,
+        occluders: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)

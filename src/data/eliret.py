@@ -45,6 +45,7 @@ class EliretDataModule(SplitDataModule):
         max_offset: float = 0.0,
         max_rotation: float = 0.0,
         generator_seed: int = 0,
+        occluders: int = 0,
         augment: Callable | str | None = "auto",
         test_split: str = "test",
     ) -> None:
@@ -63,6 +64,7 @@ class EliretDataModule(SplitDataModule):
             max_offset=max_offset,
             max_rotation=max_rotation,
             seed=generator_seed,
+            occluders=occluders,
         )
         self.input_names: dict[str, list[str]] = {}  # input file names per split, in split order
 

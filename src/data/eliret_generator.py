@@ -39,6 +39,7 @@ class EliretSpec:
     max_offset: float = 0.0
     max_rotation: float = 0.0
     seed: int = 0
+    occluders: int = 0  # random gray bars drawn over each single-shape image (a harder classification set)
 
     def __post_init__(self) -> None:
         if self.n_per_class < 4:
@@ -55,6 +56,8 @@ class EliretSpec:
             )
         if self.noise < 0:
             raise UserInputError(f"eliret noise={self.noise} must be >= 0 (a standard deviation).")
+        if self.occluders < 0:
+            raise UserInputError(f"eliret occluders={self.occluders} must be >= 0 (bars drawn over each image).")
 
 
 def split_indices(n_per_class: int) -> dict[str, list[int]]:
@@ -115,7 +118,21 @@ def make_sample(spec: EliretSpec, index: int) -> tuple[np.ndarray, np.ndarray]:
     offset = rng.uniform(-1.0, 1.0, size=2) * spec.max_offset * margin
     mask = _shape_mask(spec.size, spec.size, kind, (centre + offset[0], centre + offset[1]), half, angle)
     image = _render(mask, rng, spec.noise)
+    _occlude(image, rng, spec.occluders, spec.noise)  # drawn last: sets without occluders are unchanged
     return (image * 255).round().astype(np.uint8), mask.astype(np.uint8) * 255
+
+
+def _occlude(image: np.ndarray, rng: np.random.Generator, count: int, noise: float) -> None:
+    """Draw ``count`` axis-aligned bars (5-40% of the side each way) of random gray levels over
+    ``image``; the mask keeps the shape alone. Rectangle-like distractors: a shape's class is no
+    longer told by any straight edge in the image."""
+    size = image.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size]
+    for _ in range(count):
+        height, width = rng.uniform(0.05, 0.4, size=2) * size
+        top, left = rng.uniform(-height / 2, size - height / 2), rng.uniform(-width / 2, size - width / 2)
+        bar = (yy >= top) & (yy < top + height) & (xx >= left) & (xx < left + width)
+        image[bar] = np.clip(rng.uniform(0.0, 1.0) + rng.normal(0.0, noise, size=int(bar.sum())), 0.0, 1.0)
 
 
 def make_large_sample(spec: EliretSpec, number: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,9 @@ import pandas as pd
 
 from src.atomic import write_bytes_atomic
 from src.reporting import plots, stats
+from src.reporting.early_exit import early_exit_section
 from src.reporting.runs import Run
+from src.reporting.tables import table_md
 
 # the final metrics a report shows, when a run logged them
 REPORTED = ("miou", "mdice", "acc", "mse", "rand_error", "vi", "loss")
@@ -23,22 +25,6 @@ def reported_metrics(runs: Sequence[Run], split: str, headline: str) -> list[str
     names = [n for n in REPORTED if not (n == "loss" and f"{split}/mse" in logged)]
     metrics = [f"{split}/{name}" for name in names if f"{split}/{name}" in logged]
     return [headline, *(m for m in metrics if m != headline)] if headline in logged else metrics
-
-
-def table_md(frame: pd.DataFrame) -> str:
-    """A DataFrame as a markdown table; floats with 4 significant digits, NaN as "—"."""
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    lines = [header, rule]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
 
 
 def _mean_std(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -136,6 +122,7 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
     labels = {run.path: _label(run, keys) for run in ok}
     if plots.mean_curves(ok, labels, val_metric, out / "curves.png"):
         lines += ["## Validation curves (mean over seeds)", "", "![validation curves](curves.png)", ""]
+    lines += early_exit_section(ok, keys)
     if failed:
         lines += ["## Jobs without results", "", *(f"- `{r.path.name}`: {' '.join(f'{k}={v}' for k, v in r.overrides.items())}" for r in failed), ""]
     return _write(out, lines)
