@@ -132,11 +132,15 @@ def test_training_entry_point_writes_the_early_exit_report(make_cfg, tmp_path: P
     assert {f"test/acc_exit{e}" for e in range(4)} <= set(metrics)
     assert json.loads((tmp_path / "metrics.json").read_text())["test/acc_exit3"] == pytest.approx(metrics["test/acc_exit3"])
     out = tmp_path / "early_exit"
-    for name in ("curves.csv", "chosen.csv", "tradeoff.png", "saliency_exits.png"):
+    for name in ("curves.csv", "chosen.csv", "signal_quality.csv", "calibration.csv", "tradeoff.png", "signal_quality.png", "saliency_exits.png"):
         assert (out / name).stat().st_size > 100, name
     with open(out / "curves.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["policy"] for r in rows} == set(POLICIES) and {r["split"] for r in rows} == {"val", "test"}
+    # every signal's AUROC/AURC at every exit, ECE before/after per exit, CAM maps within 5% of the exit's cost
+    for e in range(3):
+        assert {f"test/auroc_exit{e}/confidence", f"test/aurc_exit{e}/saliency_entropy", f"test/ece_exit{e}_after"} <= set(metrics)
+        assert 1.0 < metrics[f"early_exit/saliency_cost_ratio_exit{e}"] <= 1.05
     assert not (tmp_path / "reduction").exists()  # classification trains once
 
 
