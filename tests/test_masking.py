@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from src.errors import TrainingDiverged
 from src.reduction.masking import fill_removed, keep_mask, quota
+from src.reduction.packed import pack, unpack
 
 shapes = st.tuples(st.integers(1, 4), st.integers(1, 12), st.integers(1, 12))
 percentiles = st.one_of(st.sampled_from([0.5, 7.0, 10.0, 50.0, 90.0, 99.9, 100.0]), st.floats(0.01, 100.0))
@@ -97,3 +98,12 @@ def test_fills() -> None:
     assert (fill_removed(images, keep, "zero")[~keep.unsqueeze(1).expand_as(images)] == 0).all()
     mean = fill_removed(images, keep, "mean")
     assert torch.allclose(mean[0, 1][~keep[0]], images[0, 1].mean().expand(int((~keep[0]).sum())))
+
+
+@settings(max_examples=50, deadline=None)
+@given(shapes, st.integers(0, 2**16))
+def test_packed_masks_round_trip_at_one_bit_per_pixel(shape, seed) -> None:
+    masks = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.5
+    stored = pack(masks)
+    assert stored["bits"].dtype == torch.uint8 and stored["bits"].shape == (shape[0], math.ceil(shape[1] * shape[2] / 8))
+    assert torch.equal(unpack(stored), masks)

@@ -14,7 +14,9 @@ from src.data.eliret import EliretDataModule
 from src.errors import UserInputError
 from src.models.segmentation import SegmentationModule
 from src.reduction.callback import SaliencyReduction, shard_masks
+from src.reduction.packed import unpack
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
+from src.reduction.report import read_masks
 from src.train import train
 from tests.conftest import run_cli
 
@@ -35,12 +37,14 @@ def test_three_rounds_keep_0_9_0_81_0_729(make_cfg, tmp_path: Path) -> None:
         assert all(np.isfinite(float(r[column])) for r in rows), column
     previous = None
     for r in (1, 2, 3):
-        saved = np.load(tmp_path / "reduction" / f"round_{r:02d}" / "masks.npz")
-        assert saved["masks"].dtype == bool and saved["masks"].shape == (100, 32, 32)
-        assert saved["ids"].tolist() == list(range(100))
+        path = tmp_path / "reduction" / f"round_{r:02d}" / "masks.npz"
+        masks = read_masks(path)
+        assert masks.dtype == bool and masks.shape == (100, 32, 32)
+        assert np.load(path)["ids"].tolist() == list(range(100))
+        assert path.stat().st_size < 100 * 32 * 32 / 8 + 2000  # one bit per pixel
         if previous is not None:
-            assert not (saved["masks"] & ~previous).any()  # cumulative: monotone
-        previous = saved["masks"]
+            assert not (masks & ~previous).any()  # cumulative: monotone
+        previous = masks
         assert (tmp_path / "reduction" / f"round_{r:02d}" / "examples.png").stat().st_size > 1000
     assert "test/mse" in metrics
 
@@ -175,7 +179,7 @@ def test_resume_mid_round_trains_on_the_reduced_set(make_cfg, tmp_path: Path) ->
     common = ("reduction.rounds=2", "reduction.epochs_per_round=2", "callbacks.model_checkpoint.save_top_k=-1", *FAST)
     train(make_cfg("train", *common, "test=false"))
     state = torch.load(tmp_path / "checkpoints" / "epoch_002.ckpt", weights_only=True)["callbacks"]["SaliencyReduction"]
-    assert state["rounds_done"] == 1 and state["masks"].float().mean().item() == pytest.approx(0.9, abs=0.01)
+    assert state["rounds_done"] == 1 and unpack(state["masks"]).float().mean().item() == pytest.approx(0.9, abs=0.01)
     cfg = make_cfg("train", *common, "test=false", f"ckpt_path={tmp_path / 'checkpoints' / 'epoch_002.ckpt'}")
     datamodule = build_datamodule(cfg)
     callbacks = build_callbacks(cfg)
@@ -206,7 +210,7 @@ def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
-    saved = np.load(run / "reduction" / "round_01" / "masks.npz")["masks"]
+    saved = read_masks(run / "reduction" / "round_01" / "masks.npz")
     digest = hashlib.sha256(saved.tobytes()).hexdigest()
     assert f"masks sha256 {digest} (rank 0 of 2)" in output
     assert f"masks sha256 {digest} (rank 1 of 2)" in output

@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from src.data.segmentation_dataset import SegmentationTensors
 from src.errors import UserInputError
 from src.figures import save_figure
-from src.reduction import report
+from src.reduction import packed, report
 from src.reduction.masking import FILLS, fill_removed, keep_mask
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.saliency.measures import moment_of_inertia, spatial_entropy
@@ -233,11 +233,12 @@ class SaliencyReduction(Callback):
 
     # ---- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"rounds_done": self.rounds_done, "masks": self.masks, "history": self.history}
+        # one bit per pixel: a checkpoint of a large set holds the masks at 1/8 of their bool size
+        return {"rounds_done": self.rounds_done, "masks": None if self.masks is None else packed.pack(self.masks), "history": self.history}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rounds_done = state_dict["rounds_done"]
-        self.masks = state_dict["masks"]
+        self.masks = None if state_dict["masks"] is None else packed.unpack(state_dict["masks"])
         self.history = list(state_dict["history"])
 
 

@@ -17,6 +17,7 @@ from rich.table import Table  # noqa: E402
 
 from src.atomic import write_bytes_atomic  # noqa: E402
 from src.figures import log_images  # noqa: E402
+from src.reduction.packed import pack, unpack  # noqa: E402
 from src.results import console, write_csv_atomic  # noqa: E402
 
 
@@ -26,10 +27,18 @@ def write_rounds_csv(path: Path, rows: Sequence[dict[str, float]]) -> None:
 
 
 def write_masks(path: Path, masks: torch.Tensor, ids: torch.Tensor) -> None:
-    """Boolean keep-masks (N, H, W) with the training-set index of each image."""
+    """Keep-masks (N, H, W), one bit per pixel (``bits``, ``shape``; read them with
+    :func:`read_masks`), with the training-set index of each image (``ids``)."""
+    packed = pack(masks)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, masks=masks.cpu().numpy().astype(bool), ids=ids.cpu().numpy())
+    np.savez(buffer, bits=packed["bits"].numpy(), shape=packed["shape"].numpy(), ids=ids.cpu().numpy())
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def read_masks(path: Path) -> np.ndarray:
+    """The boolean (N, H, W) keep-masks of a masks.npz."""
+    with np.load(path) as stored:
+        return unpack({"bits": torch.from_numpy(stored["bits"]), "shape": torch.from_numpy(stored["shape"])}).numpy()
 
 
 def examples_figure(images: torch.Tensor, targets: torch.Tensor, relevance: torch.Tensor, masks: torch.Tensor, reduced: torch.Tensor, title: str) -> plt.Figure:

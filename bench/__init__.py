@@ -1,0 +1,1 @@
+"""`make bench`: what the framework costs, measured side by side (see bench/run.py)."""
