@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from src.data.eliret import EliretDataModule
 from src.data.pet import IMAGENET_MEAN, IMAGENET_STD, PetDataModule
-from src.data.segmentation_dataset import SplitDataModule
+from src.data.segmentation_dataset import SplitDataModule, to_unit
 from src.errors import UserInputError
 
 
@@ -20,7 +20,7 @@ class ClassificationTensors(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"image": self.images[index], "label": self.labels[index], "index": torch.tensor(index)}
+        return {"image": to_unit(self.images[index]), "label": self.labels[index], "index": torch.tensor(index)}
 
 
 class ClassificationDataModule(SplitDataModule):

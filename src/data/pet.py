@@ -70,6 +70,11 @@ def load_pair(images_dir: Path, trimaps_dir: Path, image_id: str, size: int, cla
     return pixels.numpy(), labels.numpy()
 
 
+def as_images(pixels: np.ndarray) -> torch.Tensor:
+    """(N, 3, H, W) uint8 pixels as the data set keeps them: uint8, a quarter of float32."""
+    return torch.from_numpy(np.ascontiguousarray(pixels))
+
+
 def pet_folder(data_dir: Path) -> Path:
     """The ``oxford-iiit-pet`` folder, given it or its parent (torchvision's ``root``)."""
     if data_dir.name != "oxford-iiit-pet" and not (data_dir / "annotations").is_dir():
@@ -147,11 +152,15 @@ class PetDataModule(SplitDataModule):
         breeds = torch.tensor([r[1] for r in rows])
         species = torch.tensor([r[2] for r in rows])
         for split, ids in self._split_ids(len(trainval), len(test)).items():
-            target = torch.from_numpy(masks[ids]).long()
+            # uint8 in memory, converted per item: Pet at 256 px fits with the reduction's copy
+            target = torch.from_numpy(masks[ids])
             if self.hparams.classes == 2:
-                target = target.unsqueeze(1).float()
+                target = target.unsqueeze(1)
             self.splits[split] = SegmentationTensors(
-                torch.from_numpy(images[ids]).float().div_(255.0), target, transform=self.augment if split == "train" else None
+                as_images(images[ids]),
+                target,
+                transform=self.augment if split == "train" else None,
+                target_dtype=torch.float32 if self.hparams.classes == 2 else torch.long,
             )
             self.labels[split] = {"breed": breeds[ids], "species": species[ids]}
 

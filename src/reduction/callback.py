@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from src.data.segmentation_dataset import SegmentationTensors
+from src.data.segmentation_dataset import SegmentationTensors, like_stored, to_unit
 from src.errors import UserInputError
 from src.figures import save_figure
 from src.reduction import packed, report
@@ -116,7 +116,7 @@ class SaliencyReduction(Callback):
         dataset: SegmentationTensors = trainer.datamodule.train_set
         self._original = dataset.images.clone()
         if self.masks is not None:  # resumed: train on the reduced set of the checkpoint
-            dataset.replace_images(fill_removed(self._original, self.masks, self.fill))
+            dataset.replace_images(self._filled(self.masks))
         self._round_started = time.perf_counter()
         # a checkpoint written at a round's last epoch predates that round's reduction: redo it
         if self.rounds_done < min(trainer.current_epoch // self.epochs_per_round, self.rounds):
@@ -144,7 +144,7 @@ class SaliencyReduction(Callback):
         log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, trainer.global_rank, trainer.world_size)
 
         self.masks = masks
-        dataset.replace_images(fill_removed(self._original, masks, self.fill))
+        dataset.replace_images(self._filled(masks))
         self.rounds_done += 1
         row: dict[str, Any] = {
             "round": self.rounds_done,
@@ -162,6 +162,15 @@ class SaliencyReduction(Callback):
         if self.reinit and self.rounds_done < self.rounds:
             _reinitialise(trainer, pl_module, seed=self.rounds_done)
         self._round_started = time.perf_counter()
+
+    def _filled(self, masks: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """The original images with the removed pixels filled, in the data set's storage type,
+        a chunk at a time (a uint8 set is never held as float all at once)."""
+        out = torch.empty_like(self._original)
+        for start in range(0, len(out), chunk):
+            part = slice(start, start + chunk)
+            out[part] = like_stored(fill_removed(to_unit(self._original[part]), masks[part], self.fill), out.dtype)
+        return out
 
     def _sharded_masks(
         self, trainer: L.Trainer, pl_module: L.LightningModule, images: torch.Tensor, present: torch.Tensor
@@ -221,11 +230,11 @@ class SaliencyReduction(Callback):
         k = min(self.examples, len(masks))
         if k and relevance is not None:
             figure = report.examples_figure(
-                self._original[:k],
+                to_unit(self._original[:k]),
                 dataset.masks[:k],
                 relevance[:k],
                 masks[:k],
-                dataset.images[:k],
+                to_unit(dataset.images[:k]),
                 title=f"round {self.rounds_done}: kept {row['kept_fraction']:.3f} of the pixels ({self.relevance.method})",
             )
             save_figure(figure, round_dir / "examples.png")
@@ -271,7 +280,7 @@ def shard_masks(
     try:
         for start in list(range(0, n, batch_size))[rank::world]:
             batch_ids = torch.arange(start, min(start + batch_size, n))
-            relevance = relevance_maps(module, images[batch_ids].to(module.device), config).float().cpu()
+            relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config).float().cpu()
             masks.append(keep_mask(relevance, present[batch_ids], percentile))
             entropy.append(spatial_entropy(relevance))
             inertia.append(moment_of_inertia(relevance))

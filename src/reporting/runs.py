@@ -37,8 +37,11 @@ class Run:
 
     @property
     def reduced(self) -> bool:
-        """Whether the saliency reduction ran (rounds >= 1), i.e. not a no-reduction baseline."""
-        return self.value("reduction._target_") is not None and int(self.value("reduction.rounds", 0)) > 0
+        """Whether the saliency reduction ran (rounds >= 1), i.e. not a no-reduction baseline; a
+        classification run has a reduction config but never reduces (no rounds.csv)."""
+        configured = self.value("reduction._target_") is not None and int(self.value("reduction.rounds", 0)) > 0
+        classifier = "EarlyExit" in str(self.value("model._target_", ""))
+        return configured and not classifier
 
     @property
     def epochs_per_round(self) -> int | None:

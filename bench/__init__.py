@@ -1,1 +1,0 @@
-"""`make bench`: what the framework costs, measured side by side (see bench/run.py)."""
