@@ -141,9 +141,13 @@ RANGES = {
 
 
 def check_ranges(cfg: DictConfig) -> None:
-    """Every out-of-range value of :data:`RANGES`, in one error that names each key."""
+    """Every out-of-range value of :data:`RANGES`, in one error that names each key (the
+    reduction's settings only where it runs)."""
     problems = []
+    reducing = (OmegaConf.select(cfg, "reduction.rounds", default=0) or 0) > 0
     for key, (valid, meaning) in RANGES.items():
+        if key.startswith("reduction.") and key != "reduction.rounds" and not reducing:
+            continue  # rounds=0 or reduction=none: the reduction's settings do not apply
         value = OmegaConf.select(cfg, key, default=None)
         if value is None or isinstance(value, bool):
             continue
