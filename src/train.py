@@ -48,15 +48,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     check_writable(output_dir, "paths.output_dir")
-    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
+    ckpt_path, position = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
     record = run_record(output_dir, ckpt_path)  # written before any training, so a failed run can be re-run too
     write_json_atomic(output_dir / "run.json", record)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     check_writable(output_dir, "paths.output_dir", checkpoint_bytes(sum(p.numel() for p in model.parameters())))
     loggers = build_loggers(cfg.get("logger"))
-    if ckpt_path and cfg.train:
-        continue_logs(loggers, ckpt_path)
+    if position and cfg.train:
+        continue_logs(loggers, position)
     log_config(loggers, cfg)
     trainer = build_trainer(cfg, build_callbacks(cfg, segmentation=datamodule.task != "classification"), loggers)
     try:
@@ -80,24 +80,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """``ckpt_path`` checked before any data is read; ``last`` is this run dir's last.ckpt (absent:
-    a fresh start, so one command serves both the first launch and a requeued job)."""
+def resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> tuple[str | None, tuple[int, int] | None]:
+    """``ckpt_path`` checked before any data is read, and the (epoch, global step) it was saved
+    at; ``last`` is this run dir's last.ckpt (absent: a fresh start, so one command serves both
+    the first launch and a requeued job)."""
     if not ckpt_path:
-        return None
+        return None, None
     if ckpt_path == "last":
         last = output_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
             log.warning("ckpt_path=last: %s has no checkpoint yet; training from the start", last.parent)
-            return None
+            return None, None
         ckpt_path = str(last)
     if not Path(ckpt_path).is_file():
         raise UserInputError(f"ckpt_path={ckpt_path} is not a checkpoint file; pass a .ckpt file, a run dir or `last`.")
-    read_checkpoint(ckpt_path)  # a damaged or unsafe file fails here, before any data is read
+    state = read_checkpoint(ckpt_path)  # a damaged or unsafe file fails here, before any data is read
     for partial in Path(ckpt_path).parent.glob(".*.ckpt.*.tmp"):  # a write the killed run never finished
         log.info("removing %s, an unfinished checkpoint write", partial)
         partial.unlink(missing_ok=True)
-    return str(ckpt_path)
+    return str(ckpt_path), (int(state["epoch"]), int(state["global_step"]))
 
 
 def run_record(output_dir: Path, ckpt_path: str | None) -> dict:
@@ -114,12 +115,12 @@ def run_record(output_dir: Path, ckpt_path: str | None) -> dict:
     return record
 
 
-def continue_logs(loggers: list[Logger], ckpt_path: str) -> None:
-    """CSV logs of a resumed run extend the rows its checkpoint covers instead of restarting."""
-    state = read_checkpoint(ckpt_path)
+def continue_logs(loggers: list[Logger], position: tuple[int, int]) -> None:
+    """CSV logs of a resumed run extend the rows its checkpoint (``position``: epoch, global
+    step) covers instead of restarting."""
     for logger in loggers:
         if isinstance(logger, ResumableCSVLogger):
-            logger.resume_after = (int(state["epoch"]), int(state["global_step"]))
+            logger.resume_after = position
 
 
 def _epoch_of(checkpoint: str | None) -> int | None:

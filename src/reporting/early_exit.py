@@ -52,14 +52,13 @@ def early_exit_section(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
         exits = _exits(members[0])
         rows = []
         for name in POLICIES:
-            found = [r for r in members if f"early_exit/{name}/test_accuracy" in r.metrics]
-            get = lambda key, found=found, name=name: [r.metrics[f"early_exit/{name}/{key}"] for r in found]  # noqa: E731
+            found = [r.metrics for r in members if f"early_exit/{name}/test_accuracy" in r.metrics]
             rows.append(
                 {
                     "policy": name,
                     "seeds": f"{len(found)}/{len(members)}",
-                    "test accuracy": _fmt(get("test_accuracy")),
-                    "FLOPs saved": _fmt(get("test_flops_saving")),
+                    "test accuracy": _fmt([m[f"early_exit/{name}/test_accuracy"] for m in found]),
+                    "FLOPs saved": _fmt([m[f"early_exit/{name}/test_flops_saving"] for m in found]),
                 }
             )
         final = [r.metrics[f"test/acc_exit{exits[-1]}"] for r in members]
