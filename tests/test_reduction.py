@@ -157,6 +157,7 @@ def test_resume_redoes_a_reduction_the_checkpoint_predates(make_cfg, tmp_path: P
         "reduction.rounds=2",
         "reduction.epochs_per_round=2",
         "callbacks.model_checkpoint.save_top_k=-1",
+        "callbacks.model_checkpoint.save_weights_only=false",
         "+callbacks.model_checkpoint.save_on_train_epoch_end=false",
         *FAST,
     )
@@ -176,7 +177,13 @@ def test_resume_redoes_a_reduction_the_checkpoint_predates(make_cfg, tmp_path: P
 
 
 def test_resume_mid_round_trains_on_the_reduced_set(make_cfg, tmp_path: Path) -> None:
-    common = ("reduction.rounds=2", "reduction.epochs_per_round=2", "callbacks.model_checkpoint.save_top_k=-1", *FAST)
+    common = (
+        "reduction.rounds=2",
+        "reduction.epochs_per_round=2",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        "callbacks.model_checkpoint.save_weights_only=false",
+        *FAST,
+    )
     train(make_cfg("train", *common, "test=false"))
     state = torch.load(tmp_path / "checkpoints" / "epoch_002.ckpt", weights_only=True)["callbacks"]["SaliencyReduction"]
     assert state["rounds_done"] == 1 and unpack(state["masks"]).float().mean().item() == pytest.approx(0.9, abs=0.01)

@@ -28,11 +28,13 @@ def test_metrics_come_from_the_best_checkpoint_not_the_last_epoch(make_cfg, tmp_
     cfg = make_cfg("train", *ONCE, "trainer.max_epochs=4", "callbacks.model_checkpoint.mode=max", "test=false")
     metrics = train(cfg)
     best = next(p for p in (tmp_path / "checkpoints").iterdir() if p.name != "last.ckpt")
-    state = torch.load(best, weights_only=False)
-    score = state["callbacks"][next(k for k in state["callbacks"] if "'monitor': 'val/loss'" in k)]["best_model_score"]
     assert best.name != "epoch_003.ckpt"
+    # the best checkpoint holds weights for evaluation; last.ckpt, what resumes, holds the rest
+    assert "optimizer_states" not in torch.load(best, weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    score = last["callbacks"][next(k for k in last["callbacks"] if "'monitor': 'val/loss'" in k)]["best_model_score"]
     # last.ckpt still holds the last epoch, not a copy of the best (Lightning >= 2.6's save_last)
-    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 3
+    assert last["epoch"] == 3 and "optimizer_states" in last
     assert metrics["val/loss"] == pytest.approx(float(score), rel=1e-5)
 
 

@@ -188,8 +188,12 @@ class PetDataModule(SplitDataModule):
             with np.load(cache) as stored:
                 return stored["images"], stored["masks"]
         images_dir, trimaps_dir = self.data_dir / "images", self.data_dir / "annotations" / "trimaps"
-        pairs = [load_pair(images_dir, trimaps_dir, r[0], size, classes) for r in rows]
-        images, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        # filled in place: a list of per-image arrays interleaved with each decode's temporaries
+        # fragmented the heap (peak RSS 4.7 GB for a Pet-sized set at 128 px, `make bench`)
+        images = np.empty((len(rows), 3, size, size), np.uint8)
+        masks = np.empty((len(rows), size, size), np.uint8)
+        for i, row in enumerate(rows):
+            images[i], masks[i] = load_pair(images_dir, trimaps_dir, row[0], size, classes)
         try:
             cache.parent.mkdir(exist_ok=True)
             tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npz")

@@ -10,31 +10,35 @@ from torchmetrics.segmentation import DiceScore, MeanIoU
 from src.models.challenge_metrics import InstanceScore
 
 
-def label_metrics(num_classes: int) -> MetricCollection:
+def label_metrics(num_classes: int, overlap: bool = True) -> MetricCollection:
     """Metrics on class-index maps (N, H, W); binary tasks count as 2 classes (background too).
 
     ``miou`` is dataset-level (intersections and unions summed over all images, then averaged
     over classes); ``miou_image`` averages each image's mIoU, as torchmetrics' MeanIoU does;
     ``mdice`` is dataset-level Dice averaged over classes; ``acc`` is pixel accuracy.
+    ``overlap=False`` leaves out ``miou_image`` and ``mdice``, whose one-hot conversion of every
+    batch costs more than the other two together (the training split, updated every step). The
+    inputs are our own argmax/threshold maps, so torchmetrics' argument checks are off.
     """
-    return MetricCollection(
-        {
-            "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
-            "miou": MulticlassJaccardIndex(num_classes=num_classes, average="macro"),
-            "miou_image": MeanIoU(num_classes=num_classes, input_format="index"),
-            "mdice": DiceScore(num_classes=num_classes, average="macro", aggregation_level="global", input_format="index"),
-        }
-    )
+    metrics = {
+        "acc": MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False),
+        "miou": MulticlassJaccardIndex(num_classes=num_classes, average="macro", validate_args=False),
+    }
+    if overlap:
+        metrics["miou_image"] = MeanIoU(num_classes=num_classes, input_format="index")
+        metrics["mdice"] = DiceScore(num_classes=num_classes, average="macro", aggregation_level="global", input_format="index")
+    return MetricCollection(metrics)
 
 
 class SegmentationMetrics(torch.nn.Module):
     """Label metrics plus, for the regression output, the MSE of the probabilities (the notes),
-    and with ``challenge`` (one-channel membrane outputs) the ISBI Rand error and VI."""
+    and with ``challenge`` (one-channel membrane outputs) the ISBI Rand error and VI; ``overlap``
+    as in ``label_metrics``."""
 
-    def __init__(self, task: str, out_channels: int, prefix: str, challenge: bool = False) -> None:
+    def __init__(self, task: str, out_channels: int, prefix: str, challenge: bool = False, overlap: bool = True) -> None:
         super().__init__()
         self.task = task
-        self.labels = label_metrics(2 if task != "multiclass" else out_channels).clone(prefix=prefix)
+        self.labels = label_metrics(2 if task != "multiclass" else out_channels, overlap).clone(prefix=prefix)
         self.mse = MeanSquaredError() if task == "regression" else None
         self.challenge = (
             MetricCollection({"rand_error": InstanceScore("rand_error"), "vi": InstanceScore("vi")}, prefix=prefix)
@@ -42,8 +46,10 @@ class SegmentationMetrics(torch.nn.Module):
             else None
         )
         self.prefix = prefix
+        self.batches = 0
 
     def update(self, probabilities: torch.Tensor, target: torch.Tensor) -> None:
+        self.batches += 1
         if self.task == "multiclass":
             self.labels.update(probabilities.argmax(1), target)
             return
@@ -54,12 +60,17 @@ class SegmentationMetrics(torch.nn.Module):
         if self.mse is not None:
             self.mse.update(probabilities, target)
 
-    def as_loggable(self) -> dict[str, object]:
-        """Metric objects keyed by name, for ``LightningModule.log_dict`` (which computes,
-        syncs and resets them at epoch end)."""
-        logged: dict[str, object] = dict(self.labels.items())
+    def compute(self) -> dict[str, torch.Tensor]:
+        """Every metric over the batches since the last reset, synced across DDP processes."""
+        values = dict(self.labels.compute())
         if self.mse is not None:
-            logged[f"{self.prefix}mse"] = self.mse
+            values[f"{self.prefix}mse"] = self.mse.compute()
         if self.challenge is not None:
-            logged.update(self.challenge.items())
-        return logged
+            values.update(self.challenge.compute())
+        return values
+
+    def reset(self) -> None:
+        for metric in (self.labels, self.mse, self.challenge):
+            if metric is not None:
+                metric.reset()
+        self.batches = 0

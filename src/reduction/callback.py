@@ -20,11 +20,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from src.data.segmentation_dataset import SegmentationTensors, like_stored, to_unit
+from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.errors import UserInputError
 from src.figures import save_figure
 from src.reduction import packed, report
-from src.reduction.masking import FILLS, fill_removed, keep_mask
+from src.reduction.masking import FILLS, fill_stored, keep_mask
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 
@@ -163,14 +163,8 @@ class SaliencyReduction(Callback):
             _reinitialise(trainer, pl_module, seed=self.rounds_done)
         self._round_started = time.perf_counter()
 
-    def _filled(self, masks: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-        """The original images with the removed pixels filled, in the data set's storage type,
-        a chunk at a time (a uint8 set is never held as float all at once)."""
-        out = torch.empty_like(self._original)
-        for start in range(0, len(out), chunk):
-            part = slice(start, start + chunk)
-            out[part] = like_stored(fill_removed(to_unit(self._original[part]), masks[part], self.fill), out.dtype)
-        return out
+    def _filled(self, masks: torch.Tensor) -> torch.Tensor:
+        return fill_stored(self._original, masks, self.fill)
 
     def _sharded_masks(
         self, trainer: L.Trainer, pl_module: L.LightningModule, images: torch.Tensor, present: torch.Tensor

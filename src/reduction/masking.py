@@ -8,6 +8,7 @@ from fractions import Fraction
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from src.data.segmentation_dataset import like_stored, to_unit
 from src.errors import TrainingDiverged
 
 FILLS = ("zero", "mean", "blur")
@@ -60,3 +61,13 @@ def fill_removed(images: torch.Tensor, keep: torch.Tensor, fill: str) -> torch.T
     else:
         raise ValueError(f"unknown fill {fill!r}; choose one of {', '.join(FILLS)}")
     return torch.where(keep4, images, background)
+
+
+def fill_stored(original: torch.Tensor, keep: torch.Tensor, fill: str, chunk: int = 256) -> torch.Tensor:
+    """``original`` images (uint8 or float, as a data set stores them) with the removed pixels
+    filled, in the same type, a chunk at a time: a uint8 set is never held as float all at once."""
+    out = torch.empty_like(original)
+    for start in range(0, len(out), chunk):
+        part = slice(start, start + chunk)
+        out[part] = like_stored(fill_removed(to_unit(original[part]), keep[part], fill), out.dtype)
+    return out
