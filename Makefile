@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast lint clean
+.PHONY: install train test test-fast lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## speed and memory against a plain PyTorch loop (about 10 min): bench/results/latest.{json,md}
+bench: install
+	$(BIN)/python -m bench $(ARGS)
+
+## the short version (under 2 min), same outputs
+bench-quick: install
+	$(BIN)/python -m bench --quick $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache .hypothesis

@@ -1,0 +1,103 @@
+"""latest.md: the bench's JSON as markdown tables."""
+
+from __future__ import annotations
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    out = [
+        f"# Benchmark ({results['mode']}, {results['date']})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), {m['memory_gib']} GiB, "
+        f"GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}; load average at start {m['load_average_at_start']:.2f}. "
+        f"Total {results['total_seconds']} s.",
+        "",
+        "## Framework overhead (seconds per epoch, median of interleaved repetitions)",
+        "",
+    ]
+    rows = []
+    for name, r in results["overhead"].items():
+        s = r["seconds_per_epoch"]
+        rows.append([name, s["plain"], s["framework"], r["overhead_ratio"], ", ".join(f"{x:.2f}" for x in r["overhead_ratios"]), r["epochs"]])
+    out += _table(["data", "plain loop s/epoch", "src.train s/epoch", "overhead_ratio", "per repetition", "epochs per run"], rows)
+    for name, r in results["overhead"].items():
+        per_epoch = r["seconds_per_epoch"]
+        if len(per_epoch) > 2:
+            out += [f"Defaults switched off one at a time ({name}): a default's cost is the framework's time minus its variant's.", ""]
+            out += _table(["variant", "s/epoch", "over the plain loop"], [[arm, seconds, seconds / per_epoch["plain"]] for arm, seconds in per_epoch.items()])
+    if "startup" in results:
+        s = results["startup"]
+        out += ["## Start-up", ""]
+        out += _table(
+            ["", "seconds"],
+            [
+                ["`python -m src.train`, one eliret epoch, no test", s["framework_one_epoch_s"]],
+                ["plain loop process, one epoch", s["plain_one_epoch_s"]],
+                ["`import src.train`", s["import_src_train_s"]],
+            ],
+        )
+    r = results["relevance"]
+    out += [f"## Relevance pass ({r['train_images']} images of {r['image_size']} px; one training epoch: {r['training_epoch_s']:.3f} s)", ""]
+    out += _table(["method", "seconds", "x one training epoch"], [[k, v["seconds"], v["vs_training_epoch"]] for k, v in r["methods"].items()])
+    out += _table(["images (prediction)", "seconds", "ms per image"], [[n, v["seconds"], v["ms_per_image"]] for n, v in r["growth_prediction"].items()])
+    out += [
+        f"ms per image at the largest size over the smallest: {r['growth_per_image_ratio']:.2f} (1.0 = linear). Masks: {r['mask_bytes_per_image']:.0f} bytes per image packed ({r['mask_bytes_per_image_unpacked']:.0f} as bool).",
+        "",
+    ]
+    out += ["## Data: loader against model (training images per second)", ""]
+    rows = [
+        [
+            name,
+            d["image_size"],
+            d["augmentation"],
+            d["loader_0_workers_images_per_s"],
+            d["loader_2_workers_images_per_s"],
+            d["model_images_per_s"],
+            d["default_workers"],
+            d["loader_over_model_at_default_workers"],
+        ]
+        for name, d in results["data"].items()
+    ]
+    out += _table(
+        ["data", "px", "augmentation", "loader, 0 workers", "loader, 2 workers", "model (train step)", "default workers", "loader / model at default"], rows
+    )
+    if "early_exit" in results:
+        e = results["early_exit"]
+        out += [f"## Early exit (policy {e['policy']}, test accuracy {e['test_accuracy']:.3f}, FLOPs fraction {e['flops_fraction']:.3f})", ""]
+        rows = [
+            [b, e[f"batch{b}"]["early_ms_per_sample"], e[f"batch{b}"]["full_ms_per_sample"], e[f"batch{b}"]["time_fraction"], e[f"batch{b}"]["saving_tracking"]]
+            for b in (1, 64)
+        ]
+        out += _table(["batch", "early exit ms/sample", "full network ms/sample", "time fraction", "time saved / FLOPs saved"], rows)
+        rows = [
+            [i, r, t, f] for i, (r, t, f) in enumerate(zip(e["fraction_reaching_stage"], e["stage_time_share_batch64"], e["stage_flops_share"], strict=True))
+        ]
+        out += _table(["stage", "samples reaching it", "share of time (batch 64)", "share of FLOPs"], rows)
+        out += [
+            f"Time fraction the stage times predict for these exits: {e['predicted_time_fraction_batch64']:.3f} (measured {e['batch64']['time_fraction']:.3f}).",
+            "",
+        ]
+    if "memory" in results:
+        out += ["## Memory (peak RSS of a process of its own)", ""]
+        rows = [[name, v["peak_rss_mib"], v.get("train_images_mib", ""), v.get("storage", "")] for name, v in results["memory"].items()]
+        out += _table(["job", "peak RSS MiB", "training images MiB", "stored as"], rows)
+    out += ["## GPU (U-Net depth 4 width 32, training steps)", ""]
+    if not results.get("gpu"):
+        out += ["Not measured: no GPU on this machine.", ""]
+    else:
+        rows = [
+            [size, setting, v["images_per_s"], v["tflops"], v["fraction_of_peak"] or ""] for size, by in results["gpu"].items() for setting, v in by.items()
+        ]
+        out += _table(["px", "setting", "images/s", "achieved TFLOP/s", "fraction of peak"], rows)
+    return "\n".join(out)

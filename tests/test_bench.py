@@ -1,0 +1,70 @@
+"""The benchmark's pieces at their smallest sizes: each section runs through the real code and
+reports what it claims (no speed is asserted here: speed goals live in `make bench`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import data, overhead, relevance
+from bench.__main__ import run
+from bench.pet_layout import write_pet
+from bench.reference_loop import plain_fit
+from bench.report import markdown
+from src.data.pet import PetDataModule
+
+
+def test_plain_loop_learns_eliret(data_root: Path) -> None:
+    from src.data.eliret import EliretDataModule
+
+    datamodule = EliretDataModule(data_dir=str(data_root / "eliret"))
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    train, val = datamodule.splits["train"], datamodule.splits["val"]
+    clock: list[float] = []
+    before = plain_fit((train.images, train.masks), (val.images, val.masks), "regression", 1, 10)
+    after = plain_fit((train.images, train.masks), (val.images, val.masks), "regression", 6, 10, clock=clock)
+    assert after < before and len(clock) == 6 and clock == sorted(clock)
+
+
+def test_overhead_times_every_epoch_of_both_arms(data_root: Path) -> None:
+    result = overhead.measure(str(data_root), {"eliret": 3}, repetitions=1, ablations=False)["eliret"]
+    assert set(result["seconds_per_epoch"]) == {"plain", "framework"}
+    assert result["overhead_ratio"] == pytest.approx(result["seconds_per_epoch"]["framework"] / result["seconds_per_epoch"]["plain"])
+    assert all(v > 0 for v in result["seconds_per_epoch"].values())
+
+
+def test_relevance_pass_reports_each_method_and_packed_masks() -> None:
+    result = relevance.measure(1, (20, 40), ("prediction", "gradient"), train_images=20)
+    assert set(result["methods"]) == {"prediction", "gradient"}
+    assert result["mask_bytes_per_image"] == 32 * 32 / 8
+    assert set(result["growth_prediction"]) == {20, 40}
+
+
+def test_synthetic_pet_loads_in_the_real_layout(tmp_path: Path) -> None:
+    base = write_pet(tmp_path, count=40, size=(60, 80))
+    datamodule = PetDataModule(data_dir=str(base), image_size=32)
+    datamodule.setup("fit")
+    assert sum(len(s) for s in datamodule.splits.values()) == 40
+    assert datamodule.train_set.images.dtype == torch.uint8
+    assert set(datamodule.train_set.masks.unique().tolist()) == {0, 1, 2}
+
+
+def test_loader_and_model_rates_per_data_set(data_root: Path, tmp_path: Path) -> None:
+    pet = write_pet(tmp_path, count=40, size=(140, 140))
+    result = data.measure(str(data_root), str(pet), 1, ("eliret", "pet"))
+    assert result["pet"]["augmentation"] == "JointAugment" and result["eliret"]["augmentation"] == "none"
+    for rates in result.values():
+        assert rates["model_images_per_s"] > 0 and rates["loader_2_workers_images_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_json_and_markdown(data_root: Path, tmp_path: Path) -> None:
+    results = run("quick", data_root, tmp_path)
+    stored = json.loads((tmp_path / "latest.json").read_text())
+    assert stored["overhead"]["eliret"]["overhead_ratio"] == results["overhead"]["eliret"]["overhead_ratio"]
+    assert (tmp_path / "latest.md").read_text() == markdown(results)
+    assert "overhead_ratio" in (tmp_path / "latest.md").read_text()
