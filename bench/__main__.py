@@ -26,7 +26,7 @@ SHARED_MEMBRANE = ROOT.parent / "shared" / "data" / "isbi2012_membrane"
 # what each mode runs: epochs per overhead run and data set, repetitions, sizes
 MODES = {
     "full": {
-        "overhead_epochs": {"eliret": 10, "membrane": 5},
+        "overhead_epochs": {"eliret": 10, "membrane": 4},
         "repetitions": 3,
         "ablations": True,
         "startup": True,

@@ -30,7 +30,6 @@ DATA_SETS = {
 # framework variants that switch off one default each: the per-epoch cost they remove is that default's
 ABLATIONS = {
     "no_progress_bar": ["callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"],
-    "no_csv_logger": ["logger=none"],
     "no_checkpoints": ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null", "+trainer.enable_checkpointing=false"],
     "bare_lightning": [
         "callbacks=none",
