@@ -22,25 +22,15 @@ def test_bf16_mixed_and_channels_last_train_from_the_cli_config(make_cfg) -> Non
     assert math.isfinite(metrics["val/loss"]) and metrics["val/acc"] > 0.5
 
 
-def test_channels_last_gives_the_same_logits_and_plain_checkpoint_keys() -> None:
-    torch.manual_seed(0)
-    plain = SegmentationModule(net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM)
-    nhwc = SegmentationModule(net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM, channels_last=True)
-    nhwc.load_state_dict(plain.state_dict())
-    images = torch.rand(2, 1, 16, 16)
-    assert torch.allclose(plain(images), nhwc(images), atol=1e-5)
-    assert list(nhwc.state_dict()) == list(plain.state_dict())
-
-
-@pytest.mark.slow
-def test_compiled_net_matches_the_eager_net_and_saves_plain_keys() -> None:
+@pytest.mark.parametrize("option", ["channels_last", pytest.param("compile_net", marks=pytest.mark.slow)])
+def test_a_numeric_option_keeps_the_logits_and_the_plain_checkpoint_keys(option: str) -> None:
     torch.manual_seed(0)
     eager = SegmentationModule(net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM)
-    compiled = SegmentationModule(net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM, compile_net=True)
-    compiled.load_state_dict(eager.state_dict())
+    variant = SegmentationModule(net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM, **{option: True})
+    variant.load_state_dict(eager.state_dict())
     images = torch.rand(2, 1, 16, 16)
-    assert torch.allclose(eager(images), compiled(images), atol=1e-4)
-    assert list(compiled.state_dict()) == list(eager.state_dict())
+    assert torch.allclose(eager(images), variant(images), atol=1e-4)
+    assert list(variant.state_dict()) == list(eager.state_dict())
 
 
 def test_gpu_bench_section_runs_on_the_cpu() -> None:
