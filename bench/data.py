@@ -66,6 +66,4 @@ def measure(data_dir: str, pet_dir: str | None, repetitions: int, data_sets: tup
         results[name]["loader_over_model_at_default_workers"] = (
             results[name][f"loader_{cfg.data.num_workers}_workers_images_per_s"] / results[name]["model_images_per_s"]
         )
-        for loader in loaders.values():
-            del loader
     return results

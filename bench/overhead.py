@@ -1,6 +1,6 @@
 """Framework overhead: ``src.train``'s Lightning path against the plain loop of
-``reference_loop.py`` on the same net, data, batch size and epochs. The cost of one epoch comes
-from the difference of a short and a long run, so start-up and the final test cancel."""
+``reference_loop.py`` on the same net, data, batch size and epochs, per epoch (from one epoch's
+start to the next, so start-up and the final test never count)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,9 +119,3 @@ def startup(data_dir: str, repetitions: int) -> dict[str, float]:
         }
         times = interleaved(arms, repetitions)
     return {f"{name}_one_epoch_s" if name != "import" else "import_src_train_s": median(v) for name, v in times.items()}
-
-
-if __name__ == "__main__":  # a quick look: python -m bench.overhead <data dir>
-    logging.basicConfig(level=logging.INFO)
-    started = time.perf_counter()
-    print(measure(sys.argv[1], {"eliret": 6}, 2, ablations=False), time.perf_counter() - started)
