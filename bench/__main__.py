@@ -28,7 +28,7 @@ MODES = {
     "full": {
         "overhead_epochs": {"eliret": 10, "membrane": 4},
         "repetitions": 3,
-        "ablations": True,
+        "overhead_repetitions": 5,
         "startup": True,
         "relevance_sizes": (100, 1000, 10000),
         "data_sets": ("eliret", "membrane", "pet"),
@@ -38,7 +38,7 @@ MODES = {
     "quick": {
         "overhead_epochs": {"eliret": 5, "membrane": 3},
         "repetitions": 2,
-        "ablations": False,
+        "overhead_repetitions": 2,
         "startup": False,
         "relevance_sizes": (100, 1000),
         "data_sets": ("eliret", "membrane"),
@@ -67,7 +67,7 @@ def run(mode: str, data_dir: Path, results_dir: Path) -> dict:
         results[name] = fn()
         results.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t, 1)
 
-    section("overhead", lambda: overhead.measure(data_root, plan["overhead_epochs"], reps, plan["ablations"]))
+    section("overhead", lambda: overhead.measure(data_root, plan["overhead_epochs"], plan["overhead_repetitions"]))
     if plan["startup"]:
         section("startup", lambda: overhead.startup(data_root, 2))
     methods = relevance.METHODS if mode == "full" else ("prediction", "gradient")

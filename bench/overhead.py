@@ -13,7 +13,8 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 
-from bench import epoch_clock
+from bench import epoch_parts
+from bench.epoch_parts import PARTS, Stopwatch, mean_parts
 from bench.framework import SAME_NET, compose_train, framework_fit
 from bench.reference_loop import plain_fit
 from bench.timing import interleaved, median
@@ -26,27 +27,11 @@ DATA_SETS = {
     "eliret": ["reduction=none"],
     "membrane": ["data=membrane", "augment=none", "reduction=none", *SAME_NET],
 }
-# framework variants that switch off one default each: the per-epoch cost they remove is that default's
-ABLATIONS = {
-    "no_progress_bar": ["callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"],
-    "no_checkpoints": ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null", "+trainer.enable_checkpointing=false"],
-    "bare_lightning": [
-        "callbacks=none",
-        "logger=none",
-        "+trainer.enable_progress_bar=false",
-        "+trainer.enable_checkpointing=false",
-        "+trainer.enable_model_summary=false",
-    ],
-}
-# the variants run per data set (membrane's runs are longer: the two that split the remainder)
-ABLATED = {"eliret": tuple(ABLATIONS), "membrane": ("no_checkpoints", "bare_lightning")}
+# src.train with its defaults, plus the stopwatch: a callback and Lightning's profiler interface
+TIMED = ["+callbacks.epoch_parts._target_=bench.epoch_parts.EpochParts", "+trainer.profiler._target_=bench.epoch_parts.PartsProfiler"]
 
 
-def _intervals(starts: list[float]) -> list[float]:
-    return [b - a for a, b in zip(starts, starts[1:], strict=False)]
-
-
-def _plain_arm(overrides: list[str], data_dir: str, epochs: int, sink: list[list[float]]) -> Callable[[], None]:
+def _plain_arm(overrides: list[str], data_dir: str, epochs: int, sink: list[Stopwatch]) -> Callable[[], None]:
     with tempfile.TemporaryDirectory() as scratch:
         cfg = compose_train([f"paths.data_dir={data_dir}", *overrides], Path(scratch))
     datamodule = instantiate(cfg.data)
@@ -55,48 +40,54 @@ def _plain_arm(overrides: list[str], data_dir: str, epochs: int, sink: list[list
     train, val = datamodule.splits["train"], datamodule.splits["val"]
 
     def arm() -> None:
-        starts: list[float] = []
-        plain_fit((train.images, train.masks), (val.images, val.masks), datamodule.task, epochs, cfg.data.batch_size, clock=starts)
-        sink.append(_intervals(starts))
+        watch = Stopwatch()
+        with watch.model_work():
+            plain_fit((train.images, train.masks), (val.images, val.masks), datamodule.task, epochs, cfg.data.batch_size, watch=watch)
+        sink.append(watch)
 
     return arm
 
 
-def _framework_arm(overrides: list[str], data_dir: str, epochs: int, sink: list[list[float]]) -> Callable[[], None]:
+def _framework_arm(overrides: list[str], data_dir: str, epochs: int, sink: list[Stopwatch]) -> Callable[[], None]:
     def arm() -> None:
-        epoch_clock.STARTS.clear()
-        framework_fit(
-            [f"paths.data_dir={data_dir}", *overrides, f"trainer.max_epochs={epochs}", "+callbacks.epoch_clock._target_=bench.epoch_clock.EpochClock"]
-        )
-        sink.append(_intervals(epoch_clock.STARTS))
+        watch = epoch_parts.WATCH = Stopwatch()
+        with watch.model_work():
+            framework_fit([f"paths.data_dir={data_dir}", *overrides, f"trainer.max_epochs={epochs}", *TIMED])
+        sink.append(watch)
 
     return arm
 
 
-def measure(data_dir: str, epochs: dict[str, int], repetitions: int, ablations: bool) -> dict[str, dict]:
-    """Per data set: seconds per epoch of each arm and ``overhead_ratio`` = framework / plain.
-    An epoch's cost is the time from its start to the next epoch's start (training, validation,
-    checkpoints, logging), so start-up and the final test never count; each run's figure is the
-    median over its epochs after the first, and each reported figure the median over runs."""
+def measure(data_dir: str, epochs: dict[str, int], repetitions: int) -> dict[str, dict]:
+    """Per data set: seconds per epoch of each arm, ``overhead_ratio`` = framework / plain, and
+    where each arm's epoch goes (``parts``, ``bench.epoch_parts``), with
+    ``outside_model_work_ratio``: the ratio if both arms' model work took the plain loop's time
+    (the framework's own parts, free of the noise in the work both share). An epoch's cost is the time
+    from its start to the next epoch's start (training, validation, checkpoints, logging), so
+    start-up and the final test never count; each run's figure is the median over its epochs
+    after the first, and each reported figure the median over runs."""
     results = {}
     for name, overrides in DATA_SETS.items():
         if name not in epochs:
             continue
-        variants = {"framework": overrides}
-        if ablations:
-            variants.update({k: overrides + ABLATIONS[k] for k in ABLATED[name]})
-        sinks: dict[str, list[list[float]]] = {arm: [] for arm in ["plain", *variants]}
-        arms: dict[str, Callable[[], None]] = {"plain": _plain_arm(overrides, data_dir, epochs[name], sinks["plain"])}
-        for variant, variant_overrides in variants.items():
-            arms[variant] = _framework_arm(variant_overrides, data_dir, epochs[name], sinks[variant])
-        log.info("overhead on %s: %d arms x %d repetitions of %d epochs", name, len(arms), repetitions, epochs[name])
+        sinks: dict[str, list[Stopwatch]] = {"plain": [], "framework": []}
+        arms = {
+            "plain": _plain_arm(overrides, data_dir, epochs[name], sinks["plain"]),
+            "framework": _framework_arm(overrides, data_dir, epochs[name], sinks["framework"]),
+        }
+        log.info("overhead on %s: %d repetitions of %d epochs", name, repetitions, epochs[name])
         interleaved(arms, repetitions)
-        per_epoch = {arm: [median(run[1:]) for run in runs] for arm, runs in sinks.items()}
+        per_epoch = {arm: [median([e["epoch"] for e in w.epochs[1:]]) for w in watches] for arm, watches in sinks.items()}
         ratios = [f / p for f, p in zip(per_epoch["framework"], per_epoch["plain"], strict=True)]
+        parts = {arm: mean_parts(watches) for arm, watches in sinks.items()}
+        # what src.train adds outside the work both arms share: robust to the noise in that work
+        extra = sum(parts["framework"][k] - parts["plain"][k] for k in PARTS if k != "model_work")
         results[name] = {
             "overhead_ratio": median(ratios),
             "overhead_ratios": ratios,
             "seconds_per_epoch": {arm: median(values) for arm, values in per_epoch.items()},
+            "parts": parts,
+            "outside_model_work_ratio": (parts["plain"]["epoch"] + extra) / parts["plain"]["epoch"],
             "epochs": epochs[name],
             "repetitions": repetitions,
         }

@@ -4,11 +4,10 @@ epoch), with nothing else around it."""
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from bench.epoch_parts import Stopwatch
 from src.models.losses import build_loss
 from src.models.unet import UNet
 
@@ -20,23 +19,24 @@ def plain_fit(
     epochs: int,
     batch_size: int,
     seed: int = 0,
-    clock: list[float] | None = None,
+    watch: Stopwatch | None = None,
 ) -> float:
     """Train ``epochs`` epochs (Adam, lr 1e-3, the task's default loss) and validate after each;
-    returns the last validation loss, so the work cannot be optimised away. ``clock`` receives
-    the time each epoch starts."""
+    returns the last validation loss, so the work cannot be optimised away. ``watch`` times the
+    epochs and their parts (``bench.epoch_parts``)."""
     torch.manual_seed(seed)
+    watch = watch if watch is not None else Stopwatch()
     net = UNet(in_channels=train[0].shape[1], out_channels=1, depth=3, base_width=16)
-    _, loss_fn = build_loss(None, task)
+    watch.watch_forward(net)
+    loss_fn = watch.timed("loss", build_loss(None, task)[1])
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     train_loader = DataLoader(TensorDataset(*train), batch_size=batch_size, shuffle=True)
     val_loader = DataLoader(TensorDataset(*val), batch_size=batch_size)
     val_loss = float("nan")
     for _ in range(epochs):
-        if clock is not None:
-            clock.append(time.perf_counter())
+        watch.epoch_start()
         net.train()
-        for images, masks in train_loader:
+        for images, masks in watch.iterate("data", train_loader):
             optimizer.zero_grad()
             loss = loss_fn(net(images), masks, None)
             loss.backward()
@@ -44,7 +44,7 @@ def plain_fit(
         net.eval()
         total, count = 0.0, 0
         with torch.no_grad():
-            for images, masks in val_loader:
+            for images, masks in watch.iterate("data", val_loader):
                 total += float(loss_fn(net(images), masks, None)) * len(images)
                 count += len(images)
         val_loss = total / count

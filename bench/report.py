@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench.epoch_parts import PARTS
+
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
     def cell(value: object) -> str:
@@ -32,10 +34,20 @@ def markdown(results: dict) -> str:
         rows.append([name, s["plain"], s["framework"], r["overhead_ratio"], ", ".join(f"{x:.2f}" for x in r["overhead_ratios"]), r["epochs"]])
     out += _table(["data", "plain loop s/epoch", "src.train s/epoch", "overhead_ratio", "per repetition", "epochs per run"], rows)
     for name, r in results["overhead"].items():
-        per_epoch = r["seconds_per_epoch"]
-        if len(per_epoch) > 2:
-            out += [f"Defaults switched off one at a time ({name}): a default's cost is the framework's time minus its variant's.", ""]
-            out += _table(["variant", "s/epoch", "over the plain loop"], [[arm, seconds, seconds / per_epoch["plain"]] for arm, seconds in per_epoch.items()])
+        plain, framework = r["parts"]["plain"], r["parts"]["framework"]
+        out += [
+            f"Where an epoch goes ({name}; mean seconds per epoch over the same runs; parts timed inside the runs, "
+            "`bench/epoch_parts.py`; the loop is what no part claims):",
+            "",
+        ]
+        rows = [[part, plain[part], framework[part], framework[part] - plain[part], whose] for part, whose in PARTS.items()]
+        rows.append(["whole epoch", plain["epoch"], framework["epoch"], framework["epoch"] - plain["epoch"], ""])
+        out += _table(["part", "plain loop", "src.train", "difference", "whose (in src.train)"], rows)
+        out += [
+            f"src.train's parts outside the model work add {r['outside_model_work_ratio'] - 1:.1%} to the plain loop's epoch "
+            f"(the ratio with the model work, which both arms share, taken as equal: {r['outside_model_work_ratio']:.3f}).",
+            "",
+        ]
     if "startup" in results:
         s = results["startup"]
         out += ["## Start-up", ""]

@@ -11,6 +11,7 @@ import torch
 
 from bench import data, overhead, relevance
 from bench.__main__ import run
+from bench.epoch_parts import Stopwatch
 from bench.pet_layout import write_pet
 from bench.reference_loop import plain_fit
 from bench.report import markdown
@@ -24,17 +25,25 @@ def test_plain_loop_learns_eliret(data_root: Path) -> None:
     datamodule.prepare_data()
     datamodule.setup("fit")
     train, val = datamodule.splits["train"], datamodule.splits["val"]
-    clock: list[float] = []
+    watch = Stopwatch()
     before = plain_fit((train.images, train.masks), (val.images, val.masks), "regression", 1, 10)
-    after = plain_fit((train.images, train.masks), (val.images, val.masks), "regression", 6, 10, clock=clock)
-    assert after < before and len(clock) == 6 and clock == sorted(clock)
+    after = plain_fit((train.images, train.masks), (val.images, val.masks), "regression", 6, 10, watch=watch)
+    assert after < before and len(watch.epochs) == 5  # the sixth epoch has no next start to close it
+    assert all(epoch["model_work"] > 0 and epoch["data"] > 0 and epoch["epoch"] > epoch["model_work"] for epoch in watch.epochs)
 
 
 def test_overhead_times_every_epoch_of_both_arms(data_root: Path) -> None:
-    result = overhead.measure(str(data_root), {"eliret": 3}, repetitions=1, ablations=False)["eliret"]
+    result = overhead.measure(str(data_root), {"eliret": 3}, repetitions=1)["eliret"]
     assert set(result["seconds_per_epoch"]) == {"plain", "framework"}
     assert result["overhead_ratio"] == pytest.approx(result["seconds_per_epoch"]["framework"] / result["seconds_per_epoch"]["plain"])
     assert all(v > 0 for v in result["seconds_per_epoch"].values())
+    plain, framework = result["parts"]["plain"], result["parts"]["framework"]
+    # the framework's own parts were seen in its runs, and the plain loop has none of them
+    for part in ("metrics", "step_code", "progress_bar", "checkpoints", "data", "model_work", "loss"):
+        assert framework[part] > 0, part
+    assert plain["metrics"] == plain["checkpoints"] == plain["progress_bar"] == 0
+    for parts in (plain, framework):
+        assert sum(v for k, v in parts.items() if k != "epoch") == pytest.approx(parts["epoch"])
 
 
 def test_relevance_pass_reports_each_method_and_packed_masks() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics import MeanSquaredError, MetricCollection
+from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from torchmetrics.segmentation import DiceScore, MeanIoU
 
@@ -31,13 +31,16 @@ def label_metrics(num_classes: int, overlap: bool = True) -> MetricCollection:
 
 
 class SegmentationMetrics(torch.nn.Module):
-    """Label metrics plus, for the regression output, the MSE of the probabilities (the notes),
-    and with ``challenge`` (one-channel membrane outputs) the ISBI Rand error and VI; ``overlap``
-    as in ``label_metrics``."""
+    """The loss (mean over samples), label metrics plus, for the regression output, the MSE of
+    the probabilities (the notes), and with ``challenge`` (one-channel membrane outputs) the ISBI
+    Rand error and VI; ``overlap`` as in ``label_metrics``."""
 
     def __init__(self, task: str, out_channels: int, prefix: str, challenge: bool = False, overlap: bool = True) -> None:
         super().__init__()
         self.task = task
+        # a metric rather than self.log at every step: Lightning's per-call bookkeeping cost more
+        # than the update (`make bench`); NaN checks off, the FiniteLoss guard stops a NaN run
+        self.loss = MeanMetric(nan_strategy="disable")
         self.labels = label_metrics(2 if task != "multiclass" else out_channels, overlap).clone(prefix=prefix)
         self.mse = MeanSquaredError() if task == "regression" else None
         self.challenge = (
@@ -48,8 +51,10 @@ class SegmentationMetrics(torch.nn.Module):
         self.prefix = prefix
         self.batches = 0
 
-    def update(self, probabilities: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, probabilities: torch.Tensor, target: torch.Tensor, loss: torch.Tensor | None = None) -> None:
         self.batches += 1
+        if loss is not None:
+            self.loss.update(loss.detach(), weight=len(target))
         if self.task == "multiclass":
             self.labels.update(probabilities.argmax(1), target)
             return
@@ -63,6 +68,8 @@ class SegmentationMetrics(torch.nn.Module):
     def compute(self) -> dict[str, torch.Tensor]:
         """Every metric over the batches since the last reset, synced across DDP processes."""
         values = dict(self.labels.compute())
+        if self.loss.update_called:
+            values[f"{self.prefix}loss"] = self.loss.compute()
         if self.mse is not None:
             values[f"{self.prefix}mse"] = self.mse.compute()
         if self.challenge is not None:
@@ -70,7 +77,7 @@ class SegmentationMetrics(torch.nn.Module):
         return values
 
     def reset(self) -> None:
-        for metric in (self.labels, self.mse, self.challenge):
+        for metric in (self.loss, self.labels, self.mse, self.challenge):
             if metric is not None:
                 metric.reset()
         self.batches = 0
