@@ -63,6 +63,11 @@ def test_resume_from_last_checkpoint_continues_training(make_cfg, tmp_path: Path
     assert torch.load(last, weights_only=True)["epoch"] == 2
 
 
+def test_last_checkpoint_can_be_written_every_n_epochs(make_cfg, tmp_path: Path) -> None:
+    train(make_cfg("train", *ONCE, "trainer.max_epochs=3", "trainer.limit_train_batches=2", "callbacks.last_checkpoint.every_n_epochs=2"))
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # epochs 0-2: written after 1 only
+
+
 @pytest.mark.parametrize("model", ["unet", "fcn", "smp"])
 def test_every_model_trains_on_eliret(make_cfg, model: str) -> None:
     metrics = train(make_cfg("train", *ONCE, f"model={model}", "trainer.max_epochs=1", "trainer.limit_train_batches=2"))
