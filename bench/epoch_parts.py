@@ -28,9 +28,9 @@ PARTS = {
     "model_work": "the same in both: the net's forward and backward passes, Adam's update",
     "loss": "the same loss function in both",
     "data": "ours (dataset items as dicts) and Lightning's fetcher; the plain loop: a TensorDataset",
-    "metrics": "ours: the loss's mean and torchmetrics, updated every step, computed and logged at each epoch's end",
+    "metrics": "ours: the loss's mean and torchmetrics, updated every step and computed at each epoch's end",
     "step_code": "ours: the training and validation steps around the net (normalisation, probabilities)",
-    "logging": "the CSV logger (our default)",
+    "logging": "Lightning's self.log bookkeeping (at each epoch's end) and the CSV logger (our default)",
     "progress_bar": "Lightning's tqdm bar (our default)",
     "checkpoints": "Lightning's ModelCheckpoint: the best weights and last.ckpt every epoch (our default)",
     "other_callbacks": "ours (elapsed time, random state, finite-loss guard), the model summary, this bench's clock",
@@ -156,7 +156,8 @@ class PartsProfiler(Profiler):
 
 
 class EpochParts(Callback):
-    """Marks each training epoch's start and times the net, the loss, metric updates and loggers."""
+    """Marks each training epoch's start and times the net, the loss, metric updates, self.log
+    and the loggers."""
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         WATCH.watch_forward(pl_module.net)
@@ -164,6 +165,7 @@ class EpochParts(Callback):
         for split in ("train", "val"):
             metrics = getattr(pl_module, f"{split}_metrics")
             metrics.update = WATCH.timed("metrics", metrics.update)
+        pl_module.log = WATCH.timed("logging", pl_module.log)  # log_dict calls it per value
         for logger in trainer.loggers:
             logger.log_metrics = WATCH.timed("logging", logger.log_metrics)
 
