@@ -4,34 +4,22 @@ on; the loader must not be the bottleneck."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import torch
-from hydra.utils import instantiate
 
-from bench.framework import compose_train
+from bench.framework import training_data
 from bench.timing import interleaved, median
 from src.builders import build_model
 
 WORKERS = (0, 2)
 
 
-def _setting(data_name: str, data_dir: str, pet_dir: str | None) -> tuple:
-    overrides = [f"paths.data_dir={data_dir}", f"data={data_name}"] + ([f"data.data_dir={pet_dir}"] if data_name == "pet" else [])
-    with tempfile.TemporaryDirectory() as scratch:
-        cfg = compose_train(overrides, Path(scratch))
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    return cfg, datamodule
-
-
 def _loader_epoch(loader) -> int:
     return sum(len(batch["image"]) for batch in loader)
 
 
-def _model_epoch(module, batches: list[dict[str, torch.Tensor]]) -> None:
+def train_epoch(module, batches: list[dict[str, torch.Tensor]]) -> None:
+    """Forward, backward and Adam steps over ``batches`` (dicts with "image", "mask" and maybe
+    "weight"), with the module's own loss: the model's side, without a loop around it."""
     module.train()
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     for batch in batches:
@@ -43,7 +31,7 @@ def _model_epoch(module, batches: list[dict[str, torch.Tensor]]) -> None:
 def measure(data_dir: str, pet_dir: str | None, repetitions: int, data_sets: tuple[str, ...] = ("eliret", "membrane", "pet")) -> dict[str, dict]:
     results = {}
     for name in data_sets:
-        cfg, datamodule = _setting(name, data_dir, pet_dir)
+        cfg, datamodule = training_data([f"paths.data_dir={data_dir}", f"data={name}"] + ([f"data.data_dir={pet_dir}"] if name == "pet" else []))
         module = build_model(cfg, datamodule)
         n = len(datamodule.train_set)
         loaders = {}
@@ -53,7 +41,7 @@ def measure(data_dir: str, pet_dir: str | None, repetitions: int, data_sets: tup
             _loader_epoch(loaders[workers])  # workers start (persistent) outside the timing
         batches = list(loaders[0])
         arms = {f"loader_{w}_workers": (lambda loader=loaders[w]: _loader_epoch(loader)) for w in WORKERS}
-        arms["model"] = lambda m=module, b=batches: _model_epoch(m, b)
+        arms["model"] = lambda m=module, b=batches: train_epoch(m, b)
         times = interleaved(arms, repetitions)
         results[name] = {
             "train_images": n,

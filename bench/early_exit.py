@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.framework import compose_train
+from bench.framework import train_config
 from bench.timing import interleaved, median
 from src.builders import build_datamodule, build_model
 from src.early_exit.evaluate import evaluate_exits
@@ -18,8 +18,7 @@ from src.early_exit.policies import POLICIES, early_exit_predict
 
 
 def _trained(data_dir: str, epochs: int):
-    with tempfile.TemporaryDirectory() as scratch:
-        cfg = compose_train([f"paths.data_dir={data_dir}", "experiment=eliret_early_exit", f"trainer.max_epochs={epochs}"], Path(scratch))
+    cfg = train_config([f"paths.data_dir={data_dir}", "experiment=eliret_early_exit", f"trainer.max_epochs={epochs}"])
     datamodule = build_datamodule(cfg)
     module = build_model(cfg, datamodule)
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

@@ -8,26 +8,30 @@ import os
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+import lightning as L
+from omegaconf import DictConfig
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from src.builders import build_datamodule
+from src.compose import compose_config
 
 # the same net as the plain loop on both data sets (membrane's preset uses a larger one)
 SAME_NET = ["model.net.depth=3", "model.net.base_width=16"]
 
 
-def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
-    """The config ``python -m src.train <overrides>`` would run, writing into ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
+def train_config(overrides: list[str]) -> DictConfig:
+    """The config ``python -m src.train <overrides>`` would run, for its data and model sections
+    (its run dir is gone)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return compose_config("train", overrides, Path(scratch))
+
+
+def training_data(overrides: list[str]) -> tuple[DictConfig, L.LightningDataModule]:
+    """That config and its data module, set up for fitting."""
+    cfg = train_config(overrides)
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return cfg, datamodule
 
 
 def framework_fit(overrides: list[str], quiet: bool = True) -> dict[str, float]:
@@ -36,7 +40,7 @@ def framework_fit(overrides: list[str], quiet: bool = True) -> dict[str, float]:
     from src.train import train
 
     with tempfile.TemporaryDirectory(prefix="bench-run-") as run_dir:
-        cfg = compose_train(overrides, Path(run_dir))
+        cfg = compose_config("train", overrides, Path(run_dir))
         sink = open(os.devnull, "w")  # noqa: SIM115 - closed below, after the run
         try:
             with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():

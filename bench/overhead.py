@@ -9,13 +9,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
-
-from hydra.utils import instantiate
 
 from bench import epoch_parts
 from bench.epoch_parts import PARTS, Stopwatch, mean_parts
-from bench.framework import SAME_NET, compose_train, framework_fit
+from bench.framework import SAME_NET, framework_fit, training_data
 from bench.reference_loop import plain_fit
 from bench.timing import interleaved, median
 
@@ -32,11 +29,7 @@ TIMED = ["+callbacks.epoch_parts._target_=bench.epoch_parts.EpochParts", "+train
 
 
 def _plain_arm(overrides: list[str], data_dir: str, epochs: int, sink: list[Stopwatch]) -> Callable[[], None]:
-    with tempfile.TemporaryDirectory() as scratch:
-        cfg = compose_train([f"paths.data_dir={data_dir}", *overrides], Path(scratch))
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    cfg, datamodule = training_data([f"paths.data_dir={data_dir}", *overrides])
     train, val = datamodule.splits["train"], datamodule.splits["val"]
 
     def arm() -> None:

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+
+from src.compose import compose_config as compose_run
 
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,12 +28,8 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    cfg = compose_run(config_name, overrides, output_dir)
     with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
         cfg.paths.log_dir = str(output_dir)
     return cfg
 

@@ -49,12 +49,14 @@ class SegmentationMetrics(torch.nn.Module):
             else None
         )
         self.prefix = prefix
-        self.batches = 0
 
-    def update(self, probabilities: torch.Tensor, target: torch.Tensor, loss: torch.Tensor | None = None) -> None:
-        self.batches += 1
-        if loss is not None:
-            self.loss.update(loss.detach(), weight=len(target))
+    @property
+    def batches(self) -> int:
+        """Batches updated since the last reset."""
+        return self.loss.update_count
+
+    def update(self, probabilities: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
+        self.loss.update(loss.detach(), weight=len(target))
         if self.task == "multiclass":
             self.labels.update(probabilities.argmax(1), target)
             return
@@ -67,9 +69,7 @@ class SegmentationMetrics(torch.nn.Module):
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Every metric over the batches since the last reset, synced across DDP processes."""
-        values = dict(self.labels.compute())
-        if self.loss.update_called:
-            values[f"{self.prefix}loss"] = self.loss.compute()
+        values = {f"{self.prefix}loss": self.loss.compute(), **self.labels.compute()}
         if self.mse is not None:
             values[f"{self.prefix}mse"] = self.mse.compute()
         if self.challenge is not None:
@@ -80,4 +80,3 @@ class SegmentationMetrics(torch.nn.Module):
         for metric in (self.loss, self.labels, self.mse, self.challenge):
             if metric is not None:
                 metric.reset()
-        self.batches = 0
