@@ -4,6 +4,7 @@ epoch on the same data, its growth with the number of images, and the stored mas
 from __future__ import annotations
 
 import torch
+from torch.utils.data import DataLoader
 
 from bench.data import train_epoch
 from bench.timing import interleaved, median
@@ -33,8 +34,8 @@ def unet_module() -> SegmentationModule:
 
 def training_epoch(module: SegmentationModule, images: torch.Tensor, masks: torch.Tensor, batch_size: int = 10) -> None:
     """One epoch of forward, backward and Adam steps: what a reduction round's fit repeats."""
-    order = torch.randperm(len(images))
-    train_epoch(module, [{"image": images[i], "mask": masks[i]} for i in order.split(batch_size)])
+    batches = DataLoader(list(zip(images, masks, strict=True)), batch_size=batch_size, shuffle=True)
+    train_epoch(module, [{"image": x, "mask": y} for x, y in batches])
 
 
 def relevance_pass(module: SegmentationModule, images: torch.Tensor, method: str) -> torch.Tensor:
