@@ -14,6 +14,7 @@ from src.checkpoint_io import AtomicCheckpointIO
 from src.errors import UserInputError
 from src.finite_loss import FiniteLoss
 from src.random_state import RandomState
+from src.reduction.final_round import FinalRoundCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
 
 def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback]:
     """The callbacks group, plus the reduction callback when ``reduction`` has a target, at least
-    one round and the task is segmentation (the reduction keeps pixels of segmentation targets)."""
+    one round and the task is segmentation (the reduction keeps pixels of segmentation targets),
+    with a checkpoint of the best epoch within its final round (beside the run's best)."""
     # a callback set to null (`callbacks.progress_bar=null`) is switched off
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     reduction = cfg.get("reduction")
@@ -57,7 +59,12 @@ def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback
         if reduction.get("rounds") == 0:
             log.info("reduction.rounds=0: training once, without saliency reduction")
         elif segmentation:
-            callbacks.insert(0, instantiate(reduction))
+            reducer = instantiate(reduction)
+            callbacks.insert(0, reducer)
+            best = (cfg.get("callbacks") or {}).get("model_checkpoint")
+            if best is not None:
+                start = (reducer.rounds - 1) * reducer.epochs_per_round
+                callbacks.append(FinalRoundCheckpoint(start, best.dirpath, best.get("monitor") or "val/loss", best.get("mode", "min")))
         else:
             log.warning("saliency reduction applies to segmentation data; this classification run trains once")
     return callbacks

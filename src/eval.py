@@ -20,6 +20,7 @@ from src.errors import UserInputError
 from src.loggers import build_loggers, finish_loggers
 from src.models.early_exit import EarlyExitClassifier
 from src.results import print_metrics, write_json_atomic
+from src.robustness.evaluate import is_per_shift, robustness_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -45,9 +46,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         metrics = {k: float(v) for r in run(model, datamodule=datamodule, verbose=False) for k, v in r.items()}
         if early_exit and trainer.is_global_zero:
             metrics.update(early_exit_report(model, datamodule, Path(cfg.paths.output_dir), cfg.early_exit, trainer.loggers))
+        if cfg.split == "test":
+            metrics.update(robustness_metrics(cfg, trainer, model, datamodule, Path(cfg.paths.output_dir) / "robustness"))
         if trainer.is_global_zero:
             write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
-            print_metrics(metrics, title=f"{cfg.split}: {cfg.ckpt_path}")
+            print_metrics({k: v for k, v in metrics.items() if not is_per_shift(k)}, title=f"{cfg.split}: {cfg.ckpt_path}")
     finally:
         finish_loggers(loggers)
     return metrics

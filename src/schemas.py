@@ -27,6 +27,7 @@ class ReductionSchema:
     cumulative: bool = True
     fill: str = "zero"
     method: str = "prediction"
+    keep: str = "most"
     background_class: int = 0
     reinit: bool = False
     batch_size: int = 64
@@ -34,6 +35,9 @@ class ReductionSchema:
     ig_steps: int = 16
     smoothgrad_samples: int = 8
     smoothgrad_stdev: float = 0.1
+    seed: int = 0
+    smooth_scale: float = 0.1
+    impute_noise: float = 0.01
     output_dir: str = MISSING
 
 

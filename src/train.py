@@ -26,8 +26,10 @@ from src.errors import UserInputError
 from src.loggers import build_loggers, finish_loggers, log_config
 from src.models.early_exit import EarlyExitClassifier
 from src.provenance import provenance
+from src.reduction.final_round import FinalRoundCheckpoint
 from src.rerun import main_with_run_dirs
 from src.results import print_metrics, write_json_atomic
+from src.robustness.evaluate import is_per_shift, robustness_metrics
 from src.schemas import check_ranges
 from src.writable import check_writable, checkpoint_bytes
 
@@ -70,11 +72,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
             if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
                 metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, trainer.global_step))
+            metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness"))
+            metrics.update(final_round_metrics(cfg, trainer, model, datamodule, output_dir))
         if trainer.is_global_zero:
             write_json_atomic(output_dir / "run.json", {**record, "best_checkpoint": best, "best_epoch": _epoch_of(best)})
             write_json_atomic(output_dir / "metrics.json", metrics)
             log.info("metrics of %s written to %s", best or "the final weights", output_dir / "metrics.json")
-            print_metrics(metrics, title="metrics of the best checkpoint" if best else "metrics of the final weights")
+            print_metrics(
+                {k: v for k, v in metrics.items() if not is_per_shift(k)}, title="metrics of the best checkpoint" if best else "metrics of the final weights"
+            )
     finally:
         finish_loggers(loggers)
     return metrics
@@ -127,11 +133,25 @@ def _epoch_of(checkpoint: str | None) -> int | None:
     return None if checkpoint is None else int(read_checkpoint(checkpoint)["epoch"])
 
 
+def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, output_dir: Path) -> dict[str, float]:
+    """With reduction: the test metrics (and robustness) of the best checkpoint within the final
+    round, as ``final_round/...``, with its epoch and validation score."""
+    callback = next((c for c in trainer.callbacks if isinstance(c, FinalRoundCheckpoint)), None)
+    if callback is None or not callback.best_model_path:
+        return {}
+    tested = _as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=callback.best_model_path, verbose=False))
+    metrics = {f"final_round/{k}": v for k, v in tested.items()}
+    metrics[f"final_round/{callback.monitor}"] = float(callback.best_model_score)
+    metrics["final_round/epoch"] = float(_epoch_of(callback.best_model_path))
+    metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness" / "final_round", prefix="final_round/test_shift"))
+    return metrics
+
+
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
     """The best checkpoint's path; None (the weights in memory) when nothing was saved, e.g.
     with ``callbacks=none``."""
     for callback in trainer.callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        if isinstance(callback, ModelCheckpoint) and not isinstance(callback, FinalRoundCheckpoint) and callback.best_model_path:
             return callback.best_model_path
     log.warning("no best checkpoint was saved; evaluating the weights in memory")
     return None

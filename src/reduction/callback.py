@@ -24,7 +24,7 @@ from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.errors import UserInputError
 from src.figures import save_figure
 from src.reduction import packed, report
-from src.reduction.masking import FILLS, fill_stored, keep_mask
+from src.reduction.masking import FILLS, KEEPS, fill_stored, keep_mask
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 
@@ -40,8 +40,16 @@ class SaliencyReduction(Callback):
         in an image (ties: first pixel in row-major order wins); cumulative rounds keep (p/100)^r.
     cumulative: a removed pixel stays removed and relevance is computed on the reduced image;
         False recomputes on the original images and replaces the mask each round.
-    fill: what removed pixels become: zero (the notes) | mean | blur.
-    method: prediction (the notes) | gradient | integrated_gradients | smoothgrad | gradcam.
+    fill: what removed pixels become: zero (the notes) | mean | blur | impute (ROAD's noisy
+        linear imputation: no edge at the mask's border).
+    method: prediction (the notes) | gradient | integrated_gradients | smoothgrad | gradcam, or
+        a control that knows nothing of the task: random (uniform per pixel) | random_smooth
+        (a Gaussian-smoothed random field, blob-shaped like Grad-CAM's maps).
+    keep: most (the notes) | least: keep the least relevant pixels (ROAR's direction; a map
+        that carries task information must hurt more than random there).
+    seed: the random controls' and the impute noise's draws come from (seed, round, image).
+    smooth_scale: random_smooth's sigma as a fraction of the image's shorter side.
+    impute_noise: the impute fill's noise (standard deviation, images in [0, 1]).
     background_class: the class whose probability is not relevance (multi-class outputs).
     reinit: re-initialise the weights (and optimizer state) at the start of every new round.
     batch_size: images per relevance batch.
@@ -57,6 +65,7 @@ class SaliencyReduction(Callback):
         cumulative: bool = True,
         fill: str = "zero",
         method: str = "prediction",
+        keep: str = "most",
         background_class: int = 0,
         reinit: bool = False,
         batch_size: int = 64,
@@ -64,6 +73,9 @@ class SaliencyReduction(Callback):
         ig_steps: int = 16,
         smoothgrad_samples: int = 8,
         smoothgrad_stdev: float = 0.1,
+        seed: int = 0,
+        smooth_scale: float = 0.1,
+        impute_noise: float = 0.01,
         output_dir: str = "reduction",
     ) -> None:
         if not 0 < percentile <= 100:
@@ -76,12 +88,19 @@ class SaliencyReduction(Callback):
             raise UserInputError(f"unknown reduction.method={method!r}; choose one of {', '.join(METHODS)}.")
         if fill not in FILLS:
             raise UserInputError(f"unknown reduction.fill={fill!r}; choose one of {', '.join(FILLS)}.")
+        if keep not in KEEPS:
+            raise UserInputError(f"unknown reduction.keep={keep!r}; choose one of {', '.join(KEEPS)}.")
+        if not 0 < smooth_scale <= 1:
+            raise UserInputError(f"reduction.smooth_scale={smooth_scale} must be in (0, 1]: random_smooth's sigma as a fraction of the image side.")
+        if impute_noise < 0:
+            raise UserInputError(f"reduction.impute_noise={impute_noise} must be >= 0.")
         if batch_size < 1:
             raise UserInputError(f"reduction.batch_size={batch_size} must be >= 1.")
         self.rounds, self.epochs_per_round = rounds, epochs_per_round
         self.percentile, self.cumulative, self.fill = percentile, cumulative, fill
         self.reinit, self.batch_size, self.examples = reinit, batch_size, examples
-        self.relevance = RelevanceConfig(method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev)
+        self.keep, self.seed, self.impute_noise = keep, seed, impute_noise
+        self.relevance = RelevanceConfig(method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev, seed, smooth_scale)
         self.output_dir = Path(output_dir)
         # state saved with every checkpoint
         self.rounds_done = 0
@@ -164,7 +183,8 @@ class SaliencyReduction(Callback):
         self._round_started = time.perf_counter()
 
     def _filled(self, masks: torch.Tensor) -> torch.Tensor:
-        return fill_stored(self._original, masks, self.fill)
+        # the impute noise of a round: drawn from (seed, round, image), the same after a resume
+        return fill_stored(self._original, masks, self.fill, noise_seed=(self.seed, self.rounds_done), impute_noise=self.impute_noise)
 
     def _sharded_masks(
         self, trainer: L.Trainer, pl_module: L.LightningModule, images: torch.Tensor, present: torch.Tensor
@@ -190,6 +210,8 @@ class SaliencyReduction(Callback):
                     rank=trainer.global_rank,
                     world=world,
                     keep_relevance=self.examples,
+                    keep=self.keep,
+                    round_=self.rounds_done,
                 )
             except Exception as error:  # re-raised below, after telling the other ranks
                 failure = error
@@ -264,6 +286,8 @@ def shard_masks(
     rank: int = 0,
     world: int = 1,
     keep_relevance: int = 0,
+    keep: str = "most",
+    round_: int = 0,
 ) -> Shard:
     """Keep-masks for this rank's share of ``images``: relevance batch b goes to rank b % world,
     so each batch holds the same images as in a one-process run (identical numbers)."""
@@ -274,8 +298,8 @@ def shard_masks(
     try:
         for start in list(range(0, n, batch_size))[rank::world]:
             batch_ids = torch.arange(start, min(start + batch_size, n))
-            relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config).float().cpu()
-            masks.append(keep_mask(relevance, present[batch_ids], percentile))
+            relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config, batch_ids, round_).float().cpu()
+            masks.append(keep_mask(relevance, present[batch_ids], percentile, keep))
             entropy.append(spatial_entropy(relevance))
             inertia.append(moment_of_inertia(relevance))
             ids.append(batch_ids)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 
+import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
 from src.data.segmentation_dataset import like_stored, to_unit
 from src.errors import TrainingDiverged
+from src.reduction.imputation import impute
 
-FILLS = ("zero", "mean", "blur")
+FILLS = ("zero", "mean", "blur", "impute")
+# which pixels a round keeps: the most relevant (the notes, KAR) or the least (ROAR's direction)
+KEEPS = ("most", "least")
 
 
 def quota(percentile: float, n_present: int) -> int:
@@ -19,8 +24,9 @@ def quota(percentile: float, n_present: int) -> int:
     return math.ceil(Fraction(str(percentile)) * n_present / 100)
 
 
-def keep_mask(relevance: torch.Tensor, present: torch.Tensor, percentile: float) -> torch.Tensor:
-    """For each image keep the ceil(p/100 * n) most relevant of its n present pixels.
+def keep_mask(relevance: torch.Tensor, present: torch.Tensor, percentile: float, keep: str = "most") -> torch.Tensor:
+    """For each image keep the ceil(p/100 * n) most (``keep="least"``: least) relevant of its n
+    present pixels.
 
     relevance: (N, H, W) float; present: (N, H, W) bool (pixels not removed yet). Ties are broken
     by pixel position (row-major, first wins), so the result is deterministic even for a
@@ -35,7 +41,11 @@ def keep_mask(relevance: torch.Tensor, present: torch.Tensor, percentile: float)
             f"the relevance maps of {int(nan.sum())} of {n} images (batch positions {images}) contain NaN, so their pixels "
             "cannot be ranked. The model's outputs are not finite: lower model.optimizer.lr or check the data."
         )
+    if keep not in KEEPS:
+        raise ValueError(f"unknown keep {keep!r}; choose one of {', '.join(KEEPS)}")
     scores = relevance.double().flatten(1)
+    if keep == "least":
+        scores = -scores
     scores = scores.masked_fill(~present.flatten(1), -math.inf)
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
     ranks = torch.empty_like(order).scatter_(1, order, torch.arange(height * width).expand(n, -1))
@@ -43,13 +53,24 @@ def keep_mask(relevance: torch.Tensor, present: torch.Tensor, percentile: float)
     return ((ranks < quotas[:, None]) & present.flatten(1)).view(n, height, width)
 
 
-def fill_removed(images: torch.Tensor, keep: torch.Tensor, fill: str) -> torch.Tensor:
+def fill_removed(
+    images: torch.Tensor, keep: torch.Tensor, fill: str, noise_seeds: Sequence[Sequence[int]] | None = None, impute_noise: float = 0.01
+) -> torch.Tensor:
     """Images (N, C, H, W) with the pixels outside ``keep`` (N, H, W) replaced.
 
     zero: 0 (the notes); mean: each image's per-channel mean; blur: a strong Gaussian blur of
-    the image (kernel about a quarter of its side), so removed regions keep only coarse context.
+    the image (kernel about a quarter of its side), so removed regions keep only coarse context;
+    impute: ROAD's noisy linear imputation (no edge at the mask's border), its noise drawn per
+    image from ``noise_seeds[i]`` (default: the image's position).
     """
     keep4 = keep.unsqueeze(1)
+    if fill == "impute":
+        seeds = noise_seeds if noise_seeds is not None else [(i,) for i in range(len(images))]
+        filled = [
+            impute(image.double().numpy(), mask.numpy(), impute_noise, np.random.default_rng(list(seed)))
+            for image, mask, seed in zip(images.cpu(), keep.cpu(), seeds)
+        ]
+        return torch.from_numpy(np.stack(filled)).to(images.dtype)
     if fill == "zero":
         background = torch.zeros_like(images)
     elif fill == "mean":
@@ -63,11 +84,15 @@ def fill_removed(images: torch.Tensor, keep: torch.Tensor, fill: str) -> torch.T
     return torch.where(keep4, images, background)
 
 
-def fill_stored(original: torch.Tensor, keep: torch.Tensor, fill: str, chunk: int = 256) -> torch.Tensor:
+def fill_stored(
+    original: torch.Tensor, keep: torch.Tensor, fill: str, chunk: int = 256, noise_seed: Sequence[int] = (), impute_noise: float = 0.01
+) -> torch.Tensor:
     """``original`` images (uint8 or float, as a data set stores them) with the removed pixels
-    filled, in the same type, a chunk at a time: a uint8 set is never held as float all at once."""
+    filled, in the same type, a chunk at a time: a uint8 set is never held as float all at once.
+    The impute fill's noise for image i is drawn from (``noise_seed``, i)."""
     out = torch.empty_like(original)
     for start in range(0, len(out), chunk):
         part = slice(start, start + chunk)
-        out[part] = like_stored(fill_removed(to_unit(original[part]), keep[part], fill), out.dtype)
+        seeds = [(*noise_seed, i) for i in range(part.start, min(part.stop, len(out)))]
+        out[part] = like_stored(fill_removed(to_unit(original[part]), keep[part], fill, seeds, impute_noise), out.dtype)
     return out

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from src.saliency.attribution import GRADIENT_METHODS, attribute, coarsest_conv
 
-METHODS = ("prediction",) + GRADIENT_METHODS
+# controls: relevance that knows nothing of the task, at the same kept fractions (ROAR's random
+# baseline); random_smooth has Grad-CAM-like blobs, to tell a map's content from its blurriness
+RANDOM_METHODS = ("random", "random_smooth")
+METHODS = ("prediction",) + GRADIENT_METHODS + RANDOM_METHODS
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,21 @@ class RelevanceConfig:
     ig_steps: int = 16
     smoothgrad_samples: int = 8
     smoothgrad_stdev: float = 0.1
+    seed: int = 0  # the random controls' draws: (seed, round, image)
+    smooth_scale: float = 0.1  # random_smooth: the Gaussian's sigma as a fraction of the image's shorter side
+
+
+def random_relevance(ids: torch.Tensor, height: int, width: int, seed: int, round_: int, smooth_scale: float | None = None) -> torch.Tensor:
+    """(N, H, W) i.i.d. uniform relevance for the images ``ids``, drawn from (seed, round, image)
+    alone: the same on every DDP rank, after a resume and for any batch size. With
+    ``smooth_scale`` the field is Gaussian-smoothed (sigma = smooth_scale x the shorter side)."""
+    maps = []
+    for image in ids.tolist():
+        field = np.random.default_rng([seed, round_, image]).random((height, width))
+        if smooth_scale is not None:
+            field = gaussian_filter(field, sigma=smooth_scale * min(height, width), mode="reflect")
+        maps.append(field)
+    return torch.from_numpy(np.stack(maps)).float() if maps else torch.empty(0, height, width)
 
 
 def foreground_probability(module: nn.Module, images: torch.Tensor, background_class: int) -> torch.Tensor:
@@ -57,8 +77,13 @@ def predicted_foreground(logits: torch.Tensor, background_class: int) -> torch.T
     return mask
 
 
-def relevance_maps(module: nn.Module, images: torch.Tensor, config: RelevanceConfig) -> torch.Tensor:
-    """(N, H, W) float relevance for one batch of (N, C, H, W) images; ``module`` in eval mode."""
+def relevance_maps(module: nn.Module, images: torch.Tensor, config: RelevanceConfig, ids: torch.Tensor | None = None, round_: int = 0) -> torch.Tensor:
+    """(N, H, W) float relevance for one batch of (N, C, H, W) images; ``module`` in eval mode.
+    ``ids`` (the images' training-set indices) and ``round_`` seed the random controls."""
+    if config.method in RANDOM_METHODS:
+        ids = torch.arange(len(images)) if ids is None else ids
+        scale = config.smooth_scale if config.method == "random_smooth" else None
+        return random_relevance(ids, images.shape[-2], images.shape[-1], config.seed, round_, scale).to(images.device)
     if config.method == "prediction":
         with torch.no_grad():
             return foreground_probability(module, images, config.background_class)
