@@ -20,7 +20,7 @@ from src.errors import UserInputError
 from src.loggers import build_loggers, finish_loggers
 from src.models.early_exit import EarlyExitClassifier
 from src.results import print_metrics, write_json_atomic
-from src.robustness.evaluate import is_per_shift, robustness_metrics
+from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -29,6 +29,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     model = load_module(cfg.ckpt_path)
     datamodule = build_datamodule(cfg)
+    suite(cfg.get("robustness") if cfg.split == "test" else None, datamodule)
     if cfg.get("tta") is not None and "tta" in model.hparams:
         model.hparams.tta = bool(cfg.tta)
     early_exit = isinstance(model, EarlyExitClassifier)

@@ -29,7 +29,7 @@ from src.provenance import provenance
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.rerun import main_with_run_dirs
 from src.results import print_metrics, write_json_atomic
-from src.robustness.evaluate import is_per_shift, robustness_metrics
+from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
 from src.schemas import check_ranges
 from src.writable import check_writable, checkpoint_bytes
 
@@ -54,6 +54,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     record = run_record(output_dir, ckpt_path)  # written before any training, so a failed run can be re-run too
     write_json_atomic(output_dir / "run.json", record)
     datamodule = build_datamodule(cfg)
+    suite(cfg.get("robustness"), datamodule)  # a misspelt shift fails now, not after the fit
     model = build_model(cfg, datamodule)
     check_writable(output_dir, "paths.output_dir", checkpoint_bytes(sum(p.numel() for p in model.parameters())))
     loggers = build_loggers(cfg.get("logger"))

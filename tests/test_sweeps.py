@@ -12,6 +12,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 from src.report import report
+from src.reporting.stats import mean_std
 from tests.conftest import compose_config, run_cli
 
 QUIET = ("callbacks.progress_bar=null", "logger=csv")
@@ -92,6 +93,45 @@ def test_the_study_preset_sweeps_a_union_of_grids_and_its_report_renders(tmp_pat
 
 
 @pytest.mark.slow
+def test_the_controls_preset_reports_shifts_the_final_round_and_the_comparison_with_random(tmp_path: Path, data_root: Path) -> None:
+    grids = "hydra.sweeper.grids=[{reduction.method:'prediction,random'},{reduction.rounds:0}]"
+    result = run_cli(
+        "src.train",
+        "experiment=reduction_controls_eliret",
+        "debug=fast",
+        f"paths.data_dir={data_root}",
+        *QUIET,
+        "seed=0,1",
+        "reduction.fill=impute",
+        grids,
+        project_root=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = sweep_dir(tmp_path)
+    rows = summary_rows(path)
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    for column in ("test_shift/miou", "test_shift/clutter/miou", "test_shift/off_centre/miou", "final_round/test/miou", "final_round/test_shift/miou"):
+        assert column in rows[0], column
+    reduced = [r for r in rows if "reduction.rounds=0" not in r["overrides"]]
+    assert all(r["final_round/test/miou"] for r in reduced)
+
+    result = run_cli("src.report", str(path), project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (path / "report" / "report.md").read_text()
+    grouped = section(text, "## Mean and spread over seeds")
+    assert "test_shift/miou" in grouped
+    final = section(text, "## Selection inside the final round")
+    assert "final_round/test/miou" in final and len(table_rows(final)) == 3
+    random = section(text, "## Each setting against random removal at the same kept fraction")
+    assert "**test/miou** (↑)" in random and "**test_shift/miou** (↑)" in random and "**final_round/test/miou** (↑)" in random
+    # prediction is paired with random; random is not paired with itself
+    assert [row[0] for row in table_rows(random.split("**test_shift/miou**")[0])] == ["prediction"]
+    assert "better than random (95% interval above zero)" in random
+    shifts = section(text, "## Robustness, shift by shift")
+    assert "clutter" in shifts and "off_centre" in shifts and "**Against `method=random`, best checkpoint**" in shifts
+
+
+@pytest.mark.slow
 def test_an_optuna_search_runs_its_trials(tmp_path: Path, data_root: Path) -> None:
     result = run_cli(
         "src.train",
@@ -108,6 +148,12 @@ def test_an_optuna_search_runs_its_trials(tmp_path: Path, data_root: Path) -> No
     assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
     best = yaml.safe_load((path / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(min(float(r["val/loss"]) for r in rows), rel=1e-6)
+
+
+def test_a_single_seed_shows_its_mean_without_a_spread() -> None:
+    assert mean_std(0.51234, float("nan")) == "0.5123"  # n = 1: no "± 0"
+    assert mean_std(0.51234, 0.0) == "0.5123 ± 0"  # n > 1 and no spread: said
+    assert mean_std(float("nan"), float("nan")) == "—"
 
 
 def test_a_misspelt_preset_fails_naming_it(tmp_path: Path) -> None:

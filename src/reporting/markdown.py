@@ -31,11 +31,51 @@ def _mean_std(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Mean/std column pairs folded into one "mean ± std" column per metric."""
     out = frame.drop(columns=[c for m in metrics for c in (f"{m} mean", f"{m} std")])
     for m in metrics:
-        out[m] = [
-            "—" if math.isnan(mean) else (f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}")
-            for mean, std in zip(frame[f"{m} mean"], frame[f"{m} std"])
-        ]
+        out[m] = [stats.mean_std(mean, std) for mean, std in zip(frame[f"{m} mean"], frame[f"{m} std"])]
     return out
+
+
+def shift_names(runs: Sequence[Run], split: str) -> list[str]:
+    """The shifts the runs were tested under (``<split>_shift/<shift>/<metric>`` keys)."""
+    prefix = f"{split}_shift/"
+    return sorted({k[len(prefix) :].split("/", 1)[0] for run in runs for k in run.metrics if k.startswith(prefix) and k.count("/") == 2})
+
+
+def _interval(frame: pd.DataFrame) -> list[str]:
+    return [
+        "—" if math.isnan(m) else (f"{m:+.3g}" if math.isnan(lo) else f"{m:+.3g} [{lo:+.3g}, {hi:+.3g}]")
+        for m, lo, hi in zip(frame["mean difference"], frame["ci low"], frame["ci high"])
+    ]
+
+
+def paired_grid(table: pd.DataFrame, keys: Sequence[str], columns: dict[str, str], compare) -> pd.DataFrame:
+    """One row per setting, one cell per ``columns`` entry (label -> metric): the mean paired
+    difference with its 95% interval, from ``compare(table, keys, metric)``."""
+    grid: pd.DataFrame | None = None
+    for label, metric in columns.items():
+        frame = compare(table, keys, metric)
+        if frame.empty:
+            return pd.DataFrame()
+        cells = frame[list(keys)].copy()
+        cells[label] = _interval(frame)
+        grid = cells if grid is None else grid.merge(cells, on=list(keys), how="outer", sort=False)
+    return grid if grid is not None else pd.DataFrame()
+
+
+def beats_random(table: pd.DataFrame, keys: Sequence[str], metric: str) -> str:
+    """One sentence: which settings beat random at the same kept fraction on ``metric`` (the
+    95% interval of the paired difference entirely on the better side)."""
+    frame = stats.paired_with_random(table, keys, metric)
+    sign = 1.0 if stats.higher_is_better(metric) else -1.0
+    better = frame[(sign * frame["ci low"] > 0) & (sign * frame["ci high"] > 0)] if not frame.empty else frame
+    worse = frame[(sign * frame["ci low"] < 0) & (sign * frame["ci high"] < 0)] if not frame.empty else frame
+
+    def names(rows: pd.DataFrame) -> str:
+        return (
+            "; ".join(", ".join(f"{k.removeprefix('reduction.')}={v}" for k, v in zip(keys, row)) for row in rows[list(keys)].itertuples(index=False)) or "none"
+        )
+
+    return f"On `{metric}`, better than random (95% interval above zero): {names(better)}. Worse than random: {names(worse)}."
 
 
 def _with_best_rounds(grouped: pd.DataFrame, table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -65,7 +105,15 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
         raise ValueError(f"no run of {sweep_dir} finished (no metrics.json); nothing to report.")
     keys = stats.swept_keys(runs)
     metrics = reported_metrics(ok, split, headline)
-    table = stats.runs_table(ok, keys, metrics)
+    name = headline.split("/", 1)[1]
+    logged = {k for run in ok for k in run.metrics}
+    shifts = shift_names(ok, split)
+    robust = [f"{split}_shift/{name}"] if f"{split}_shift/{name}" in logged else []
+    in_final_round = [f"{stats.FINAL_ROUND}{m}" for m in (*metrics, *robust) if f"{stats.FINAL_ROUND}{m}" in logged]
+    per_shift = {s: f"{split}_shift/{s}/{name}" for s in shifts}
+    final_per_shift = {s: f"{stats.FINAL_ROUND}{m}" for s, m in per_shift.items() if f"{stats.FINAL_ROUND}{m}" in logged}
+    table = stats.runs_table(ok, keys, [*metrics, *robust, *in_final_round, *per_shift.values(), *final_per_shift.values()])
+    metrics = [*metrics, *robust]
     seeds = sorted(table.seed.unique())
     lines = [
         f"# Sweep report: `{sweep_dir.name}`",
@@ -84,6 +132,22 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
         "best round: the reduction round each seed's selected checkpoint comes from (1 = trained before any reduction; — = no reduction).",
         "",
     ]
+    if robust:
+        lines += [
+            f"`{robust[0]}`: the mean over the shifts ({', '.join(shifts)}) and their severities 1-3 of each run's `robustness/robustness.csv`.",
+            "",
+        ]
+    if in_final_round:
+        lines += [
+            "## Selection inside the final round",
+            "",
+            "When a reduction hurts, the best checkpoint falls back to weights from before it (best round 1). Here each reduced "
+            "run is scored at the best checkpoint *within its final round* (the same monitor), which is what training on the "
+            "reduced set yields; runs without reduction keep their best checkpoint.",
+            "",
+            table_md(_mean_std(stats.grouped(table, keys or ["baseline"], in_final_round), in_final_round)),
+            "",
+        ]
     final = stats.last_epoch(ok, keys, f"val/{headline.split('/', 1)[1]}")
     if not final.empty:
         lines += [
@@ -101,9 +165,41 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
             "Difference = setting − baseline, per seed; mean with its 95% t-interval over the pairs; wins = seeds where the setting is better.",
             "",
         ]
-        for metric in metrics:
+        # within the final round: the headline and its robustness only (the rest is in the table above)
+        for metric in [*metrics, *(m for m in in_final_round if m.endswith(f"/{name}"))]:
             arrow = "↑" if stats.higher_is_better(metric) else "↓"
             lines += [f"**{metric}** ({arrow})", "", table_md(stats.paired_with_baseline(table, keys, metric)), ""]
+    headlines = [headline, *(m for m in (*robust, *in_final_round) if m.endswith(f"/{name}"))]
+    if not stats.paired_with_random(table, keys, headline).empty:
+        lines += [
+            "## Each setting against random removal at the same kept fraction",
+            "",
+            "Difference = setting − `method=random` at the same percentile, fill and seed (ROAR's control: without it an effect "
+            "cannot be told apart from less input acting as a regulariser); mean with its 95% t-interval; wins = seeds where the "
+            "setting is better.",
+            "",
+        ]
+        for metric in headlines:
+            arrow = "↑" if stats.higher_is_better(metric) else "↓"
+            lines += [f"**{metric}** ({arrow})", "", table_md(stats.paired_with_random(table, keys, metric)), "", beats_random(table, keys, metric), ""]
+    if shifts:
+        lines += [
+            "## Robustness, shift by shift",
+            "",
+            f"`{name}` under each shift (mean over severities 1-3), mean ± std over seeds, best checkpoint:",
+            "",
+            table_md(
+                _mean_std(stats.grouped(table, keys or ["baseline"], list(per_shift.values())), list(per_shift.values())).rename(
+                    columns={m: s for s, m in per_shift.items()}
+                )
+            ),
+            "",
+        ]
+        for title, columns in (("best checkpoint", per_shift), ("best checkpoint within the final round", final_per_shift)):
+            for against, compare in (("the no-reduction baseline", stats.paired_with_baseline), ("`method=random`", stats.paired_with_random)):
+                grid = paired_grid(table, keys, columns, compare) if columns and keys else pd.DataFrame()
+                if not grid.empty:
+                    lines += [f"**Against {against}, {title}**: paired difference in `{name}` per shift, mean [95% interval]", "", table_md(grid), ""]
     if plots.metric_vs_settings(table, keys, headline, out / "metric_vs_settings.png", split):
         lines += ["## The headline metric against each swept value", "", "![metric vs settings](metric_vs_settings.png)", ""]
     val_metric = f"val/{headline.split('/', 1)[1]}"

@@ -80,7 +80,7 @@ def load_run(path: Path) -> Run:
 def per_epoch(logged: pd.DataFrame) -> pd.DataFrame:
     """Lightning's CSV rows (train, val and timing logged on separate rows) merged to one row per
     epoch of the fit; what validate()/test() logged after the fit is dropped."""
-    fit = logged.drop(columns=[c for c in logged.columns if c.startswith("test/")])
+    fit = logged.drop(columns=[c for c in logged.columns if c.startswith(("test/", "test_shift/", "final_round/"))])
     fit = fit.dropna(subset=[c for c in fit.columns if c not in ("epoch", "step")], how="all")
     per = fit.groupby("epoch").last().reset_index().drop(columns="step", errors="ignore")
     trained = per.filter(like="train/").notna().any(axis=1)

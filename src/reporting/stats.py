@@ -28,13 +28,24 @@ def swept_keys(runs: Sequence[Run]) -> list[str]:
     return [k for k in keys if k != "seed" and len({run.overrides.get(k) for run in runs}) > 1]
 
 
+FINAL_ROUND = "final_round/"
+
+
+def metric_of(run: Run, metric: str) -> float:
+    """``metric`` of a run; a ``final_round/`` metric of a run without reduction is its plain
+    metric (it has no rounds: its whole fit is its final round)."""
+    if metric.startswith(FINAL_ROUND) and not run.reduced:
+        metric = metric.removeprefix(FINAL_ROUND)
+    return run.metrics.get(metric, math.nan)
+
+
 def runs_table(runs: Sequence[Run], keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
     """One row per run: its setting (``keys``), seed, whether it is a baseline, and ``metrics``."""
     rows = []
     for run in runs:
         row = {k: run.setting(k) for k in keys}
         row.update(seed=run.seed, baseline=not run.reduced, run=run.path.name, **{"best round": best_round(run)})
-        row.update({m: run.metrics.get(m, math.nan) for m in metrics})
+        row.update({m: metric_of(run, m) for m in metrics})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -56,9 +67,14 @@ def last_epoch(runs: Sequence[Run], keys: Sequence[str], metric: str) -> pd.Data
     if not rows or not keys:
         return pd.DataFrame()
     group = pd.DataFrame(rows).groupby(list(keys), sort=False)[metric]
-    return pd.DataFrame(
-        {"n": group.count(), f"last-epoch {metric}": [f"{m:.4g} ± {s:.2g}" for m, s in zip(group.mean(), group.std(ddof=1).fillna(0))]}
-    ).reset_index()
+    return pd.DataFrame({"n": group.count(), f"last-epoch {metric}": [mean_std(m, s) for m, s in zip(group.mean(), group.std(ddof=1))]}).reset_index()
+
+
+def mean_std(mean: float, std: float) -> str:
+    """ "mean ± std"; the mean alone where there is no spread to show (n = 1: std is NaN)."""
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
 
 
 def grouped(table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
@@ -77,10 +93,36 @@ def paired_with_baseline(table: pd.DataFrame, keys: Sequence[str], metric: str) 
     swept non-reduction key): mean difference, its 95% t-interval and the seeds where it wins."""
     match = [k for k in keys if not k.startswith("reduction.")]
     # baselines that differ only in reduction settings (which do not apply to them) are averaged
-    baseline = table[table.baseline].groupby([*match, "seed"])[metric].mean()
+    return paired(table[~table.baseline], table[table.baseline], keys, match, metric)
+
+
+RANDOM = "random"
+PAIRED_WITH_RANDOM = ("reduction.method", "reduction.keep")
+
+
+def paired_with_random(table: pd.DataFrame, keys: Sequence[str], metric: str) -> pd.DataFrame:
+    """Each reduction setting that is not ``method=random`` against ``random`` at the same
+    percentile, fill (every other swept key) and seed: does a map beat removing pixels at random
+    at the same kept fraction? Empty when the sweep has no random arm."""
+    if "reduction.method" not in keys:
+        return pd.DataFrame()
+    reduced = table[~table.baseline]
+    random = reduced[reduced["reduction.method"] == RANDOM]
+    if random.empty:
+        return pd.DataFrame()
+    match = [k for k in keys if k not in PAIRED_WITH_RANDOM]
+    return paired(reduced[reduced["reduction.method"] != RANDOM], random, keys, match, metric)
+
+
+def paired(settings: pd.DataFrame, reference: pd.DataFrame, keys: Sequence[str], match: Sequence[str], metric: str) -> pd.DataFrame:
+    """Each setting (``keys``) of ``settings`` against the ``reference`` run with the same
+    ``match`` values and seed (several such runs are averaged): per-seed difference = setting -
+    reference; its mean, 95% t-interval and the seeds where the setting is better."""
+    match = list(match)
+    baseline = reference.groupby([*match, "seed"])[metric].mean()
     sign = 1.0 if higher_is_better(metric) else -1.0
     rows = []
-    for setting, group in table[~table.baseline].groupby(list(keys), sort=False):
+    for setting, group in settings.groupby(list(keys), sort=False):
         index = [tuple(row) for row in group[[*match, "seed"]].itertuples(index=False)]
         base = baseline.reindex(pd.MultiIndex.from_tuples(index) if match else [i[0] for i in index]).to_numpy()
         diff = group[metric].to_numpy() - base

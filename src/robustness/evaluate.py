@@ -45,13 +45,19 @@ class ShiftedDataset(Dataset):
         return {"image": image, "mask": mask, "index": item["index"]}
 
 
-def suite(options: Mapping[str, Any], datamodule: Any) -> list[str]:
+def suite(options: Mapping[str, Any] | None, datamodule: Any) -> list[str]:
     """The configured shifts plus the data set's own (``natural_shifts``: off-centre placement
-    on eliret, elastic deformation on membrane), each checked by name."""
-    names = [*options.get("shifts", []), *getattr(datamodule, "natural_shifts", ())]
+    on eliret, elastic deformation on membrane), each checked by name; empty without
+    ``robustness.shifts``. Called before training: a bad name or a classification data set is
+    refused before any time is spent."""
+    if not options or not options.get("shifts"):
+        return []
+    if getattr(datamodule, "task", None) == "classification":
+        raise UserInputError("robustness evaluates segmentation models; use robustness=none with classification data.")
+    names = [*options["shifts"], *getattr(datamodule, "natural_shifts", ())]
     unknown = [n for n in names if n not in SHIFTS]
     if unknown:
-        raise UserInputError(f"unknown robustness shift(s) {', '.join(unknown)}; choose from {', '.join(SHIFTS)}.")
+        raise UserInputError(f"unknown robustness shift(s) {', '.join(unknown)} in robustness.shifts; choose from {', '.join(SHIFTS)}.")
     return list(dict.fromkeys(names))
 
 
