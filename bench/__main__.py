@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from bench import data, early_exit, gpu, overhead, relevance
+from bench import data, early_exit, fills, gpu, overhead, relevance
 from bench.pet_layout import PET_SIZE, write_pet
 from bench.report import markdown
 from bench.timing import machine, run_probe
@@ -31,6 +31,7 @@ MODES = {
         "overhead_repetitions": 5,
         "startup": True,
         "relevance_sizes": (100, 1000, 10000),
+        "fill_images": 200,
         "data_sets": ("eliret", "membrane", "pet"),
         "early_exit_epochs": 3,
         "memory": True,
@@ -41,6 +42,7 @@ MODES = {
         "overhead_repetitions": 2,
         "startup": False,
         "relevance_sizes": (100, 1000),
+        "fill_images": 40,
         "data_sets": ("eliret", "membrane"),
         "early_exit_epochs": 0,
         "memory": False,
@@ -72,6 +74,7 @@ def run(mode: str, data_dir: Path, results_dir: Path) -> dict:
         section("startup", lambda: overhead.startup(data_root, 2))
     methods = relevance.METHODS if mode == "full" else ("prediction", "gradient")
     section("relevance", lambda: relevance.measure(min(reps, 2), plan["relevance_sizes"], methods))
+    section("fills", lambda: fills.measure(min(reps, 2), plan["fill_images"]))
     if "pet" in plan["data_sets"]:
         write_pet(pet_dir / "small", count=400)
     section("data", lambda: data.measure(data_root, str(pet_dir / "small"), reps, plan["data_sets"]))

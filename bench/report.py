@@ -67,6 +67,13 @@ def markdown(results: dict) -> str:
         f"ms per image at the largest size over the smallest: {r['growth_per_image_ratio']:.2f} (1.0 = linear). Masks: {r['mask_bytes_per_image']:.0f} bytes per image packed ({r['mask_bytes_per_image_unpacked']:.0f} as bool).",
         "",
     ]
+    if "fills" in results:
+        f = results["fills"]
+        out += [f"## Fills of removed pixels ({f['images']} uint8 RGB images of {f['image_size']} px, median)", ""]
+        out += _table(
+            ["fill @ masks", "ms per image", f"s for a Pet training set ({f['pet_train_images']} images)"],
+            [[k, v["ms_per_image"], v["pet_train_set_s"]] for k, v in f["fills"].items()],
+        )
     out += ["## Data: loader against model (training images per second)", ""]
     rows = [
         [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import data, overhead, relevance
+from bench import data, fills, overhead, relevance
 from bench.__main__ import run
 from bench.epoch_parts import Stopwatch
 from bench.pet_layout import write_pet
@@ -53,6 +53,13 @@ def test_relevance_pass_reports_each_method_and_packed_masks() -> None:
     assert set(result["growth_prediction"]) == {20, 40}
 
 
+def test_fills_report_each_fill_per_image_at_one_and_three_rounds() -> None:
+    result = fills.measure(1, 4)
+    assert set(result["fills"]) == {f"{fill}@{rounds}" for fill in ("zero", "mean", "blur", "impute") for rounds in ("1 round", "3 rounds")}
+    for timing in result["fills"].values():
+        assert timing["ms_per_image"] > 0 and timing["pet_train_set_s"] == pytest.approx(timing["ms_per_image"] / 1000 * result["pet_train_images"])
+
+
 def test_synthetic_pet_loads_in_the_real_layout(tmp_path: Path) -> None:
     base = write_pet(tmp_path, count=40, size=(60, 80))
     datamodule = PetDataModule(data_dir=str(base), image_size=32)
@@ -77,3 +84,4 @@ def test_quick_bench_writes_json_and_markdown(data_root: Path, tmp_path: Path) -
     assert stored["overhead"]["eliret"]["overhead_ratio"] == results["overhead"]["eliret"]["overhead_ratio"]
     assert (tmp_path / "latest.md").read_text() == markdown(results)
     assert "overhead_ratio" in (tmp_path / "latest.md").read_text()
+    assert "impute@3 rounds" in (tmp_path / "latest.md").read_text()
