@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.framework import train_config
 from bench.timing import interleaved, median
-from src.builders import build_datamodule, build_model
+from src.config.builders import build_datamodule, build_model
 from src.early_exit.evaluate import evaluate_exits
 from src.early_exit.policies import POLICIES, early_exit_predict
 

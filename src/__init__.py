@@ -15,6 +15,6 @@ from omegaconf import OmegaConf  # noqa: E402
 # rounds, at least one epoch each.
 OmegaConf.register_new_resolver("epochs_per_round", lambda epochs, rounds: max(1, int(epochs) // max(1, int(rounds))), replace=True)
 
-from src.schemas import register  # noqa: E402
+from src.config.schemas import register  # noqa: E402
 
 register()  # the typed schemas the configs start from

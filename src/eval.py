@@ -12,15 +12,15 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
-from src.builders import build_datamodule, build_trainer
-from src.checkpoints import load_module
-from src.cli import exit_on_user_error
+from src.config.builders import build_datamodule, build_trainer
+from src.config.errors import UserInputError
+from src.config.user_errors import exit_on_user_error
 from src.early_exit.report import early_exit_report
-from src.errors import UserInputError
-from src.loggers import build_loggers, finish_loggers
+from src.loggers.build import build_loggers, finish_loggers
 from src.models.early_exit import EarlyExitClassifier
-from src.results import print_metrics, write_json_atomic
 from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
+from src.runs.checkpoints import load_module
+from src.runs.results import print_metrics, write_json_atomic
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -17,14 +17,14 @@ from omegaconf import DictConfig
 from rich.progress import track
 from rich.table import Table
 
-from src.checkpoints import load_module
-from src.cli import exit_on_user_error
-from src.errors import UserInputError
+from src.config.errors import UserInputError
+from src.config.user_errors import exit_on_user_error
 from src.models.segmentation import SegmentationModule
 from src.prediction import outputs
 from src.prediction.inputs import RefusedImage, image_paths, label_path, read_image, read_label
 from src.prediction.tiling import allow_any_size, predict_probabilities
-from src.results import console, write_csv_atomic
+from src.runs.checkpoints import load_module
+from src.runs.results import console, write_csv_atomic
 
 log = logging.getLogger(__name__)
 

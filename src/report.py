@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 from src.reporting.markdown import run_report, sweep_report
 from src.reporting.runs import is_sweep, load_run, load_sweep
 

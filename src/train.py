@@ -17,21 +17,21 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
-from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
-from src.checkpoints import read_checkpoint
-from src.cli import exit_on_user_error
-from src.csv_logger import ResumableCSVLogger
+from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.config.errors import UserInputError
+from src.config.schemas import check_ranges
+from src.config.user_errors import exit_on_user_error
 from src.early_exit.report import early_exit_report
-from src.errors import UserInputError
-from src.loggers import build_loggers, finish_loggers, log_config
+from src.loggers.build import build_loggers, finish_loggers, log_config
+from src.loggers.csv_logger import ResumableCSVLogger
 from src.models.early_exit import EarlyExitClassifier
-from src.provenance import provenance
 from src.reduction.final_round import FinalRoundCheckpoint
-from src.rerun import main_with_run_dirs
-from src.results import print_metrics, write_json_atomic
 from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
-from src.schemas import check_ranges
-from src.writable import check_writable, checkpoint_bytes
+from src.runs.checkpoints import read_checkpoint
+from src.runs.provenance import provenance
+from src.runs.rerun import main_with_run_dirs
+from src.runs.results import print_metrics, write_json_atomic
+from src.runs.writable import check_writable, checkpoint_bytes
 
 log = logging.getLogger(__name__)
 

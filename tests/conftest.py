@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, open_dict
 
-from src.compose import compose_config as compose_run
+from src.config.compose import compose_config as compose_run
 
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from src.config.errors import UserInputError
 from src.data.augment import dihedral, elastic, membrane, resolve, shift
-from src.errors import UserInputError
 
 TRANSFORMS = {"membrane": membrane, "elastic": elastic, "shift": shift, "dihedral": dihedral}
 
@@ -74,8 +74,8 @@ def test_auto_and_bad_names() -> None:
 
 
 def test_programmatic_use_takes_the_config_names() -> None:
+    from src.config.errors import UserInputError
     from src.data.augment import Dihedral, resolve
-    from src.errors import UserInputError
 
     assert resolve("none", recommended=Dihedral()) is None
     assert isinstance(resolve("auto", recommended=Dihedral()), Dihedral)

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
-from src.errors import UserInputError
-from src.loggers import build_loggers
+from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.config.errors import UserInputError
+from src.loggers.build import build_loggers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.config.errors import UserInputError
 from src.early_exit.evaluate import measure_costs, operating_point
 from src.early_exit.policies import POLICIES, early_exit_predict, get_policy
 from src.early_exit.scores import record_exits
-from src.errors import UserInputError
 from src.models.early_exit import EarlyExitClassifier
 from src.models.early_exit_cnn import EarlyExitCNN
 from src.train import train

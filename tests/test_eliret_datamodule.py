@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.config.errors import UserInputError
 from src.data.eliret import EliretDataModule
 from src.data.eliret_generator import EliretSpec, generate
-from src.errors import UserInputError
 
 
 @pytest.fixture

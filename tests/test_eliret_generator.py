@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from src.config.errors import UserInputError
 from src.data.eliret_generator import EliretSpec, ensure_eliret, generate, split_indices
-from src.errors import UserInputError
 
 
 def digest(folder: Path) -> str:

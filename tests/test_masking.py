@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from src.errors import TrainingDiverged
+from src.config.errors import TrainingDiverged
 from src.reduction.masking import fill_removed, keep_mask, quota
 from src.reduction.packed import pack, unpack
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from src.config.errors import UserInputError
 from src.data.border_weights import border_weight_map
 from src.data.membrane import MembraneDataModule, read_membrane, resize_stack
-from src.errors import UserInputError
 from src.models.challenge_metrics import InstanceScore
 from src.reduction.report import read_masks
 from src.train import train

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 from src.models.fcn import FCN
 from src.models.losses import LOSSES, build_loss, check_task
 from src.models.smp_net import smp_model

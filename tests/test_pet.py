@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from src.config.errors import UserInputError
 from src.data.pet import PetDataModule
-from src.errors import UserInputError
 from src.train import train
 
 BREEDS = [("Abyssinian", 1, 1), ("Bengal", 2, 1), ("beagle", 3, 2), ("pug", 4, 2)]  # name, class id, species (1 cat, 2 dog)

@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from src.checkpoints import load_module
+from src.config.errors import UserInputError
 from src.data.png_pairs import load_gray
-from src.errors import UserInputError
 from src.predict import predict
 from src.prediction.inputs import RefusedImage, read_image
 from src.prediction.tiling import allow_any_size, predict_probabilities
+from src.runs.checkpoints import load_module
 from src.train import train
 
 

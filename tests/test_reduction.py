@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from src.builders import build_callbacks, build_datamodule, build_model, build_trainer
-from src.checkpoints import load_module
+from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.config.errors import UserInputError
 from src.data.eliret import EliretDataModule
-from src.errors import UserInputError
 from src.models.segmentation import SegmentationModule
 from src.reduction.callback import SaliencyReduction, shard_masks
 from src.reduction.packed import unpack
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.reduction.report import read_masks
+from src.runs.checkpoints import load_module
 from src.train import train
 from tests.conftest import run_cli
 
@@ -111,7 +111,7 @@ def test_prediction_relevance_is_the_non_background_probability() -> None:
 def test_bad_reduction_settings_stop_before_training(make_cfg, tmp_path: Path, override: str, message: str) -> None:
     with pytest.raises(Exception) as info:
         train(make_cfg("train", override))
-    from src.cli import user_error_in
+    from src.config.user_errors import user_error_in
 
     error = user_error_in(info.value)
     assert error is not None and __import__("re").search(message, str(error))

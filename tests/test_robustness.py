@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 from src.eval import evaluate
 from src.robustness.evaluate import summary
 from src.robustness.shifts import SEVERITIES, SHIFTS, background_of, item_generator

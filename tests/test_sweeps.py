@@ -179,7 +179,7 @@ def test_report_of_a_single_reduction_run(make_cfg, tmp_path: Path) -> None:
 
 
 def test_report_refuses_what_is_not_a_run(tmp_path: Path) -> None:
-    from src.errors import UserInputError
+    from src.config.errors import UserInputError
 
     with pytest.raises(UserInputError, match="not a run dir"):
         report(tmp_path)

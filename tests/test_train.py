@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.checkpoints import load_module
 from src.eval import evaluate
+from src.runs.checkpoints import load_module
 from src.train import train
 
 ONCE = ("reduction=none",)
@@ -97,7 +97,7 @@ def test_unet_beats_fcn_on_eliret_with_the_default_budget(make_cfg) -> None:
 def test_results_are_written_with_the_usual_permissions(tmp_path: Path) -> None:
     import os
 
-    from src.atomic import write_bytes_atomic
+    from src.runs.atomic import write_bytes_atomic
 
     write_bytes_atomic(tmp_path / "x.json", b"{}")
     umask = os.umask(0)

@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 
 class JointAugment:

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 from src.data.eliret import EliretDataModule
 from src.data.pet import IMAGENET_MEAN, IMAGENET_STD, PetDataModule
 from src.data.segmentation_dataset import SplitDataModule, to_unit
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 
 class ClassificationTensors(Dataset):

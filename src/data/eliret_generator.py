@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 SPLIT_FILES = {"train": "treino.csv", "val": "valida.csv", "test": "teste.csv"}
 SPEC_FILE = "eliret.json"

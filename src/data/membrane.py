@@ -15,7 +15,7 @@ from src.data.augment import dihedral, resolve
 from src.data.border_weights import border_weights
 from src.data.png_pairs import load_gray
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 TIFF_FILES = {"image": "train-volume.tif", "label": "train-labels.tif", "test": "test-volume.tif"}
 

@@ -17,7 +17,7 @@ from torchvision.transforms import v2
 
 from src.data.augment import JointAugment, resolve
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 
 def read_split_csv(csv_path: Path) -> list[tuple[Path, Path]]:

@@ -18,14 +18,14 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
 
-from src.atomic import write_bytes_atomic  # noqa: E402
+from src.config.errors import UserInputError  # noqa: E402
 from src.early_exit.calibration import expected_calibration_error, fit_temperature  # noqa: E402
 from src.early_exit.policies import POLICIES, Policy, Threshold, early_exit_predict, exit_indices  # noqa: E402
 from src.early_exit.quality import signal_quality  # noqa: E402
 from src.early_exit.scores import SALIENCY_METHODS, ExitRecord, cosine, exit_saliency, record_exits, unit_range  # noqa: E402
-from src.errors import UserInputError  # noqa: E402
-from src.figures import save_figure  # noqa: E402
+from src.loggers.figures import save_figure  # noqa: E402
 from src.models.early_exit import EarlyExitClassifier  # noqa: E402
+from src.runs.atomic import write_bytes_atomic  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from src.config.errors import UserInputError
 from src.early_exit.scores import cosine, exit_saliency
-from src.errors import UserInputError
 from src.models.early_exit import EarlyExitClassifier
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 

@@ -10,7 +10,7 @@ import lightning as L
 from lightning.pytorch.loggers import Logger
 
 from src.early_exit.evaluate import evaluate_exits
-from src.figures import log_images
+from src.loggers.figures import log_images
 from src.models.early_exit import EarlyExitClassifier
 
 

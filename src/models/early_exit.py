@@ -11,10 +11,10 @@ from hydra.utils import instantiate
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.checkpoints import plain
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 from src.models.base import ConfiguredModule
 from src.models.early_exit_cnn import EarlyExitCNN
+from src.runs.checkpoints import plain
 
 
 class EarlyExitClassifier(ConfiguredModule):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 from src.models.padding import crop, pad_to_multiple
 
 

@@ -8,7 +8,7 @@ import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 TASKS = ("regression", "binary", "multiclass")
 LOSSES = {

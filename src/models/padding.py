@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 
 def pad_to_multiple(x: torch.Tensor, factor: int, pad: bool, model_name: str) -> tuple[torch.Tensor, tuple[int, int]]:

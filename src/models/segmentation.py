@@ -9,11 +9,11 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from src.checkpoints import plain
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 from src.models.base import ConfiguredModule
 from src.models.losses import WEIGHTED, build_loss, check_task
 from src.models.metrics import SegmentationMetrics
+from src.runs.checkpoints import plain
 
 
 class SegmentationModule(ConfiguredModule):

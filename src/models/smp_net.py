@@ -7,7 +7,7 @@ from typing import Any
 import segmentation_models_pytorch as smp
 from torch import nn
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 
 def smp_model(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 from src.models.padding import crop, pad_to_multiple
 
 UPSAMPLING = ("transpose", "bilinear", "nearest")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 # label files found beside an image: <stem>_label / <stem>_mask, or eliret's NNNx -> NNNy

@@ -21,8 +21,8 @@ from torchmetrics.functional.classification import (  # noqa: E402
 )
 from torchmetrics.functional.segmentation import dice_score  # noqa: E402
 
-from src.atomic import write_bytes_atomic  # noqa: E402
-from src.figures import save_figure  # noqa: E402
+from src.loggers.figures import save_figure  # noqa: E402
+from src.runs.atomic import write_bytes_atomic  # noqa: E402
 
 # distinct colours for class indices in palette PNGs (class 0 black)
 PALETTE = [0, 0, 0, 230, 25, 75, 60, 180, 75, 255, 225, 25, 0, 130, 200, 245, 130, 48, 145, 30, 180, 70, 240, 240]

@@ -20,9 +20,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from src.config.errors import UserInputError
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
-from src.errors import UserInputError
-from src.figures import save_figure
+from src.loggers.figures import save_figure
 from src.reduction import packed, report
 from src.reduction.masking import FILLS, KEEPS, fill_stored, keep_mask
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps

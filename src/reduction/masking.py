@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from src.config.errors import TrainingDiverged
 from src.data.segmentation_dataset import like_stored, to_unit
-from src.errors import TrainingDiverged
 from src.reduction.imputation import impute
 
 FILLS = ("zero", "mean", "blur", "impute")

@@ -15,10 +15,10 @@ import torch  # noqa: E402
 from lightning.pytorch.loggers import Logger, WandbLogger  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from src.atomic import write_bytes_atomic  # noqa: E402
-from src.figures import log_images  # noqa: E402
+from src.loggers.figures import log_images  # noqa: E402
 from src.reduction.packed import pack, unpack  # noqa: E402
-from src.results import console, write_csv_atomic  # noqa: E402
+from src.runs.atomic import write_bytes_atomic  # noqa: E402
+from src.runs.results import console, write_csv_atomic  # noqa: E402
 
 
 def write_rounds_csv(path: Path, rows: Sequence[dict[str, float]]) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.atomic import write_bytes_atomic
 from src.reporting import plots, stats
 from src.reporting.early_exit import early_exit_section
 from src.reporting.runs import Run
 from src.reporting.tables import table_md
+from src.runs.atomic import write_bytes_atomic
 
 # the final metrics a report shows, when a run logged them
 REPORTED = ("miou", "mdice", "acc", "mse", "rand_error", "vi", "loss")

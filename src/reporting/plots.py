@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from src.figures import save_figure  # noqa: E402
+from src.loggers.figures import save_figure  # noqa: E402
 from src.reporting.runs import Run  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import src  # noqa: F401  (registers the config resolvers runs were saved with)
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 
 @dataclass

@@ -20,12 +20,12 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics import Metric
 
-from src.errors import UserInputError
-from src.figures import save_figure
+from src.config.errors import UserInputError
+from src.loggers.figures import save_figure
 from src.models.losses import WEIGHTED, build_loss
-from src.results import write_csv_atomic
 from src.robustness.figure import severity_curves
 from src.robustness.shifts import SEVERITIES, SHIFTS, item_generator
+from src.runs.results import write_csv_atomic
 
 
 class ShiftedDataset(Dataset):

@@ -23,8 +23,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.atomic import write_bytes_atomic
-from src.cli import user_error_in
+from src.config.user_errors import user_error_in
+from src.runs.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from PIL import Image
 from test_eliret_datamodule import setup_dm
 from test_pet import make_pet
 
+from src.config.errors import UserInputError
 from src.data.eliret_generator import EliretSpec, generate
 from src.data.pet import PetDataModule
 from src.data.png_pairs import load_gray, read_split_csv
-from src.errors import UserInputError
 from src.train import train
 
 

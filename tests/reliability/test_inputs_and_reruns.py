@@ -13,10 +13,10 @@ from conftest import CONF, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from src.errors import UserInputError
-from src.rerun import expand_arguments, main_with_run_dirs
+from src.config.errors import UserInputError
+from src.runs.rerun import expand_arguments, main_with_run_dirs
+from src.runs.writable import check_writable
 from src.train import train
-from src.writable import check_writable
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.errors import TrainingDiverged
+from src.config.errors import TrainingDiverged
 from src.models.segmentation import SegmentationModule
 from src.train import train
 

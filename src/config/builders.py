@@ -10,11 +10,11 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
-from src.checkpoint_io import AtomicCheckpointIO
-from src.errors import UserInputError
-from src.finite_loss import FiniteLoss
-from src.random_state import RandomState
+from src.callbacks.finite_loss import FiniteLoss
+from src.callbacks.random_state import RandomState
+from src.config.errors import UserInputError
 from src.reduction.final_round import FinalRoundCheckpoint
+from src.runs.checkpoint_io import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 

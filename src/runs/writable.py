@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 MARGIN = 50 * 2**20  # logs, figures, masks, config copies
 

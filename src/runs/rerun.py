@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from src.errors import UserInputError
-from src.writable import check_writable
+from src.config.errors import UserInputError
+from src.runs.writable import check_writable
 
 # the recorded ones would point the re-run at the old run's files
 _NOT_REPEATED = ("ckpt_path=", "hydra.run.dir=", "hydra.sweep.dir=")

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from src.errors import TrainingDiverged
+from src.config.errors import TrainingDiverged
 
 
 class FiniteLoss(Callback):

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger  # noqa: E402
 
-from src.atomic import write_bytes_atomic  # noqa: E402
+from src.runs.atomic import write_bytes_atomic  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 
 @dataclass

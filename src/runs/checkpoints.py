@@ -10,7 +10,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 CLASS_KEY = "module_class"
 

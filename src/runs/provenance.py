@@ -25,7 +25,7 @@ PACKAGES = (
     "numpy",
     "scikit-image",
 )
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def provenance() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import TypeVar
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from src.errors import UserInputError
+from src.config.errors import UserInputError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,0 +1,1 @@
+"""Configuration and errors: typed schemas, composing configs, building a run's pieces, user errors."""
