@@ -57,3 +57,18 @@ def test_multirun_gives_each_job_its_own_dir(tmp_path: Path) -> None:
     (sweep,) = (tmp_path / "outputs" / "debug" / "multiruns").iterdir()
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
     assert all((sweep / job / "metrics.json").exists() for job in ("0", "1"))
+
+
+def test_a_redirected_run_prints_a_line_per_epoch_and_no_noise(tmp_path: Path) -> None:
+    """Output to a file (not a terminal): one line per epoch instead of a bar rewriting itself at
+    every step, and none of Lightning's non-actionable lines."""
+    result = run_cli("src.train", "trainer.max_epochs=2", "reduction.rounds=0", "trainer.limit_train_batches=3", project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("3 steps" in line and "train/loss=" in line and "val/loss=" in line for line in lines)
+    assert "\r" not in output and "it/s" not in output
+    for noise in ("Tip: For seamless cloud logging", "Trainer already configured with model summary", "LeafSpec", "Total FLOPs: 0"):
+        assert noise not in output, noise
+    assert "Total FLOPs" in output  # the summary counts them on an example image

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 from src.callbacks.finite_loss import FiniteLoss
 from src.callbacks.random_state import RandomState
 from src.config.errors import UserInputError
+from src.loggers.noise import silence_lightning_noise
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.runs.checkpoint_io import AtomicCheckpointIO
 
@@ -28,16 +30,17 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
     if datamodule.task == "classification":
         if "EarlyExit" not in cfg.model._target_:
             raise UserInputError(f"data {type(datamodule).__name__} is for classification; use model=early_exit_cnn.")
-        return instantiate(
+        model = instantiate(
             cfg.model,
             in_channels=datamodule.in_channels,
             num_classes=datamodule.num_classes,
             input_mean=list(datamodule.mean),
             input_std=list(datamodule.std),
         )
+        return with_example_input(model, datamodule)
     if "EarlyExit" in cfg.model._target_:
         raise UserInputError("model=early_exit_cnn is a classifier; use it with data=eliret_cls or data=pet_cls.")
-    return instantiate(
+    model = instantiate(
         cfg.model,
         task=datamodule.task,
         in_channels=datamodule.in_channels,
@@ -46,6 +49,16 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
         input_std=list(datamodule.std),
         challenge_metrics=getattr(datamodule, "challenge_metrics", False),
     )
+    return with_example_input(model, datamodule)
+
+
+def with_example_input(model: L.LightningModule, datamodule: L.LightningDataModule) -> L.LightningModule:
+    """One image of the training size as the model's example input, so the model summary counts
+    real FLOPs (without one it prints 0); data modules without an ``image_size`` go without."""
+    size = datamodule.hparams.get("image_size") if hasattr(datamodule, "hparams") else None
+    if isinstance(size, int):
+        model.example_input_array = torch.zeros(1, datamodule.in_channels, size, size)
+    return model
 
 
 def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback]:
@@ -73,5 +86,6 @@ def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
     """The trainer config plus what every run gets: random states in checkpoints (exact resume),
     a stop on a non-finite loss and checkpoints written atomically."""
+    silence_lightning_noise()
     guards = [RandomState(cfg.seed), FiniteLoss()]
     return instantiate(cfg.trainer, callbacks=[*callbacks, *guards], logger=loggers or False, plugins=[AtomicCheckpointIO()])

@@ -1,0 +1,74 @@
+"""What a run shows while it trains: Lightning's tqdm bar in a terminal, one short line per epoch
+anywhere else (a Slurm log, CI, ``> run.log``), where a bar rewriting itself at every step fills
+the file with carriage-return updates."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
+
+from src.config.errors import UserInputError
+
+MODES = ("auto", "bar", "lines", "rich")
+
+
+class LinePerEpochProgressBar(ProgressBar):
+    """One line per training epoch: its number, steps, seconds (validation included) and the
+    bar's metrics (the losses and what the module shows in the bar), printed once the epoch's
+    metrics are all logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._enabled = True
+        self._started = 0.0
+        self._steps = 0
+        self._finished: tuple[int, int, float] | None = None  # epoch, steps, seconds
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._print_finished_epoch(trainer, pl_module)
+        self._started, self._steps = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, batch_idx: int) -> None:
+        self._steps += 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the module logs its epoch's train metrics after this hook: the line waits for them
+        self._finished = (trainer.current_epoch, self._steps, time.perf_counter() - self._started)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._print_finished_epoch(trainer, pl_module)
+
+    def _print_finished_epoch(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._finished is None or not self._enabled:
+            return
+        epoch, steps, seconds = self._finished
+        self._finished = None
+        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
+        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
+        print(f"epoch {epoch + 1}/{total}: {steps} steps, {seconds:.1f} s {shown}".rstrip(), flush=True)
+
+
+def progress_bar(mode: str = "auto", refresh_rate: int = 1) -> ProgressBar:
+    """``auto``: the tqdm bar when stdout is a terminal, else a line per epoch; ``bar`` (tqdm),
+    ``lines`` or ``rich`` (Lightning's rich bar, which redraws at every step) always."""
+    if mode not in MODES:
+        raise UserInputError(f"callbacks.progress_bar.mode={mode!r} must be one of {', '.join(MODES)}.")
+    if mode == "rich":
+        return RichProgressBar(refresh_rate=refresh_rate)
+    if mode == "bar" or (mode == "auto" and sys.stdout.isatty()):
+        return TQDMProgressBar(refresh_rate=refresh_rate)
+    return LinePerEpochProgressBar()

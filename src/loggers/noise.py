@@ -1,0 +1,29 @@
+"""Silencing what Lightning prints that no user can act on, at its source: a filter on the logger
+its ``rank_zero_info`` writes to, and one warning filter."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+# the start of each message dropped, and why it is not actionable
+NOISE = (
+    "💡 Tip: For seamless cloud logging",  # an advertisement for a logger we do not use
+    "Trainer already configured with model summary callbacks",  # ours is configured on purpose
+)
+RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+class DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(NOISE)
+
+
+def silence_lightning_noise() -> None:
+    """Idempotent: the filter is added once per logger."""
+    for name in RANK_ZERO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropNoise) for f in logger.filters):
+            logger.addFilter(DropNoise())
+    # Lightning's own use of a torch API that torch deprecated; nothing to change on our side
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
