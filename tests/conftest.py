@@ -3,16 +3,19 @@ eliret set per test session (generation is deterministic, so sharing it is safe)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import DictConfig, open_dict
 
 from src.config.compose import compose_config as compose_run
+from src.reduction.report import read_masks
 
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,3 +63,27 @@ def run_cli(module: str, *args: str, project_root: Path, timeout: int = 900, env
         text=True,
         timeout=timeout,
     )
+
+
+def ddp_reduction_round(project_root: Path, *overrides: str) -> tuple[np.ndarray, str, str]:
+    """One reduction round trained by two gloo processes (``src.train trainer=ddp``): the masks
+    it saved, their sha256 and the run's output (where each rank logs the masks' hash)."""
+    result = run_cli(
+        "src.train",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "reduction.rounds=1",
+        "reduction.epochs_per_round=1",
+        "reduction.batch_size=16",
+        "trainer.limit_train_batches=2",
+        "test=false",
+        "logger=none",
+        "callbacks.progress_bar=null",
+        *overrides,
+        project_root=project_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (project_root / "outputs" / "train" / "runs").iterdir()
+    saved = read_masks(run / "reduction" / "round_01" / "masks.npz")
+    return saved, hashlib.sha256(saved.tobytes()).hexdigest(), result.stdout + result.stderr

@@ -4,7 +4,6 @@ fill, as units and through the composed config (resume, DDP)."""
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,8 @@ from hypothesis import strategies as st
 from src.reduction.imputation import NEIGHBOURS, impute
 from src.reduction.masking import fill_removed, fill_stored, keep_mask, quota
 from src.reduction.relevance import RelevanceConfig, random_relevance, relevance_maps
-from src.reduction.report import read_masks
 from src.train import train
-from tests.conftest import run_cli
+from tests.conftest import ddp_reduction_round
 
 FAST = ("trainer.limit_train_batches=2", "callbacks.model_summary=null")
 RANDOM = ("random", "random_smooth")
@@ -161,26 +159,7 @@ def test_random_control_masks_are_identical_on_resume(make_cfg, tmp_path: Path, 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", RANDOM)
 def test_random_control_masks_are_identical_on_two_ddp_ranks(tmp_path: Path, method: str) -> None:
-    result = run_cli(
-        "src.train",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        f"reduction.method={method}",
-        "reduction.rounds=1",
-        "reduction.epochs_per_round=1",
-        "reduction.batch_size=16",
-        "trainer.limit_train_batches=2",
-        "test=false",
-        "logger=none",
-        "callbacks.progress_bar=null",
-        project_root=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
-    saved = read_masks(run / "reduction" / "round_01" / "masks.npz")
-    digest = hashlib.sha256(saved.tobytes()).hexdigest()
-    output = result.stdout + result.stderr
+    saved, digest, output = ddp_reduction_round(tmp_path, f"reduction.method={method}")
     assert f"masks sha256 {digest} (rank 0 of 2)" in output and f"masks sha256 {digest} (rank 1 of 2)" in output
     # equal to the draws of one process, for any batch split
     expected = keep_mask(maps(method, torch.arange(len(saved)), seed=42, round_=0, size=32), torch.ones(len(saved), 32, 32, dtype=torch.bool), 90)

@@ -18,7 +18,7 @@ from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.reduction.report import read_masks
 from src.runs.checkpoints import load_module
 from src.train import train
-from tests.conftest import run_cli
+from tests.conftest import ddp_reduction_round
 
 FAST = ("trainer.limit_train_batches=2", "callbacks.model_summary=null")
 
@@ -200,28 +200,11 @@ def test_resume_mid_round_trains_on_the_reduced_set(make_cfg, tmp_path: Path) ->
 def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> None:
     """Two gloo processes: each computes relevance for its shard, they exchange masks; both end
     with the same masks, and those equal a one-process computation from the same weights."""
-    result = run_cli(
-        "src.train",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "reduction.rounds=1",
-        "reduction.epochs_per_round=1",
-        "reduction.batch_size=16",
-        "trainer.limit_train_batches=2",
-        "test=false",
-        "logger=none",
-        "callbacks.progress_bar=null",
-        project_root=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    output = result.stdout + result.stderr
-    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
-    saved = read_masks(run / "reduction" / "round_01" / "masks.npz")
-    digest = hashlib.sha256(saved.tobytes()).hexdigest()
+    saved, digest, output = ddp_reduction_round(tmp_path)
     assert f"masks sha256 {digest} (rank 0 of 2)" in output
     assert f"masks sha256 {digest} (rank 1 of 2)" in output
 
+    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     module = load_module(run / "checkpoints" / "last.ckpt")
     datamodule = EliretDataModule(str(tmp_path / "data" / "eliret"))
     datamodule.setup()
