@@ -163,8 +163,8 @@ class SaliencyReduction(Callback):
         log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, trainer.global_rank, trainer.world_size)
 
         self.masks = masks
+        self.rounds_done += 1  # before the fill: a resumed run refills with the same count
         dataset.replace_images(self._filled(masks))
-        self.rounds_done += 1
         row: dict[str, Any] = {
             "round": self.rounds_done,
             "kept_fraction": masks.flatten(1).float().mean(1).mean().item(),
@@ -183,7 +183,7 @@ class SaliencyReduction(Callback):
         self._round_started = time.perf_counter()
 
     def _filled(self, masks: torch.Tensor) -> torch.Tensor:
-        # the impute noise of a round: drawn from (seed, round, image), the same after a resume
+        # the impute noise: drawn from (seed, reductions done, image), the same after a resume
         return fill_stored(self._original, masks, self.fill, noise_seed=(self.seed, self.rounds_done), impute_noise=self.impute_noise)
 
     def _sharded_masks(
