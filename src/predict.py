@@ -3,7 +3,9 @@
 The model is rebuilt from the checkpoint alone. Per image: a 16-bit foreground-probability PNG,
 the label mask (0/255, or a palette PNG of class indices) and optionally an overlay figure; a
 ``predictions.csv`` with each image's foreground fraction and, where a label file lies beside
-the image (``<name>_label.png``, ``<name>_mask.png`` or eliret's ``NNNy.png``), its metrics.
+the image (``<name>_label.png``, ``<name>_mask.png`` or eliret's ``NNNy.png``) or in ``labels=``
+(a folder of files named like the images: a folder data set's ``masks/``), its metrics. Labels of
+a model trained on ``data=folder`` are decoded as its training masks were.
 Unreadable, oversized or unconvertible images are skipped and listed at the end.
 """
 
@@ -21,9 +23,9 @@ from src.config.errors import UserInputError
 from src.config.user_errors import exit_on_user_error
 from src.models.segmentation import SegmentationModule
 from src.prediction import outputs
-from src.prediction.inputs import RefusedImage, image_paths, label_path, read_image, read_label
+from src.prediction.inputs import RefusedImage, image_paths, label_path, read_folder_label, read_image, read_label
 from src.prediction.tiling import allow_any_size, predict_probabilities
-from src.runs.checkpoints import load_module
+from src.runs.checkpoints import load_module, read_checkpoint
 from src.runs.results import console, write_csv_atomic
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,12 @@ def predict(cfg: DictConfig) -> list[dict[str, object]]:
     if not 0.0 <= cfg.overlap < 1.0 or cfg.input_scale <= 0 or cfg.label_foreground not in ("bright", "dark"):
         raise UserInputError("overlap must be in [0, 1), input_scale > 0 and label_foreground bright or dark.")
     module = load_module(cfg.ckpt_path)
+    # a folder data set's mask encoding, so its labels are read as training read them
+    data = read_checkpoint(cfg.ckpt_path).get("datamodule_hyper_parameters") or {}
+    folder_data = data if "mask_values" in data else None
+    labels_dir = None if cfg.get("labels") is None else Path(cfg.labels)
+    if labels_dir is not None and not labels_dir.is_dir():
+        raise UserInputError(f"labels={cfg.labels} is not a folder; point it at the folder of label files named like the images (e.g. <data>/masks).")
     if not isinstance(module, SegmentationModule):
         raise UserInputError(f"{cfg.ckpt_path} holds a {type(module).__name__}; src.predict segments images with a segmentation checkpoint.")
     module.eval()
@@ -75,11 +83,13 @@ def predict(cfg: DictConfig) -> list[dict[str, object]]:
             "foreground_fraction": round(float((label_map != cfg.background_class).float().mean()), 6),
             "converted": image.note,
         }
-        label = label_path(path)
+        label = label_path(path, labels_dir)
         if label is not None:
             try:
-                target = read_label(label, task, cfg.label_foreground)
-                row.update({"label": str(label), **{k: round(v, 6) for k, v in outputs.label_metrics(label_map, target, classes).items()}})
+                target = read_folder_label(label, folder_data) if folder_data else read_label(label, task, cfg.label_foreground)
+                ignore = folder_data["ignore_index"] if folder_data else None
+                scores = outputs.label_metrics(label_map, target, classes, ignore)
+                row.update({"label": str(label), **{k: round(v, 6) for k, v in scores.items()}})
             except (OSError, ValueError) as err:
                 row.update({"label": str(label), "label_error": str(err)})
         rows.append(row)

@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.config.errors import UserInputError
 from src.loggers.build import build_loggers
+from tests.folder_sets import write_folder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -23,14 +24,16 @@ def test_groups_offer_what_the_readme_promises() -> None:
     assert set(options("trainer")) >= {"default", "cpu", "gpu", "ddp", "debug"}
     assert set(options("logger")) >= {"csv", "tensorboard", "wandb", "none"}
     assert set(options("model")) >= {"unet", "fcn", "smp", "early_exit_cnn"}
-    assert set(options("data")) >= {"eliret", "membrane", "pet"} | CLASSIFICATION_DATA
+    assert set(options("data")) >= {"eliret", "membrane", "pet", "folder"} | CLASSIFICATION_DATA
     assert set(options("augment")) >= {"auto", "none", "membrane", "elastic", "shift", "dihedral"}
     assert set(options("reduction")) >= {"saliency", "none"}
 
 
 @pytest.mark.parametrize("data", options("data"))
 @pytest.mark.parametrize("model", options("model"))
-def test_data_model_combinations_instantiate(make_cfg, data: str, model: str) -> None:
+def test_data_model_combinations_instantiate(make_cfg, data_root: Path, data: str, model: str) -> None:
+    if data == "folder" and not (data_root / "folder").is_dir():
+        write_folder(data_root / "folder", n=10)
     cfg = make_cfg("train", f"data={data}", f"model={model}")
     datamodule = build_datamodule(cfg)
     if (data in CLASSIFICATION_DATA) != (model == "early_exit_cnn"):

@@ -13,9 +13,12 @@ from src.data.border_weights import border_weight_map
 from src.data.membrane import MembraneDataModule, read_membrane, resize_stack
 from src.models.challenge_metrics import InstanceScore
 from src.reduction.report import read_masks
+from src.runs.checkpoints import load_module
 from src.train import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012_membrane"
+# the real data with a narrow net, for short end-to-end runs
+REAL_DATA = ("data=membrane", f"data.data_dir={SHARED}", "model.net.base_width=8")
 needs_shared = pytest.mark.skipif(not (SHARED / "train" / "image").is_dir(), reason=f"ISBI data not at {SHARED}")
 
 
@@ -173,17 +176,29 @@ def test_membrane_trains_with_every_augmentation_and_the_weighted_loss(make_cfg,
 
 @needs_shared
 def test_real_membrane_data_trains_with_reduction(make_cfg, tmp_path: Path) -> None:
-    cfg = make_cfg(
-        "train",
-        "data=membrane",
-        f"data.data_dir={SHARED}",
-        "data.image_size=64",
-        "model.net.base_width=8",
-        "trainer.max_epochs=2",
-        "reduction.rounds=2",
-        "trainer.limit_train_batches=2",
-    )
+    cfg = make_cfg("train", *REAL_DATA, "data.image_size=64", "trainer.max_epochs=2", "reduction.rounds=2", "trainer.limit_train_batches=2")
     metrics = train(cfg)
     assert all(np.isfinite(metrics[k]) for k in ("val/acc", "val/rand_error", "val/vi", "test/miou"))
     kept = read_masks(tmp_path / "reduction" / "round_02" / "masks.npz")
     assert kept.shape == (20, 64, 64) and kept.mean() == pytest.approx(0.81, abs=0.01)
+
+
+@pytest.mark.slow
+@needs_shared
+def test_membrane_trains_on_256_px_crops_and_scores_the_whole_512_px_images(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("train", *REAL_DATA, "data.crop_size=256", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "reduction.rounds=0")
+    metrics = train(cfg)
+    assert all(np.isfinite(metrics[k]) for k in ("val/acc", "val/rand_error", "test/miou"))
+    datamodule = MembraneDataModule(str(SHARED), crop_size=256)
+    datamodule.setup()
+    assert datamodule.train_set[0]["image"].shape == (1, 256, 256)
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch["image"].shape[-2:] == (512, 512)
+    module = load_module(next((tmp_path / "checkpoints").glob("epoch_*.ckpt")))
+    assert module.hparams.eval_window == 256
+    tiles: list[tuple[int, ...]] = []
+    module.net.register_forward_hook(lambda _net, inputs, _out: tiles.append(tuple(inputs[0].shape[-2:])))
+    with torch.no_grad():
+        logits = module.evaluation_logits(batch["image"])
+    # the whole image is scored, in 256 px tiles
+    assert logits.shape[-2:] == (512, 512) and set(tiles) == {(256, 256)}

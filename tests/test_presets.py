@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from src.train import train
+from tests.folder_sets import write_folder
 from tests.test_membrane import SHARED, needs_shared
 from tests.test_pet import make_pet
 
@@ -25,6 +26,7 @@ PRESETS = [
     "eliret_early_exit",
     "pet_unet_reduction",
     "reduction_study_eliret",
+    "folder_unet",
     *(pytest.param(name, marks=needs_shared) for name in DATA),
 ]
 
@@ -37,6 +39,8 @@ def test_each_preset_runs_one_step(make_cfg, tmp_path: Path, name: str) -> None:
         extra = (f"data.data_dir={tmp_path / 'eliret_cls'}", "data.n_per_class=24")
     if name == "pet_unet_reduction":
         extra = (f"data.data_dir={make_pet(tmp_path / 'pet')}", "data.image_size=32", "data.batch_size=4")
+    if name == "folder_unet":
+        extra = (f"data.data_dir={write_folder(tmp_path / 'folder', n=10, size=(40, 36))}",)
     metrics = train(make_cfg("train", f"experiment={name}", *ONE_STEP, *extra))
     # val/test metrics present and finite (early-exit policy figures may be NaN after one batch)
     scores = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}

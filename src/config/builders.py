@@ -48,6 +48,8 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
         input_mean=list(datamodule.mean),
         input_std=list(datamodule.std),
         challenge_metrics=getattr(datamodule, "challenge_metrics", False),
+        ignore_index=getattr(datamodule, "ignore_index", None),
+        eval_window=getattr(datamodule, "eval_window", None),
     )
     return with_example_input(model, datamodule)
 
@@ -55,7 +57,8 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
 def with_example_input(model: L.LightningModule, datamodule: L.LightningDataModule) -> L.LightningModule:
     """One image of the training size as the model's example input, so the model summary counts
     real FLOPs (without one it prints 0); data modules without an ``image_size`` go without."""
-    size = datamodule.hparams.get("image_size") if hasattr(datamodule, "hparams") else None
+    hparams = getattr(datamodule, "hparams", {})
+    size = hparams.get("crop_size") or hparams.get("image_size")
     if isinstance(size, int):
         model.example_input_array = torch.zeros(1, datamodule.in_channels, size, size)
     return model

@@ -9,7 +9,7 @@ checked by :func:`check_ranges` at the start of a run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -88,9 +88,26 @@ class MembraneSchema(DataSchema):
     test_count: int = 0
     split_seed: int = 0
     augment: Any = None
+    crop_size: int | None = None
     border_weights: bool = False
     w0: float = 10.0
     sigma: float = 5.0
+
+
+@dataclass
+class FolderSchema(DataSchema):
+    image_size: int | None = None
+    crop_size: int | None = None
+    classes: int = 2
+    foreground: int | None = None
+    mask_values: list[int] | None = None
+    ignore_index: int | None = None
+    channels: int | None = None
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_seed: int = 0
+    intensity_max: float | None = None
+    memory_limit_mb: float = 4096.0
+    augment: Any = None
 
 
 @dataclass
@@ -117,6 +134,7 @@ SCHEMAS = {
     ("data", "eliret_schema"): EliretSchema,
     ("data", "eliret_cls_schema"): GeneratedSchema,
     ("data", "membrane_schema"): MembraneSchema,
+    ("data", "folder_schema"): FolderSchema,
     ("data", "pet_schema"): PetSchema,
     ("data", "pet_cls_schema"): PetClassesSchema,
 }

@@ -109,6 +109,10 @@ class MembraneDataModule(SplitDataModule):
     ``label_resize="majority"`` (default) labels an output pixel with the class of most of the
     pixels it covers, the region its antialiased image pixel shows; ``"centre"`` takes one pixel
     (the notes' Keras loader), which disagrees with that region on many thin-membrane pixels.
+
+    ``crop_size`` trains on random crops of the full-resolution (512 px) images instead, and
+    validation and test score the whole images in tiles of that side (``image_size`` is then not
+    used), as the U-Net paper trains.
     """
 
     # robustness=standard adds this shift to its suite (the U-Net paper's deformations of EM tissue)
@@ -133,6 +137,7 @@ class MembraneDataModule(SplitDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         augment: Callable | str | None = "auto",
+        crop_size: int | None = None,
         border_weights: bool = False,
         w0: float = 10.0,
         sigma: float = 5.0,
@@ -143,7 +148,10 @@ class MembraneDataModule(SplitDataModule):
             raise UserInputError(f"data.image_size={image_size} is too small; use >= 16 (128 as in the notes, 512 full size).")
         if label_resize not in LABEL_RESIZE:
             raise UserInputError(f"unknown data.label_resize={label_resize!r}; choose one of {', '.join(LABEL_RESIZE)}.")
+        if crop_size is not None and crop_size < 16:
+            raise UserInputError(f"data.crop_size={crop_size} is too small; use >= 16 (256 as in the U-Net paper's tiles, at most 512).")
         self.data_dir = Path(data_dir)
+        self.eval_window = crop_size
         self.augment = resolve(augment, recommended=dihedral())
         self.provides_weights = border_weights
         self.test_images: torch.Tensor | None = None
@@ -159,7 +167,10 @@ class MembraneDataModule(SplitDataModule):
                 f"val_count >= 1, test_count >= 0, their sum below {n} (there are {n} labelled images)."
             )
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.hparams.split_seed))
-        size = self.hparams.image_size
+        crop = self.hparams.crop_size
+        size = images.shape[-1] if crop else self.hparams.image_size
+        if crop and crop > min(images.shape[-2:]):
+            raise UserInputError(f"data.crop_size={crop} exceeds the {images.shape[-1]}x{images.shape[-2]} images; use at most {min(images.shape[-2:])}.")
         x = resize_stack(images, size)
         # ties (half membrane) go to the membrane, so thin membranes stay closed
         membrane = (resize_stack(labels, size, labels=self.hparams.label_resize) <= 0.5).float()
@@ -170,7 +181,7 @@ class MembraneDataModule(SplitDataModule):
             sigma = self.hparams.sigma * size / images.shape[-1]  # sigma is given at full resolution
             weights = border_weights(membrane, self.hparams.w0, sigma)
         self.splits["train"] = SegmentationTensors(
-            x[train_ids], membrane[train_ids], transform=self.augment, weights=None if weights is None else weights[train_ids]
+            x[train_ids], membrane[train_ids], transform=self.augment, weights=None if weights is None else weights[train_ids], crop_size=crop
         )
         for split, ids in (("val", val_ids), ("test", test_ids if test_count else val_ids)):
             self.splits[split] = SegmentationTensors(x[ids], membrane[ids], weights=None if weights is None else weights[ids])

@@ -23,6 +23,14 @@ def like_stored(images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8) if dtype == torch.uint8 else images.to(dtype)
 
 
+def random_crop(image: torch.Tensor, maps: list[torch.Tensor], size: tuple[int, int], side: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A ``side`` x ``side`` window at a random place (torch's generator) inside the top-left
+    ``size`` (height, width) of ``image`` and of every map."""
+    top, left = (int(torch.randint(extent - side + 1, ())) for extent in size)
+    rows, cols = slice(top, top + side), slice(left, left + side)
+    return image[..., rows, cols], [m[..., rows, cols] for m in maps]
+
+
 class SegmentationTensors(Dataset):
     """Images (N, C, H, W), float in [0, 1] or uint8 (a quarter of the memory: a Pet-sized set
     at 256 px is 1.4 GB instead of 5.8 GB; converted per item), and targets (N, 1, H, W) float
@@ -33,6 +41,11 @@ class SegmentationTensors(Dataset):
     computed on shuffled or sharded batches can be put back in order. ``transform`` (joint
     augmentation) runs per item, after any replacement of the images, and moves the weights with
     the mask.
+
+    Images of different sizes share one canvas: image i fills the top-left ``sizes[i]`` (height,
+    width) of its (H, W) slot, and only those pixels are served and reduced (``valid_pixels``).
+    ``crop_size`` serves a random square crop from inside each image (training at native
+    resolution); without it, each item is the whole image at its own size.
     """
 
     def __init__(
@@ -42,6 +55,8 @@ class SegmentationTensors(Dataset):
         transform: Callable[..., tuple[torch.Tensor, ...]] | None = None,
         weights: torch.Tensor | None = None,
         target_dtype: torch.dtype | None = None,
+        sizes: torch.Tensor | None = None,
+        crop_size: int | None = None,
     ) -> None:
         if images.ndim != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
@@ -52,6 +67,7 @@ class SegmentationTensors(Dataset):
         self.transform = transform
         self.weights = weights
         self.target_dtype = target_dtype
+        self.sizes, self.crop_size = sizes, crop_size
         # shared memory: loader workers (forked once, persistent) see each new epoch's seed
         self.epoch_seed = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -61,15 +77,40 @@ class SegmentationTensors(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         mask = self.masks[index] if self.target_dtype is None else self.masks[index].to(self.target_dtype)
         maps = [mask] + ([] if self.weights is None else [self.weights[index]])
-        image = to_unit(self.images[index])
-        if self.transform is not None:
+        image = self.images[index]
+        if self.sizes is not None and self.crop_size is None:
+            height, width = self.sizes[index].tolist()
+            image, maps = image[..., :height, :width], [m[..., :height, :width] for m in maps]
+        image = to_unit(image)
+        if self.transform is not None or self.crop_size is not None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(item_seed(int(self.epoch_seed), index))
-                image, *maps = self.transform(image, *maps)
+                if self.crop_size is not None:
+                    image, maps = self._random_crop(index, image, maps)
+                if self.transform is not None:
+                    image, *maps = self.transform(image, *maps)
         item = {"image": image, "mask": maps[0], "index": torch.tensor(index)}
         if self.weights is not None:
             item["weight"] = maps[1]
         return item
+
+    def _random_crop(self, index: int, image: torch.Tensor, maps: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return random_crop(image, maps, self.image_size(index), self.crop_size)
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of image ``index`` (its own size, not the canvas's)."""
+        if self.sizes is None:
+            return tuple(self.images.shape[-2:])
+        height, width = self.sizes[index].tolist()
+        return height, width
+
+    def valid_pixels(self) -> torch.Tensor:
+        """(N, H, W) bool: the canvas pixels that belong to each image."""
+        n, _, height, width = self.images.shape
+        if self.sizes is None:
+            return torch.ones(n, height, width, dtype=torch.bool)
+        rows, cols = torch.arange(height).view(1, -1, 1), torch.arange(width).view(1, 1, -1)
+        return (rows < self.sizes[:, 0].view(-1, 1, 1)) & (cols < self.sizes[:, 1].view(-1, 1, 1))
 
     def set_epoch_seed(self, seed: int) -> None:
         self.epoch_seed.fill_(seed)

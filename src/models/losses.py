@@ -34,17 +34,22 @@ def check_task(task: str, out_channels: int) -> None:
         raise UserInputError(f"task 'multiclass' needs >= 2 output channels, the data gives {out_channels}.")
 
 
-def build_loss(name: str | None, task: str) -> tuple[str, LossFn]:
+def build_loss(name: str | None, task: str, ignore_index: int | None = None) -> tuple[str, LossFn]:
     """Resolve ``name`` (None: the task's default) to a loss on (logits, target, weight).
 
     Targets: (N, 1, H, W) float in [0, 1] for regression/binary, (N, H, W) long for multiclass.
     ``weighted_ce``: cross-entropy (BCE for one channel) times the per-pixel weight map.
+    ``ignore_index``: target pixels of that value (unlabelled) count in no loss term.
     """
     name = DEFAULT_LOSS[task] if name is None else name
     if name not in LOSSES[task]:
         raise UserInputError(f"loss {name!r} does not fit task {task!r}; choose one of {', '.join(LOSSES[task])} (model.loss).")
+    if ignore_index is not None and (name == "weighted_ce" or task == "regression"):
+        raise UserInputError(f"loss {name!r} on task {task!r} has no unlabelled pixels to skip; leave data.ignore_index unset (null).")
     if name == "weighted_ce":
         return name, lambda logits, target, weight: _weighted_ce(logits, target, weight, task)
+    if ignore_index is not None:
+        return name, _ignoring(name, task, ignore_index)
     loss = _unweighted(name, task)
     return name, lambda logits, target, weight=None: loss(logits, target)
 
@@ -55,6 +60,34 @@ def _weighted_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     if task == "multiclass":
         return (F.cross_entropy(logits, target, reduction="none") * weight.squeeze(1)).mean()
     return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).mean()
+
+
+def _ignoring(name: str, task: str, ignore_index: int) -> LossFn:
+    """The loss over labelled pixels only: cross-entropy and smp's Dice skip ``ignore_index``
+    themselves; the one-channel BCE and MSE are averaged over the labelled pixels."""
+    dice = smp.losses.DiceLoss("multiclass" if task == "multiclass" else "binary", from_logits=True, ignore_index=ignore_index)
+
+    def one_channel(logits: torch.Tensor, target: torch.Tensor, term: str) -> torch.Tensor:
+        labelled = target != ignore_index
+        clean = torch.where(labelled, target, torch.zeros_like(target))
+        if term == "mse":
+            pixels = F.mse_loss(torch.sigmoid(logits), clean, reduction="none")
+        else:
+            pixels = F.binary_cross_entropy_with_logits(logits, clean, reduction="none")
+        return (pixels * labelled).sum() / labelled.sum().clamp(min=1)
+
+    def loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        total = torch.zeros((), device=logits.device)
+        for term in name.split("+"):
+            if term == "dice":
+                total = total + dice(logits, target)
+            elif term == "ce":
+                total = total + F.cross_entropy(logits, target, ignore_index=ignore_index)
+            else:
+                total = total + one_channel(logits, target, term)
+        return total
+
+    return loss
 
 
 def _unweighted(name: str, task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -13,6 +13,7 @@ from src.config.errors import UserInputError
 from src.models.base import ConfiguredModule
 from src.models.losses import WEIGHTED, build_loss, check_task
 from src.models.metrics import SegmentationMetrics
+from src.prediction.tiling import window_logits
 from src.runs.checkpoints import plain
 
 
@@ -38,6 +39,10 @@ class SegmentationModule(ConfiguredModule):
         channels_last: run the net in the NHWC memory layout (tensor cores on GPUs prefer it).
         compile_net: run the net through ``torch.compile`` (the first steps compile it); the
             checkpoint keeps the plain net's weights.
+        ignore_index: target value of unlabelled pixels, skipped by the loss and every metric
+            (set from the data module).
+        eval_window: validate and test on whole images in tiles of this side, through
+            prediction's sliding-window path (set from the data module when it trains on crops).
     """
 
     def __init__(
@@ -56,6 +61,8 @@ class SegmentationModule(ConfiguredModule):
         tta: bool = False,
         channels_last: bool = False,
         compile_net: bool = False,
+        ignore_index: int | None = None,
+        eval_window: int | None = None,
     ) -> None:
         super().__init__(input_mean, input_std)
         # plain containers, so checkpoints load with torch.load(weights_only=True)
@@ -63,16 +70,16 @@ class SegmentationModule(ConfiguredModule):
         input_mean, input_std = list(input_mean), list(input_std)
         self.save_hyperparameters(logger=False)
         check_task(task, out_channels)
-        self.loss_name, self.loss_fn = build_loss(loss, task)
+        self.loss_name, self.loss_fn = build_loss(loss, task, ignore_index)
         self.net: nn.Module = instantiate(net, in_channels=in_channels, out_channels=out_channels)
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         # kept off the module's children, so state_dict and checkpoints hold the plain net's keys
         object.__setattr__(self, "_run_net", torch.compile(self.net) if compile_net else self.net)
         # training: acc, miou (and mse) only; per-image mIoU and Dice on val/test (`make bench`)
-        self.train_metrics = SegmentationMetrics(task, out_channels, prefix="train/", overlap=False)
-        self.val_metrics = SegmentationMetrics(task, out_channels, prefix="val/", challenge=challenge_metrics)
-        self.test_metrics = SegmentationMetrics(task, out_channels, prefix="test/", challenge=challenge_metrics)
+        self.train_metrics = SegmentationMetrics(task, out_channels, prefix="train/", overlap=False, ignore_index=ignore_index)
+        self.val_metrics = SegmentationMetrics(task, out_channels, prefix="val/", challenge=challenge_metrics, ignore_index=ignore_index)
+        self.test_metrics = SegmentationMetrics(task, out_channels, prefix="test/", challenge=challenge_metrics, ignore_index=ignore_index)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, out_channels, H, W) for raw images in [0, 1]."""
@@ -102,6 +109,15 @@ class SegmentationModule(ConfiguredModule):
                 count += 1
         return total / count
 
+    def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The logits val, test and robustness score: :meth:`predict_logits` on the whole
+        images, or in tiles of ``eval_window`` px (a net trained on crops) as ``src.predict``
+        does."""
+        window = self.hparams.get("eval_window")
+        if window is None:
+            return self.predict_logits(images)
+        return window_logits(self.predict_logits, images, window)
+
     def predict_step(self, batch: dict[str, torch.Tensor] | Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class probabilities of a batch (dict items with "image", or tuples with the images
         first), so ``trainer.predict`` runs on any number of devices."""
@@ -109,7 +125,7 @@ class SegmentationModule(ConfiguredModule):
         return self.probabilities(self.predict_logits(images))
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        logits = self(batch["image"]) if split == "train" else self.predict_logits(batch["image"])
+        logits = self(batch["image"]) if split == "train" else self.evaluation_logits(batch["image"])
         loss = self.loss_fn(logits, batch["mask"], batch.get("weight"))
         metrics: SegmentationMetrics = getattr(self, f"{split}_metrics")
         metrics.update(self.probabilities(logits.detach()), batch["mask"], loss)

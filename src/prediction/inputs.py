@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import glob
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from src.config.errors import UserInputError
+from src.data.folder_files import read_raw_mask
+from src.data.mask_decoding import MaskDecoding
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 # label files found beside an image: <stem>_label / <stem>_mask, or eliret's NNNx -> NNNy
@@ -47,7 +51,11 @@ def is_label(path: Path) -> bool:
     return path.stem.endswith(LABEL_SUFFIXES) or (path.stem[-1:] == "y" and path.with_name(path.stem[:-1] + "x" + path.suffix).exists())
 
 
-def label_path(image: Path) -> Path | None:
+def label_path(image: Path, labels_dir: Path | None = None) -> Path | None:
+    """The label file of ``image``: the file with its stem in ``labels_dir`` (a folder data set's
+    masks/), else one beside it."""
+    if labels_dir is not None:
+        return next((p for p in sorted(labels_dir.glob(f"{image.stem}.*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
     candidates = [image.with_name(image.stem + suffix + image.suffix) for suffix in LABEL_SUFFIXES]
     candidates += [image.with_name(image.stem + suffix + ".png") for suffix in LABEL_SUFFIXES]
     if image.stem.endswith("x"):
@@ -95,6 +103,17 @@ def _to_array(image: Image.Image, channels: int) -> tuple[np.ndarray, str]:
             note = "gray -> RGB"
         return np.asarray(rgb.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0, note
     raise RefusedImage(f"the checkpoint expects {channels} input channels; only 1 (gray) or 3 (RGB) can be made from an image file")
+
+
+def read_folder_label(path: Path, data: Mapping[str, Any]) -> torch.Tensor:
+    """(H, W) long class map of a label decoded as the checkpoint's folder data set decoded its
+    masks (``data``: its data module's hyperparameters)."""
+    decoding = MaskDecoding(data["classes"], data["foreground"], data["mask_values"], data["ignore_index"])
+    raw = read_raw_mask(path)
+    foreground = None
+    if decoding.classes == 2 and decoding.mask_values is None:
+        foreground = decoding.binary_foreground(set(np.unique(raw).tolist()) - {decoding.ignore_index})
+    return torch.from_numpy(decoding.decode(raw, path, foreground).astype(np.int64))
 
 
 def read_label(path: Path, task: str, foreground: str) -> torch.Tensor:

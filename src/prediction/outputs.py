@@ -81,11 +81,14 @@ def overlay_figure(image: torch.Tensor, probability: torch.Tensor, label_map: to
     save_figure(fig, path)
 
 
-def label_metrics(label_map: torch.Tensor, target: torch.Tensor, classes: int) -> dict[str, float]:
+def label_metrics(label_map: torch.Tensor, target: torch.Tensor, classes: int, ignore_index: int | None = None) -> dict[str, float]:
     """Pixel accuracy, IoU and Dice of one image against its label (multi-class: averaged over
-    the classes, background included)."""
+    the classes, background included), over the labelled pixels (target != ``ignore_index``)."""
     if target.shape != label_map.shape:
         raise ValueError(f"label is {tuple(target.shape)}, the image {tuple(label_map.shape)}")
+    if ignore_index is not None:
+        labelled = target != ignore_index
+        label_map, target = label_map[labelled][None], target[labelled][None]
     if classes <= 2:
         return {
             "acc": binary_accuracy(label_map, target).item(),

@@ -4,11 +4,15 @@ an image whose borders are mirrored first, as the U-Net paper does."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
-from src.models.segmentation import SegmentationModule
+if TYPE_CHECKING:  # the module evaluates through window_logits: a runtime import would cycle
+    from src.models.segmentation import SegmentationModule
 
 
 def allow_any_size(module: SegmentationModule) -> None:
@@ -39,14 +43,21 @@ def predict_probabilities(
     height, width = x.shape[-2:]
     if input_scale != 1.0:
         x = F.interpolate(x, scale_factor=input_scale, mode="bilinear", antialias=True, align_corners=False)
-    border = min(border, x.shape[-2] - 1, x.shape[-1] - 1)
-    if border > 0:
-        x = F.pad(x, (border,) * 4, mode="reflect")
-    roi = (roi_size, roi_size) if roi_size else tuple(x.shape[-2:])
-    logits = sliding_window_inference(x, roi, batch_size, module.predict_logits, overlap=overlap, mode="gaussian", padding_mode="reflect")
-    if border > 0:
-        logits = logits[..., border:-border, border:-border]
+    logits = window_logits(module.predict_logits, x, roi_size, overlap, batch_size, border)
     probabilities = module.probabilities(logits)
     if input_scale != 1.0:
         probabilities = F.interpolate(probabilities, size=(height, width), mode="bilinear", align_corners=False)
     return probabilities[0].cpu()
+
+
+def window_logits(
+    logits_of: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, roi_size: int | None, overlap: float = 0.25, batch_size: int = 4, border: int = 16
+) -> torch.Tensor:
+    """Logits (N, K, H, W) of images (N, C, H, W) through ``logits_of`` in square tiles of side
+    ``roi_size`` (None: one window), over the images mirrored by ``border`` pixels: the path of
+    both :func:`predict_probabilities` and a model evaluated on whole images (``data.crop_size``)."""
+    border = min(border, images.shape[-2] - 1, images.shape[-1] - 1)
+    x = F.pad(images, (border,) * 4, mode="reflect") if border > 0 else images
+    roi = (roi_size, roi_size) if roi_size else tuple(x.shape[-2:])
+    logits = sliding_window_inference(x, roi, batch_size, logits_of, overlap=overlap, mode="gaussian", padding_mode="reflect")
+    return logits[..., border:-border, border:-border] if border > 0 else logits

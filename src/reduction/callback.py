@@ -123,6 +123,11 @@ class SaliencyReduction(Callback):
         out_channels = pl_module.hparams.get("out_channels", 1)
         if out_channels > 1 and not 0 <= self.relevance.background_class < out_channels:
             raise UserInputError(f"reduction.background_class={self.relevance.background_class} is not a class of this model (0..{out_channels - 1}).")
+        if getattr(trainer.datamodule, "streamed", False):
+            raise UserInputError(
+                "reduction keeps the reduced training set in memory, but this folder set is larger than data.memory_limit_mb "
+                "and is read from disk; raise data.memory_limit_mb (the log gives the set's size), set data.image_size, or reduction=none."
+            )
         if not isinstance(getattr(trainer.datamodule, "train_set", None), SegmentationTensors):
             raise UserInputError(
                 "reduction needs a data module whose training set can be replaced (a `train_set` "
@@ -154,8 +159,9 @@ class SaliencyReduction(Callback):
     def _reduce(self, trainer: L.Trainer, pl_module: L.LightningModule, fit_seconds: float) -> None:
         started = time.perf_counter()
         dataset: SegmentationTensors = trainer.datamodule.train_set
-        n, _, height, width = self._original.shape
-        present = self.masks if self.cumulative and self.masks is not None else torch.ones(n, height, width, dtype=torch.bool)
+        # an image smaller than the canvas it shares with larger ones has only its own pixels
+        valid = dataset.valid_pixels()
+        present = self.masks if self.cumulative and self.masks is not None else valid
         source = dataset.images if self.cumulative else self._original
         masks, entropy, inertia, example_relevance = self._sharded_masks(trainer, pl_module, source, present)
         digest = hashlib.sha256(masks.numpy().tobytes()).hexdigest()
@@ -167,7 +173,7 @@ class SaliencyReduction(Callback):
         dataset.replace_images(self._filled(masks))
         row: dict[str, Any] = {
             "round": self.rounds_done,
-            "kept_fraction": masks.flatten(1).float().mean(1).mean().item(),
+            "kept_fraction": (masks.flatten(1).sum(1) / valid.flatten(1).sum(1)).mean().item(),
             **{k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("val/")},
             "mean_spatial_entropy": entropy.mean().item(),
             "mean_moment_of_inertia": inertia.mean().item(),
@@ -243,8 +249,9 @@ class SaliencyReduction(Callback):
         round_dir = self.output_dir / f"round_{self.rounds_done:02d}"
         report.write_masks(round_dir / "masks.npz", masks, torch.arange(len(masks)))
         report.write_rounds_csv(self.output_dir / "rounds.csv", self.history)
-        k = min(self.examples, len(masks))
-        if k and relevance is not None:
+        # the examples come from the first relevance batch, which reduction.batch_size may make the smaller
+        k = 0 if relevance is None else min(self.examples, len(masks), len(relevance))
+        if k:
             figure = report.examples_figure(
                 to_unit(self._original[:k]),
                 dataset.masks[:k],

@@ -70,13 +70,13 @@ def evaluate_loader(module: Any, loader: DataLoader) -> dict[str, float]:
             metric.sync_on_compute = False
     metrics.reset()
     # a model trained with border weights is scored with its task's plain loss (shifts move pixels)
-    loss_fn = build_loss(None, module.hparams.task)[1] if module.loss_name in WEIGHTED else module.loss_fn
+    loss_fn = build_loss(None, module.hparams.task, module.hparams.get("ignore_index"))[1] if module.loss_name in WEIGHTED else module.loss_fn
     was_training = module.training
     module.eval()
     try:
         for batch in loader:
             images, target = batch["image"].to(module.device), batch["mask"].to(module.device)
-            logits = module.predict_logits(images)
+            logits = module.evaluation_logits(images)
             metrics.update(module.probabilities(logits), target, loss_fn(logits, target, None))
     finally:
         module.train(was_training)

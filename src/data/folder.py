@@ -1,0 +1,385 @@
+"""Your own data: a folder of images and masks (``data=folder``), any size, binary or multi-class.
+
+Layout: ``<data_dir>/images/`` and ``<data_dir>/masks/``, paired by file stem, and optionally
+``train.txt``, ``val.txt``, ``test.txt`` naming the splits. See docs/own_data.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from src.callbacks.random_state import item_seed
+from src.config.errors import UserInputError
+from src.data.augment import dihedral, resolve
+from src.data.folder_files import GRAY_MODES, SPLITS, Pair, find_pairs, header, read_image, read_raw_mask, read_split_lists
+from src.data.mask_decoding import MaskDecoding
+from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader, random_crop, to_unit
+
+log = logging.getLogger(__name__)
+
+# version of the decoded-array cache: change it whenever decoding changes
+CACHE_FORMAT = 1
+# canvas sides round up to this, so a net that halves the resolution 5 times takes a whole canvas
+CANVAS_MULTIPLE = 32
+# images normalised with statistics of at most this many training images (streamed sets decode them)
+STATISTICS_IMAGES = 256
+
+
+@dataclass
+class Scan:
+    """What the headers say, before any pixel is decoded."""
+
+    splits: dict[str, list[Pair]]
+    sizes: dict[str, list[tuple[int, int]]]  # (height, width) of each image, per split
+    channels: int
+    converted: int  # files whose colour mode differs from ``channels``
+    stored_bytes: int  # decoded uint8 images and masks, all splits
+
+
+class FolderDataModule(SplitDataModule):
+    """Images and masks from a folder, binary (``classes=2``, one output channel) or multi-class.
+
+    Args:
+        data_dir: holds ``images/`` (PNG, JPEG, TIFF) and ``masks/`` (PNG, TIFF), paired by stem.
+        classes, foreground, mask_values, ignore_index: how mask values become classes
+            (:class:`~src.data.mask_decoding.MaskDecoding`); unlabelled pixels are skipped by the
+            losses and metrics.
+        channels: 1 (gray) or 3 (RGB); None detects it from the files (RGB if any file is colour).
+        image_size: resize every image to this square side; or
+        crop_size: train on random square crops at native resolution and evaluate whole images
+            in tiles of this side (the U-Net paper's way); images may then differ in size.
+            Neither: every image must have the same size, used as is.
+        split: train/val/test fractions when there are no split lists; split_seed shuffles.
+        intensity_max: the value that maps to white in 16-bit or float images (None: 65535, 1.0).
+        memory_limit_mb: decoded sets up to this size (uint8) are held in memory; larger ones
+            decode each image from disk when it is served (the reduction needs them in memory).
+    """
+
+    natural_shifts = ()
+
+    def __init__(
+        self,
+        data_dir: str,
+        classes: int = 2,
+        foreground: int | None = None,
+        mask_values: Sequence[int] | None = None,
+        ignore_index: int | None = None,
+        channels: int | None = None,
+        image_size: int | None = None,
+        crop_size: int | None = None,
+        split: Sequence[float] = (0.8, 0.1, 0.1),
+        split_seed: int = 0,
+        intensity_max: float | None = None,
+        memory_limit_mb: float = 4096,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        augment: Callable | str | None = "auto",
+    ) -> None:
+        super().__init__()
+        mask_values = None if mask_values is None else [int(v) for v in mask_values]
+        split = [float(f) for f in split]
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.decoding = MaskDecoding(classes, foreground, mask_values, ignore_index)
+        if channels not in (None, 1, 3):
+            raise UserInputError(f"data.channels={channels} must be 1 (gray), 3 (RGB) or null (detected from the files).")
+        if image_size is not None and crop_size is not None:
+            raise UserInputError("set data.image_size (resize) or data.crop_size (native resolution, random crops), not both.")
+        for name, side in (("image_size", image_size), ("crop_size", crop_size)):
+            if side is not None and side < 16:
+                raise UserInputError(f"data.{name}={side} is too small; use >= 16 pixels.")
+        if len(split) != 3 or min(split) < 0 or split[0] <= 0 or abs(sum(split) - 1) > 1e-6:
+            raise UserInputError(f"data.split={split} must be three fractions (train, val, test) >= 0 that sum to 1, with train > 0.")
+        self.data_dir = Path(data_dir)
+        if not self.data_dir.is_dir():
+            raise UserInputError(f"data.data_dir={self.data_dir} is not a folder; point it at the folder holding images/ and masks/.")
+        self.augment = resolve(augment, recommended=dihedral())
+        self.ignore_index = ignore_index
+        self.eval_window = crop_size
+        self.streamed = False
+        self._statistics: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    # ---- what the model is built from -------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return "binary" if self.hparams.classes == 2 else "multiclass"
+
+    @property
+    def out_channels(self) -> int:
+        return 1 if self.hparams.classes == 2 else self.hparams.classes
+
+    @property
+    def in_channels(self) -> int:
+        return self.scan.channels
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.statistics[0]
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.statistics[1]
+
+    @cached_property
+    def statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the first training images (at most STATISTICS_IMAGES),
+        which the model normalises by (inside itself: its checkpoint takes raw images)."""
+        total = np.zeros(self.scan.channels)
+        squares = np.zeros(self.scan.channels)
+        count = 0
+        for pair in self.scan.splits["train"][:STATISTICS_IMAGES]:
+            pixels = read_image(pair.image, self.scan.channels, self.hparams.intensity_max).reshape(self.scan.channels, -1) / 255.0
+            total += pixels.sum(1)
+            squares += (pixels**2).sum(1)
+            count += pixels.shape[1]
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+        return tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)
+
+    # ---- reading -----------------------------------------------------------------------
+    @cached_property
+    def scan(self) -> Scan:
+        """Pairs, splits, channels and sizes from the file headers: a missing partner, a size
+        mismatch or an empty split is refused here, before the model is built."""
+        pairs = find_pairs(self.data_dir)
+        splits = self._split(pairs)
+        modes: dict[Path, str] = {}
+        sizes: dict[str, list[tuple[int, int]]] = {}
+        for split, members in splits.items():
+            sizes[split] = []
+            for pair in members:
+                mode, width, height = header(pair.image)
+                _, mask_width, mask_height = header(pair.mask)
+                if (mask_width, mask_height) != (width, height):
+                    raise UserInputError(
+                        f"image {pair.image} is {width}x{height} but its mask {pair.mask} is {mask_width}x{mask_height}; "
+                        "a mask must have its image's size. Fix or remove the pair."
+                    )
+                modes[pair.image] = mode
+                sizes[split].append((height, width))
+        gray = sum(mode in GRAY_MODES for mode in modes.values())
+        channels = self.hparams.channels or (1 if gray == len(modes) else 3)
+        converted = gray if channels == 3 else len(modes) - gray
+        self._check_sizes(splits, sizes)
+        side = self.hparams.image_size
+        stored = sum(
+            (channels + 1) * (side * side if side else height * width) for split in sizes.values() for height, width in split
+        )
+        return Scan(splits, sizes, channels, converted, stored)
+
+    def _split(self, pairs: dict[str, Pair]) -> dict[str, list[Pair]]:
+        lists = read_split_lists(self.data_dir, set(pairs))
+        if lists is None:
+            order = np.random.default_rng(self.hparams.split_seed).permutation(len(pairs))
+            stems = [list(pairs)[i] for i in order]
+            n = len(stems)
+            n_val = round(self.hparams.split[1] * n)
+            n_test = round(self.hparams.split[2] * n)
+            lists = {"val": sorted(stems[:n_val]), "test": sorted(stems[n_val : n_val + n_test]), "train": sorted(stems[n_val + n_test :])}
+            if self.hparams.split[2] == 0:
+                lists["test"] = lists["val"]
+            for split in SPLITS:
+                if not lists[split]:
+                    raise UserInputError(
+                        f"the {split} split of {self.data_dir} is empty: data.split={list(self.hparams.split)} of {n} image pairs leaves it none. "
+                        "Add images, change data.split, or name the splits in train.txt, val.txt (and test.txt)."
+                    )
+        splits = {split: [pairs[stem] for stem in lists[split]] for split in ("train", "val")}
+        # no test split of its own: tested on the validation split (one dataset, read once)
+        splits["test"] = splits["val"] if lists["test"] is lists["val"] else [pairs[stem] for stem in lists["test"]]
+        return splits
+
+    def _check_sizes(self, splits: dict[str, list[Pair]], sizes: dict[str, list[tuple[int, int]]]) -> None:
+        if self.hparams.image_size is not None:
+            return
+        crop = self.hparams.crop_size
+        if crop is None:
+            everything = [(size, pair) for split in SPLITS for size, pair in zip(sizes[split], splits[split])]
+            first_size, first = everything[0]
+            for size, pair in everything:
+                if size != first_size:
+                    raise UserInputError(
+                        f"image {pair.image} is {size[1]}x{size[0]} but {first.image} is {first_size[1]}x{first_size[0]}; images of "
+                        "different sizes need data.crop_size (train on crops at native resolution) or data.image_size (resize)."
+                    )
+            return
+        for size, pair in zip(sizes["train"], splits["train"]):
+            if min(size) < crop:
+                raise UserInputError(
+                    f"training image {pair.image} is {size[1]}x{size[0]}, smaller than data.crop_size={crop}; lower data.crop_size "
+                    "or move the image to val.txt/test.txt (evaluation takes images of any size)."
+                )
+
+    def _arrays(self, split: str, foreground: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """A split's images (N, C, H, W) and class maps (N, H, W) as uint8, decoded straight
+        into one array (no per-image copies to stack), resized if asked; images of different
+        sizes on one canvas, with their (height, width) rows, else None."""
+        pairs, side = self.scan.splits[split], self.hparams.image_size
+        shapes = [(side, side)] * len(pairs) if side else self.scan.sizes[split]
+        mixed = len(set(shapes)) > 1
+        height, width = (-(-max(extent) // CANVAS_MULTIPLE) * CANVAS_MULTIPLE for extent in zip(*shapes)) if mixed else shapes[0]
+        images = np.zeros((len(pairs), self.scan.channels, height, width), np.uint8)
+        masks = np.zeros((len(pairs), height, width), np.uint8)
+        for i, pair in enumerate(pairs):
+            image = read_image(pair.image, self.scan.channels, self.hparams.intensity_max)
+            mask = self.decoding.decode(read_raw_mask(pair.mask), pair.mask, foreground)
+            if side:
+                image, mask = resize_image(image, side), resize_mask(mask, side)
+            images[i, :, : mask.shape[0], : mask.shape[1]] = image
+            masks[i, : mask.shape[0], : mask.shape[1]] = mask
+        return images, masks, np.array(shapes) if mixed else None
+
+    def _cached_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`_arrays` through ``<data_dir>/cache/``, keyed by every file's path, size and
+        modification time and by the decoding settings (as Pet caches its arrays); when the
+        folder is not writable, in memory only."""
+        h = self.hparams
+        files = "|".join(f"{p.image.name}:{p.image.stat().st_size}:{p.image.stat().st_mtime_ns}:{p.mask.name}:{p.mask.stat().st_mtime_ns}" for p in self.scan.splits[split])
+        settings = f"{CACHE_FORMAT}|{self.scan.channels}|{h.image_size}|{h.intensity_max}|{self.decoding}|{files}"
+        cache = self.data_dir / "cache" / f"folder_{split}_{hashlib.sha1(settings.encode()).hexdigest()[:16]}.npz"
+        if cache.exists():
+            with np.load(cache) as stored:
+                return stored["images"], stored["masks"], stored["sizes"] if "sizes" in stored else None
+        images, masks, sizes = self._arrays(split, self.foreground)
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npz")
+            np.savez(tmp, images=images, masks=masks, **({} if sizes is None else {"sizes": sizes}))
+            os.replace(tmp, cache)
+        except OSError as err:
+            log.warning("could not cache the decoded %s split in %s (%s); keeping it in memory only", split, cache.parent, err)
+        return images, masks, sizes
+
+    @cached_property
+    def foreground(self) -> int | None:
+        """The stored foreground value of binary masks (None for other encodings)."""
+        if self.hparams.classes != 2 or self.hparams.mask_values is not None:
+            return None
+        if self.hparams.foreground is not None:
+            return self.hparams.foreground
+        values: set[int] = set()
+        for members in self.scan.splits.values():
+            for pair in members:
+                raw = read_raw_mask(pair.mask)
+                values |= set(np.unique(raw).tolist()) - {self.ignore_index}
+        return self.decoding.binary_foreground(values)
+
+    # ---- splits ------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        scan = self.scan
+        limit = self.hparams.memory_limit_mb * 2**20
+        self.streamed = scan.stored_bytes > limit
+        for split in SPLITS:
+            transform = self.augment if split == "train" else None
+            crop = self.hparams.crop_size if split == "train" else None
+            if split == "test" and scan.splits["test"] is scan.splits["val"]:
+                self.splits["test"] = self.splits["val"]
+            elif self.streamed:
+                self.splits[split] = StreamedPairs(self, scan.splits[split], self.foreground, transform, crop)
+            else:
+                self.splits[split] = self._tensors(*self._cached_arrays(split), transform, crop)
+        heights, widths = zip(*(size for split in scan.sizes.values() for size in split))
+        log.info(
+            "data=folder %s: %d train / %d val / %d test pairs, %s%s, %d classes, %s, %s",
+            self.data_dir,
+            *(len(scan.splits[s]) for s in SPLITS),
+            "RGB" if scan.channels == 3 else "gray",
+            f" ({scan.converted} files converted to {'RGB' if scan.channels == 3 else 'gray'})" if scan.converted else "",
+            self.hparams.classes,
+            f"widths {min(widths)}-{max(widths)} x heights {min(heights)}-{max(heights)} px"
+            + (f", resized to {self.hparams.image_size}" if self.hparams.image_size else "")
+            + (f", training on {self.hparams.crop_size} px crops" if self.hparams.crop_size else ""),
+            f"streamed from disk ({scan.stored_bytes / 2**20:.0f} MB > data.memory_limit_mb={self.hparams.memory_limit_mb:g})"
+            if self.streamed
+            else f"held in memory ({scan.stored_bytes / 2**20:.1f} MB uint8)",
+        )
+
+    def _tensors(self, images: np.ndarray, masks: np.ndarray, sizes: np.ndarray | None, transform: Callable | None, crop: int | None) -> SegmentationTensors:
+        binary = self.hparams.classes == 2
+        targets = torch.from_numpy(masks)
+        return SegmentationTensors(
+            torch.from_numpy(images),
+            targets.unsqueeze(1) if binary else targets,
+            transform=transform,
+            target_dtype=torch.float32 if binary else torch.long,
+            sizes=None if sizes is None else torch.from_numpy(sizes),
+            crop_size=crop,
+        )
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        dataset = self.splits[split]
+        mixed = len(set(self.scan.sizes[split])) > 1 and self.hparams.image_size is None
+        # whole images of different sizes do not stack into a batch: one at a time
+        hparams = {**self.hparams, "batch_size": 1} if mixed else self.hparams
+        return make_loader(dataset, hparams, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+
+def resize_image(image: np.ndarray, side: int) -> np.ndarray:
+    """(C, H, W) uint8 to (C, side, side): bilinear with antialiasing, as Pet's images."""
+    if image.shape[-2:] == (side, side):
+        return image
+    resized = F.interpolate(torch.from_numpy(image)[None].float(), size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return resized[0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def resize_mask(mask: np.ndarray, side: int) -> np.ndarray:
+    """(H, W) class map to (side, side) by each output pixel's centre (labels stay labels)."""
+    if mask.shape == (side, side):
+        return mask
+    resized = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=(side, side), mode="nearest-exact")
+    return resized[0, 0].to(torch.uint8).numpy()
+
+
+class StreamedPairs(Dataset):
+    """A split decoded from disk item by item (sets above ``data.memory_limit_mb``), served like
+    :class:`SegmentationTensors`: resized or cropped, then augmented, seeded per (epoch, item)."""
+
+    def __init__(self, datamodule: FolderDataModule, pairs: list[Pair], foreground: int | None, transform: Callable | None, crop: int | None) -> None:
+        self.pairs, self.foreground, self.transform, self.crop = pairs, foreground, transform, crop
+        self.channels = datamodule.scan.channels
+        self.decoding = datamodule.decoding
+        self.image_size, self.intensity_max = datamodule.hparams.image_size, datamodule.hparams.intensity_max
+        self.epoch_seed = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch_seed(self, seed: int) -> None:
+        self.epoch_seed.fill_(seed)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        pair = self.pairs[index]
+        image = read_image(pair.image, self.channels, self.intensity_max)
+        mask = self.decoding.decode(read_raw_mask(pair.mask), pair.mask, self.foreground)
+        if self.image_size is not None:
+            image, mask = resize_image(image, self.image_size), resize_mask(mask, self.image_size)
+        pixels = to_unit(torch.from_numpy(image))
+        target = torch.from_numpy(mask)
+        target = target[None].float() if self.decoding.classes == 2 else target.long()
+        if self.transform is not None or self.crop is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(item_seed(int(self.epoch_seed), index))
+                if self.crop is not None:
+                    pixels, (target,) = random_crop(pixels, [target], tuple(mask.shape), self.crop)
+                if self.transform is not None:
+                    pixels, target = self.transform(pixels, target)
+        return {"image": pixels, "mask": target, "index": torch.tensor(index)}
