@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast lint bench bench-quick clean
+.PHONY: install train test test-fast lint bench bench-quick results docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: install
 ## the short version (under 2 min), same outputs
 bench-quick: install
 	$(BIN)/python -m bench --quick $(ARGS)
+
+## rerun the runs behind every results table (about 1 h on 2 cores): docs/results.md, results/latest.json
+results: install
+	$(BIN)/python -m results $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache .hypothesis
