@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from bench import data, early_exit, fills, gpu, overhead, relevance
+from bench import cli, data, early_exit, fills, gpu, overhead, relevance
 from bench.pet_layout import PET_SIZE, write_pet
 from bench.report import markdown
 from bench.timing import machine, run_probe
@@ -72,6 +72,7 @@ def run(mode: str, data_dir: Path, results_dir: Path) -> dict:
     section("overhead", lambda: overhead.measure(data_root, plan["overhead_epochs"], plan["overhead_repetitions"]))
     if plan["startup"]:
         section("startup", lambda: overhead.startup(data_root, 2))
+    section("cli", lambda: cli.measure(reps))
     methods = relevance.METHODS if mode == "full" else ("prediction", "gradient")
     section("relevance", lambda: relevance.measure(min(reps, 2), plan["relevance_sizes"], methods))
     section("fills", lambda: fills.measure(min(reps, 2), plan["fill_images"]))

@@ -59,6 +59,9 @@ def markdown(results: dict) -> str:
                 ["`import src.train`", s["import_src_train_s"]],
             ],
         )
+    if "cli" in results:
+        out += ["## The CLI's answers without training (`python -m src.train ...`, median seconds; torch is not imported)", ""]
+        out += _table(["command", "seconds"], [[name, seconds] for name, seconds in results["cli"].items()])
     r = results["relevance"]
     out += [f"## Relevance pass ({r['train_images']} images of {r['image_size']} px; one training epoch: {r['training_epoch_s']:.3f} s)", ""]
     out += _table(["method", "seconds", "x one training epoch"], [[k, v["seconds"], v["vs_training_epoch"]] for k, v in r["methods"].items()])

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from src.config.builders import build_datamodule, build_trainer
 from src.config.errors import UserInputError
+from src.config.help import answer_help
 from src.config.user_errors import exit_on_user_error
 from src.early_exit.report import early_exit_report
 from src.loggers.build import build_loggers, finish_loggers
@@ -63,5 +64,11 @@ def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 
 
+def cli() -> None:
+    """``python -m src.eval`` / ``salseg-eval``; ``--help`` lists the groups and the config."""
+    if not answer_help("eval"):
+        main()
+
+
 if __name__ == "__main__":
-    main()
+    cli()

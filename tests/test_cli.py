@@ -1,16 +1,22 @@
 """The command lines a user types, run as subprocesses (each costs a cold import, ~10 s)."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from src.data.eliret_generator import EliretSpec, generate
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def run_dirs(root: Path, task: str = "train") -> list[Path]:
     return sorted((root / "outputs" / task / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_train_then_eval_from_the_command_line(tmp_path: Path) -> None:
     result = run_cli("src.train", "debug=fast", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -26,6 +32,7 @@ def test_train_then_eval_from_the_command_line(tmp_path: Path) -> None:
     assert set(json.loads((eval_run / "metrics.json").read_text())) == {k for k in metrics if k.startswith("test/")}
 
 
+@pytest.mark.slow
 def test_bad_value_stops_before_training_with_one_clear_line(tmp_path: Path) -> None:
     result = run_cli("src.train", "model.net.upsampling=cubic", project_root=tmp_path)
     assert result.returncode == 2
@@ -34,6 +41,7 @@ def test_bad_value_stops_before_training_with_one_clear_line(tmp_path: Path) -> 
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 def test_unknown_key_and_unknown_option_are_refused(tmp_path: Path) -> None:
     result = run_cli("src.train", "model.net.no_such_arg=1", project_root=tmp_path)
     assert result.returncode != 0 and "Key 'no_such_arg' is not in struct" in result.stderr
@@ -41,6 +49,7 @@ def test_unknown_key_and_unknown_option_are_refused(tmp_path: Path) -> None:
     assert result.returncode != 0 and "Could not find 'model/resnet'" in result.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_data_is_named_before_training(tmp_path: Path) -> None:
     data = tmp_path / "data" / "eliret"
     generate(EliretSpec(), data)
@@ -51,6 +60,7 @@ def test_corrupt_data_is_named_before_training(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 def test_multirun_gives_each_job_its_own_dir(tmp_path: Path) -> None:
     result = run_cli("src.train", "-m", "model=unet,fcn", "debug=fast", "logger=none", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -59,6 +69,7 @@ def test_multirun_gives_each_job_its_own_dir(tmp_path: Path) -> None:
     assert all((sweep / job / "metrics.json").exists() for job in ("0", "1"))
 
 
+@pytest.mark.slow
 def test_a_redirected_run_prints_a_line_per_epoch_and_no_noise(tmp_path: Path) -> None:
     """Output to a file (not a terminal): one line per epoch instead of a bar rewriting itself at
     every step, and none of Lightning's non-actionable lines."""
@@ -72,3 +83,54 @@ def test_a_redirected_run_prints_a_line_per_epoch_and_no_noise(tmp_path: Path) -
     for noise in ("Tip: For seamless cloud logging", "Trainer already configured with model summary", "LeafSpec", "Total FLOPs: 0"):
         assert noise not in output, noise
     assert "Total FLOPs" in output  # the summary counts them on an example image
+
+
+# the entry point run in-process by a child python that then reports whether torch was imported
+TORCH_PROBE = """
+import runpy, sys
+sys.argv = ["src.train", *sys.argv[1:]]
+try:
+    runpy.run_module("src.train", run_name="__main__")
+except SystemExit as exit:
+    code = exit.code
+else:
+    code = 0
+print(f"exit={code} torch_imported={'torch' in sys.modules} lightning_imported={'lightning' in sys.modules}")
+"""
+
+
+def probe(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PROJECT_ROOT": str(tmp_path)}
+    return subprocess.run([sys.executable, "-c", TORCH_PROBE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_help_and_config_mistakes_answer_before_torch_is_imported(tmp_path: Path) -> None:
+    for args, code in (
+        (["--help"], 0),
+        (["reduction.percentil=50"], 1),
+        (["model=unett"], 1),
+        (["reduction.percentile=200"], 2),
+        (["data.image_size=3", "seed=-1"], 2),
+    ):
+        result = probe(tmp_path, *args)
+        assert f"exit={code} torch_imported=False lightning_imported=False" in result.stdout, (args, result.stdout[-500:], result.stderr[-1500:])
+
+
+@pytest.mark.slow
+def test_help_lists_only_the_options_a_user_can_pick(tmp_path: Path) -> None:
+    result = probe(tmp_path, "--help", "data=folder")
+    assert "_schema" not in result.stdout and "schema/" not in result.stdout
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if line.startswith(("data: ", "reduction: ", "model/optimizer: ")))
+    assert lines == {"data": "eliret, eliret_cls, folder, membrane, pet, pet_cls", "reduction": "none, saliency", "model/optimizer": "adam, sgd"}
+    assert "_target_: src.data.folder.FolderDataModule" in result.stdout  # the config as composed with the overrides
+
+
+@pytest.mark.slow
+def test_a_user_error_is_printed_once(tmp_path: Path) -> None:
+    result = run_cli("src.train", "reduction.percentile=200", project_root=tmp_path)
+    assert result.returncode == 2
+    message = "reduction.percentile=200 must be in (0, 100]"
+    assert (result.stdout + result.stderr).count(message) == 1 and f"error: {message}" in result.stderr
+    (run,) = run_dirs(tmp_path)
+    assert message in (run / "train.log").read_text()  # and kept in the run's log

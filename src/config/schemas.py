@@ -1,8 +1,8 @@
 """Typed schemas (structured configs in Hydra's ConfigStore) for the groups users edit most, and
 the ranges checked before any data is read.
 
-Each YAML option of these groups starts from its schema (``defaults: [<name>_schema, _self_]``),
-so ``reduction.percentile=abc`` fails while the config is composed, naming the key, and a
+Each YAML option of these groups starts from its schema (``defaults: [/schema/<group>/<name>@_here_,
+_self_]``), so ``reduction.percentile=abc`` fails while the config is composed, naming the key, and a
 misspelt key (``reduction.percentil=50``) is refused instead of silently ignored. Ranges are
 checked by :func:`check_ranges` at the start of a run.
 """
@@ -128,22 +128,23 @@ class PetClassesSchema(DataSchema):
 
 
 SCHEMAS = {
-    ("reduction", "saliency_schema"): ReductionSchema,
-    ("model/optimizer", "adam_schema"): OptimizerSchema,
-    ("model/optimizer", "sgd_schema"): SGDSchema,
-    ("data", "eliret_schema"): EliretSchema,
-    ("data", "eliret_cls_schema"): GeneratedSchema,
-    ("data", "membrane_schema"): MembraneSchema,
-    ("data", "folder_schema"): FolderSchema,
-    ("data", "pet_schema"): PetSchema,
-    ("data", "pet_cls_schema"): PetClassesSchema,
+    ("reduction", "saliency"): ReductionSchema,
+    ("model/optimizer", "adam"): OptimizerSchema,
+    ("model/optimizer", "sgd"): SGDSchema,
+    ("data", "eliret"): EliretSchema,
+    ("data", "eliret_cls"): GeneratedSchema,
+    ("data", "membrane"): MembraneSchema,
+    ("data", "folder"): FolderSchema,
+    ("data", "pet"): PetSchema,
+    ("data", "pet_cls"): PetClassesSchema,
 }
 
 
 def register() -> None:
     store = ConfigStore.instance()
     for (group, name), schema in SCHEMAS.items():
-        store.store(group=group, name=name, node=schema)
+        # in a group of their own (schema/...), so they are never offered as options of the group
+        store.store(group=f"schema/{group}", name=name, node=schema)
 
 
 # key: (check, what the value must be)

@@ -32,6 +32,15 @@ def user_error_in(exc: BaseException) -> UserInputError | None:
     return None
 
 
+def _log_to_files(error: UserInputError) -> None:
+    """The error into the run's log file, but not onto the console: it is printed there once,
+    as ``error: ...``, by the caller."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
     """In a multirun the error is raised instead, so Hydra records that job as failed and runs
     the others (an exit would end the whole sweep)."""
@@ -44,7 +53,7 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
             error = user_error_in(exc)
             if error is None or _in_multirun():
                 raise
-            log.error("%s", error)
+            _log_to_files(error)
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
 

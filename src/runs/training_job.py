@@ -1,0 +1,150 @@
+"""One training job: fit, then validate and test the *best* checkpoint (and, with reduction, the
+best of the final round), write ``run.json`` and ``metrics.json`` into the run dir. ``src.train``
+imports this (torch, Lightning) only once the config has been checked."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.config.errors import UserInputError
+from src.early_exit.report import early_exit_report
+from src.loggers.build import build_loggers, finish_loggers, log_config
+from src.loggers.csv_logger import ResumableCSVLogger
+from src.models.early_exit import EarlyExitClassifier
+from src.reduction.final_round import FinalRoundCheckpoint
+from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
+from src.runs.checkpoints import read_checkpoint
+from src.runs.provenance import provenance
+from src.runs.results import print_metrics, write_json_atomic
+from src.runs.writable import check_writable, checkpoint_bytes
+
+log = logging.getLogger(__name__)
+
+
+def _as_floats(results: list[dict]) -> dict[str, float]:
+    return {k: float(v) for result in results for k, v in result.items()}
+
+
+def run_training(cfg: DictConfig) -> dict[str, float]:
+    """Fit, validate and test the best checkpoint of a checked config (``src.train.train``);
+    returns the final metrics."""
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    check_writable(output_dir, "paths.output_dir")
+    ckpt_path, position = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
+    record = run_record(output_dir, ckpt_path)  # written before any training, so a failed run can be re-run too
+    write_json_atomic(output_dir / "run.json", record)
+    datamodule = build_datamodule(cfg)
+    suite(cfg.get("robustness"), datamodule)  # a misspelt shift fails now, not after the fit
+    model = build_model(cfg, datamodule)
+    check_writable(output_dir, "paths.output_dir", checkpoint_bytes(sum(p.numel() for p in model.parameters())))
+    loggers = build_loggers(cfg.get("logger"))
+    if position and cfg.train:
+        continue_logs(loggers, position)
+    log_config(loggers, cfg)
+    trainer = build_trainer(cfg, build_callbacks(cfg, segmentation=datamodule.task != "classification"), loggers)
+    try:
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        best = _best_checkpoint(trainer)
+        metrics: dict[str, float] = {}
+        if cfg.train or cfg.test:
+            metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+        if cfg.test:
+            metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+            if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
+                metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, trainer.global_step))
+            metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness"))
+            metrics.update(final_round_metrics(cfg, trainer, model, datamodule, output_dir))
+        if trainer.is_global_zero:
+            write_json_atomic(output_dir / "run.json", {**record, "best_checkpoint": best, "best_epoch": _epoch_of(best)})
+            write_json_atomic(output_dir / "metrics.json", metrics)
+            log.info("metrics of %s written to %s", best or "the final weights", output_dir / "metrics.json")
+            print_metrics(
+                {k: v for k, v in metrics.items() if not is_per_shift(k)}, title="metrics of the best checkpoint" if best else "metrics of the final weights"
+            )
+    finally:
+        finish_loggers(loggers)
+    return metrics
+
+
+def resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> tuple[str | None, tuple[int, int] | None]:
+    """``ckpt_path`` checked before any data is read, and the (epoch, global step) it was saved
+    at; ``last`` is this run dir's last.ckpt (absent: a fresh start, so one command serves both
+    the first launch and a requeued job)."""
+    if not ckpt_path:
+        return None, None
+    if ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            log.warning("ckpt_path=last: %s has no checkpoint yet; training from the start", last.parent)
+            return None, None
+        ckpt_path = str(last)
+    if not Path(ckpt_path).is_file():
+        raise UserInputError(f"ckpt_path={ckpt_path} is not a checkpoint file; pass a .ckpt file, a run dir or `last`.")
+    state = read_checkpoint(ckpt_path)  # a damaged or unsafe file fails here, before any data is read
+    for partial in Path(ckpt_path).parent.glob(".*.ckpt.*.tmp"):  # a write the killed run never finished
+        log.info("removing %s, an unfinished checkpoint write", partial)
+        partial.unlink(missing_ok=True)
+    return str(ckpt_path), (int(state["epoch"]), int(state["global_step"]))
+
+
+def run_record(output_dir: Path, ckpt_path: str | None) -> dict:
+    """run.json's provenance; a run resumed into its own dir keeps the original record and adds
+    one entry per resume."""
+    record = provenance()
+    previous = output_dir / "run.json"
+    if ckpt_path and previous.is_file():
+        original = json.loads(previous.read_text())
+        for stale in ("best_checkpoint", "best_epoch"):
+            original.pop(stale, None)
+        resumes = original.pop("resumed", [])
+        return {**original, "resumed": [*resumes, {**record, "from_checkpoint": ckpt_path}]}
+    return record
+
+
+def continue_logs(loggers: list[Logger], position: tuple[int, int]) -> None:
+    """CSV logs of a resumed run extend the rows its checkpoint (``position``: epoch, global
+    step) covers instead of restarting."""
+    for logger in loggers:
+        if isinstance(logger, ResumableCSVLogger):
+            logger.resume_after = position
+
+
+def _epoch_of(checkpoint: str | None) -> int | None:
+    return None if checkpoint is None else int(read_checkpoint(checkpoint)["epoch"])
+
+
+def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, output_dir: Path) -> dict[str, float]:
+    """With reduction: the test metrics (and robustness) of the best checkpoint within the final
+    round, as ``final_round/...``, with its epoch and validation score."""
+    callback = next((c for c in trainer.callbacks if isinstance(c, FinalRoundCheckpoint)), None)
+    if callback is None or not callback.best_model_path:
+        return {}
+    tested = _as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=callback.best_model_path, verbose=False))
+    metrics = {f"final_round/{k}": v for k, v in tested.items()}
+    metrics[f"final_round/{callback.monitor}"] = float(callback.best_model_score)
+    metrics["final_round/epoch"] = float(_epoch_of(callback.best_model_path))
+    metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness" / "final_round", prefix="final_round/test_shift"))
+    return metrics
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint's path; None (the weights in memory) when nothing was saved, e.g.
+    with ``callbacks=none``."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and not isinstance(callback, FinalRoundCheckpoint) and callback.best_model_path:
+            return callback.best_model_path
+    log.warning("no best checkpoint was saved; evaluating the weights in memory")
+    return None
