@@ -23,7 +23,7 @@ train: install
 test: install
 	$(BIN)/python -m pytest -m "" $(ARGS)
 
-## the fast tests only (the default of a bare `pytest`)
+## the unit tests only, on tiny tensors (the default of a bare `pytest`; about a minute on 2 cores)
 test-fast: install
 	$(BIN)/python -m pytest $(ARGS)
 

@@ -18,6 +18,7 @@ from bench.report import markdown
 from src.data.pet import PetDataModule
 
 
+@pytest.mark.slow
 def test_plain_loop_learns_eliret(data_root: Path) -> None:
     from src.data.eliret import EliretDataModule
 
@@ -32,6 +33,7 @@ def test_plain_loop_learns_eliret(data_root: Path) -> None:
     assert all(epoch["model_work"] > 0 and epoch["data"] > 0 and epoch["epoch"] > epoch["model_work"] for epoch in watch.epochs)
 
 
+@pytest.mark.slow
 def test_overhead_times_every_epoch_of_both_arms(data_root: Path) -> None:
     result = overhead.measure(str(data_root), {"eliret": 3}, repetitions=1)["eliret"]
     assert set(result["seconds_per_epoch"]) == {"plain", "framework"}
@@ -46,6 +48,7 @@ def test_overhead_times_every_epoch_of_both_arms(data_root: Path) -> None:
         assert sum(v for k, v in parts.items() if k != "epoch") == pytest.approx(parts["epoch"])
 
 
+@pytest.mark.slow
 def test_relevance_pass_reports_each_method_and_packed_masks() -> None:
     result = relevance.measure(1, (20, 40), ("prediction", "gradient"), train_images=20)
     assert set(result["methods"]) == {"prediction", "gradient"}
@@ -69,6 +72,7 @@ def test_synthetic_pet_loads_in_the_real_layout(tmp_path: Path) -> None:
     assert set(datamodule.train_set.masks.unique().tolist()) == {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_loader_and_model_rates_per_data_set(data_root: Path, tmp_path: Path) -> None:
     pet = write_pet(tmp_path, count=40, size=(140, 140))
     result = data.measure(str(data_root), str(pet), 1, ("eliret", "pet"))

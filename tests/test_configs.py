@@ -48,6 +48,7 @@ def test_data_model_combinations_instantiate(make_cfg, data_root: Path, data: st
         assert module.hparams.task == datamodule.task
 
 
+@pytest.mark.slow
 def test_membrane_unet_preset_trains_once_unless_asked_to_reduce(make_cfg) -> None:
     cfg = make_cfg("train", "data=membrane", "model=unet")
     assert (cfg.model.net.depth, cfg.model.net.base_width, cfg.trainer.max_epochs) == (4, 32, 120)

@@ -129,6 +129,7 @@ def test_impute_fill_of_a_stored_uint8_set_is_seeded_per_round_and_image() -> No
     assert not torch.equal(a, fill_stored(images, keep, "impute", noise_seed=(0, 2), impute_noise=0.05))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", RANDOM)
 def test_random_control_masks_are_identical_on_resume(make_cfg, tmp_path: Path, method: str) -> None:
     common = (

@@ -60,6 +60,7 @@ def test_a_sample_that_exits_early_skips_the_later_stages() -> None:
     assert calls == [1]  # never exiting early: the last stage runs, once, on the whole batch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", [p for p in POLICIES if not POLICIES[p].oracle])
 def test_threshold_extremes_give_first_and_last_exit_accuracy(policy: str) -> None:
     module = classifier()
@@ -111,6 +112,7 @@ def test_bad_exit_settings_are_refused() -> None:
         early_exit_predict(classifier(), torch.rand(1, 1, 32, 32), POLICIES["coherence_final_oracle"], 0.5)
 
 
+@pytest.mark.slow
 def test_bad_exit_config_stops_before_training(make_cfg, tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
         train(make_cfg("train", "model=early_exit_cnn", "data=eliret_cls", "model.net.exit_stages=[0,9]", *SMALL_DATA))
@@ -118,6 +120,7 @@ def test_bad_exit_config_stops_before_training(make_cfg, tmp_path: Path) -> None
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 def test_training_entry_point_writes_the_early_exit_report(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(
         "train",
@@ -144,6 +147,7 @@ def test_training_entry_point_writes_the_early_exit_report(make_cfg, tmp_path: P
     assert not (tmp_path / "reduction").exists()  # classification trains once
 
 
+@pytest.mark.slow
 def test_early_exit_results_reach_the_logger(make_cfg, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -164,11 +168,13 @@ def test_early_exit_results_reach_the_logger(make_cfg, tmp_path: Path) -> None:
     assert "early_exit/confidence/test_flops_saving" in accumulator.Tags()["scalars"]
 
 
+@pytest.mark.slow
 def test_segmentation_model_on_classification_data_is_refused(make_cfg) -> None:
     with pytest.raises(UserInputError, match="use model=early_exit_cnn"):
         train(make_cfg("train", "data=eliret_cls", *SMALL_DATA))
 
 
+@pytest.mark.slow
 def test_pet_species_classification_trains(make_cfg, tmp_path: Path) -> None:
     from tests.test_pet import make_pet
 

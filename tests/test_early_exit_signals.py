@@ -89,6 +89,7 @@ THRESHOLDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", list(THRESHOLDS))
 @pytest.mark.parametrize("head", ["pool_linear", "conv_pool_linear"])
 def test_the_flops_charged_for_each_exit_are_what_torch_counts(policy: str, head: str) -> None:
@@ -105,6 +106,7 @@ def test_the_flops_charged_for_each_exit_are_what_torch_counts(policy: str, head
         )
 
 
+@pytest.mark.slow
 def test_a_cam_costs_under_5_percent_of_its_exit() -> None:
     for head in ("pool_linear", "conv_pool_linear"):
         costs = measure_costs(classifier(head=head), torch.rand(1, 1, 32, 32), "cam")

@@ -207,6 +207,7 @@ def refused(tmp_path: Path, folder: Path, *overrides: str) -> str:
     return str(error.value)
 
 
+@pytest.mark.slow
 def test_an_image_without_a_mask_is_refused_by_name(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6)
     (folder / "masks" / "img_003.png").unlink()
@@ -214,6 +215,7 @@ def test_an_image_without_a_mask_is_refused_by_name(tmp_path: Path) -> None:
     assert str(folder / "images" / "img_003.png") in message and "no mask" in message
 
 
+@pytest.mark.slow
 def test_a_mask_without_an_image_is_refused_by_name(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6)
     (folder / "images" / "img_004.png").unlink()
@@ -221,6 +223,7 @@ def test_a_mask_without_an_image_is_refused_by_name(tmp_path: Path) -> None:
     assert str(folder / "masks" / "img_004.png") in message and "no image" in message
 
 
+@pytest.mark.slow
 def test_an_image_and_mask_of_different_sizes_are_refused_by_name(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6)
     Image.new("L", (30, 32)).save(folder / "masks" / "img_002.png")
@@ -228,12 +231,14 @@ def test_an_image_and_mask_of_different_sizes_are_refused_by_name(tmp_path: Path
     assert str(folder / "masks" / "img_002.png") in message and "32x32" in message and "30x32" in message
 
 
+@pytest.mark.slow
 def test_mask_values_outside_the_classes_name_the_file_values_and_fix(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6, classes=3, mask_encoding="spread")
     message = refused(tmp_path, folder, "data.classes=3")
     assert "masks/img_000.png" in message and "128" in message and "data.mask_values" in message
 
 
+@pytest.mark.slow
 def test_an_empty_split_is_refused_naming_the_list(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6)
     (folder / "train.txt").write_text("img_000\nimg_001\n")
@@ -247,6 +252,7 @@ def test_an_empty_split_is_refused_naming_the_list(tmp_path: Path) -> None:
     assert "split of" in message and "is empty" in message and "data.split" in message
 
 
+@pytest.mark.slow
 def test_an_unreadable_file_is_refused_by_name(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6)
     (folder / "images" / "img_005.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -254,12 +260,14 @@ def test_an_unreadable_file_is_refused_by_name(tmp_path: Path) -> None:
     assert str(folder / "images" / "img_005.png") in message and "cannot read" in message
 
 
+@pytest.mark.slow
 def test_mixed_sizes_without_crop_or_resize_are_refused_with_the_fix(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", size=MIXED_SIZES)
     message = refused(tmp_path, folder)
     assert "data.crop_size" in message and "data.image_size" in message
 
 
+@pytest.mark.slow
 def test_a_large_set_streams_from_disk_and_the_reduction_says_why_it_cannot(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=8)
     cfg = train_cfg(tmp_path, folder, "data.memory_limit_mb=0.001", "reduction=none", "trainer.max_epochs=1")

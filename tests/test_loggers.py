@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from src.train import train
@@ -13,6 +14,7 @@ from src.train import train
 DEBUG = ("reduction.percentile=70", "trainer.max_epochs=2", "reduction.rounds=2", "trainer.limit_train_batches=2")
 
 
+@pytest.mark.slow
 def test_a_wandb_offline_run_holds_the_resolved_config(make_cfg, tmp_path: Path, data_root: Path) -> None:
     train(make_cfg("train", *DEBUG, "logger=wandb", "model=fcn"))
     # an offline run keeps its config only in the run's record log (config items as JSON)
@@ -45,6 +47,7 @@ def stored_object(records: bytes, target: str) -> dict:
     return value
 
 
+@pytest.mark.slow
 def test_the_csv_logger_writes_the_config_as_hparams(make_cfg, tmp_path: Path) -> None:
     train(make_cfg("train", *DEBUG, "logger=csv"))
     hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())

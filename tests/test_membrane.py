@@ -147,6 +147,7 @@ def test_instance_scores_are_zero_for_a_perfect_prediction_and_high_for_all_memb
     assert metric.compute().item() > 0.9
 
 
+@pytest.mark.slow
 def test_weighted_loss_without_weights_is_refused(make_cfg, tmp_path: Path) -> None:
     root = write_png_layout(tmp_path / "data")
     cfg = make_cfg("train", "data=membrane", f"data.data_dir={root}", "model.loss=weighted_ce", "reduction=none", "trainer.max_epochs=1")
@@ -154,6 +155,7 @@ def test_weighted_loss_without_weights_is_refused(make_cfg, tmp_path: Path) -> N
         train(cfg)
 
 
+@pytest.mark.slow
 def test_membrane_trains_with_every_augmentation_and_the_weighted_loss(make_cfg, tmp_path: Path) -> None:
     root = write_png_layout(tmp_path / "data")
     for augment in ("membrane", "elastic", "shift", "none"):
@@ -174,6 +176,7 @@ def test_membrane_trains_with_every_augmentation_and_the_weighted_loss(make_cfg,
         assert {"val/rand_error", "val/vi", "test/acc"} <= set(metrics)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_real_membrane_data_trains_with_reduction(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg("train", *REAL_DATA, "data.image_size=64", "trainer.max_epochs=2", "reduction.rounds=2", "trainer.limit_train_batches=2")

@@ -16,6 +16,7 @@ NET = {"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 8}
 ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
 
 
+@pytest.mark.slow
 def test_bf16_mixed_and_channels_last_train_from_the_cli_config(make_cfg) -> None:
     cfg = make_cfg("train", "reduction=none", "trainer.max_epochs=2", "trainer.precision=bf16-mixed", "model.channels_last=true", "test=false")
     metrics = train(cfg)
@@ -33,6 +34,7 @@ def test_a_numeric_option_keeps_the_logits_and_the_plain_checkpoint_keys(option:
     assert list(variant.state_dict()) == list(eager.state_dict())
 
 
+@pytest.mark.slow
 def test_gpu_bench_section_runs_on_the_cpu() -> None:
     result = throughput("cpu", size=32, batch=2, steps=1, settings=("fp32", "bf16", "bf16_channels_last"))
     assert set(result) == {"fp32", "bf16", "bf16_channels_last"}

@@ -107,6 +107,7 @@ def test_missing_data_says_where_to_put_it(tmp_path: Path) -> None:
         PetDataModule(str(tmp_path / "oxford-iiit-pet"), augment=None).setup()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [3, 2])
 def test_pet_trains_end_to_end_with_reduction(make_cfg, tmp_path: Path, classes: int) -> None:
     base = make_pet(tmp_path / "data")

@@ -46,6 +46,7 @@ def rows_of(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_predicts_a_folder_of_larger_images_scored_against_their_labels(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred"
     rows = predict(predict_cfg(tmp_path, f"ckpt_path={checkpoint}", f"input={data_root}/eliret/maior*x.png", f"output_dir={out}", "overlay=true"))
@@ -60,10 +61,11 @@ def test_predicts_a_folder_of_larger_images_scored_against_their_labels(checkpoi
     assert {(r["height"], r["width"]) for r in rows} == {(72, 88), (80, 88)}
 
 
+@pytest.mark.slow
 def test_tiled_prediction_equals_untiled_within_the_stated_tolerance(checkpoint: Path, data_root: Path) -> None:
     """Our U-Net pads its convolutions, so a tile's edge pixels see zeros where the whole image
     has context; tiles large against the receptive field (128 px, 50% overlap, Gaussian weights
-    that favour tile centres) keep that small: the README's stated tolerance."""
+    that favour tile centres) keep that small: the stated tolerance of docs/prediction.md."""
     module = load_module(checkpoint).eval()
     allow_any_size(module)
     tiles = [torch.from_numpy(load_gray(path)).float() / 255 for path in sorted((data_root / "eliret").glob("0[0-9][0-9]x.png"))[:36]]
@@ -75,12 +77,14 @@ def test_tiled_prediction_equals_untiled_within_the_stated_tolerance(checkpoint:
     assert ((whole >= 0.5) == (tiled >= 0.5)).float().mean() > 0.99
 
 
+@pytest.mark.slow
 def test_sides_not_divisible_by_the_depth_are_padded_and_cropped_back(checkpoint: Path) -> None:
     module = load_module(checkpoint).eval()
     allow_any_size(module)
     assert predict_probabilities(module, torch.rand(1, 37, 53)).shape == (1, 37, 53)
 
 
+@pytest.mark.slow
 def test_untrusted_inputs_are_skipped_with_the_reason(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "in dir ü"  # spaces and non-ASCII in the path
     inputs.mkdir()
@@ -100,6 +104,7 @@ def test_untrusted_inputs_are_skipped_with_the_reason(checkpoint: Path, data_roo
         read_image(inputs / "truncated.png", 1, 10000)
 
 
+@pytest.mark.slow
 def test_bad_prediction_settings_name_the_fix(checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="matches no image"):
         predict(predict_cfg(tmp_path, f"ckpt_path={checkpoint}", f"input={tmp_path}/nothing*.png"))
@@ -107,6 +112,7 @@ def test_bad_prediction_settings_name_the_fix(checkpoint: Path, tmp_path: Path) 
         predict(predict_cfg(tmp_path, f"ckpt_path={checkpoint}", f"input={tmp_path}", "threshold=2"))
 
 
+@pytest.mark.slow
 def test_trainer_predict_gives_probabilities(checkpoint: Path, data_root: Path) -> None:
     from src.data.eliret import EliretDataModule
 

@@ -28,6 +28,7 @@ def rounds_csv(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_three_rounds_keep_0_9_0_81_0_729(make_cfg, tmp_path: Path) -> None:
     metrics = train(make_cfg("train", "reduction.rounds=3", "reduction.epochs_per_round=1", *FAST))
     rows = rounds_csv(tmp_path)
@@ -49,6 +50,7 @@ def test_three_rounds_keep_0_9_0_81_0_729(make_cfg, tmp_path: Path) -> None:
     assert "test/mse" in metrics
 
 
+@pytest.mark.slow
 def test_only_the_training_set_is_reduced(make_cfg, data_root: Path) -> None:
     cfg = make_cfg("train", "reduction.rounds=2", "reduction.epochs_per_round=1", *FAST)
     datamodule = build_datamodule(cfg)
@@ -108,6 +110,7 @@ def test_prediction_relevance_is_the_non_background_probability() -> None:
         ("reduction.epochs_per_round=0", "epochs_per_round=0 must be >= 1"),
     ],
 )
+@pytest.mark.slow
 def test_bad_reduction_settings_stop_before_training(make_cfg, tmp_path: Path, override: str, message: str) -> None:
     with pytest.raises(Exception) as info:
         train(make_cfg("train", override))
@@ -118,6 +121,7 @@ def test_bad_reduction_settings_stop_before_training(make_cfg, tmp_path: Path, o
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 def test_rounds_split_the_epoch_budget(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg("train", "trainer.max_epochs=7", "reduction.rounds=3", *FAST)
     assert cfg.reduction.epochs_per_round == 2
@@ -126,6 +130,7 @@ def test_rounds_split_the_epoch_budget(make_cfg, tmp_path: Path) -> None:
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 5  # 3 x 2 epochs
 
 
+@pytest.mark.slow
 def test_zero_rounds_train_once_without_reduction(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg("train", "trainer.max_epochs=2", "reduction.rounds=0", *FAST)
     assert not any(isinstance(c, SaliencyReduction) for c in build_callbacks(cfg))
@@ -134,6 +139,7 @@ def test_zero_rounds_train_once_without_reduction(make_cfg, tmp_path: Path) -> N
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # max_epochs
 
 
+@pytest.mark.slow
 def test_background_class_outside_the_model_is_refused(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg("train", "reduction.rounds=1", "reduction.epochs_per_round=1", "reduction.background_class=5")
     # one-channel output: background_class is irrelevant; multi-class outputs check it
@@ -151,6 +157,7 @@ def test_background_class_outside_the_model_is_refused(make_cfg, tmp_path: Path)
         trainer.fit(model, datamodule=datamodule)
 
 
+@pytest.mark.slow
 def test_resume_redoes_a_reduction_the_checkpoint_predates(make_cfg, tmp_path: Path) -> None:
     # checkpoints saved at validation end (not train-epoch end) are written before the reduction
     common = (
@@ -176,6 +183,7 @@ def test_resume_redoes_a_reduction_the_checkpoint_predates(make_cfg, tmp_path: P
     assert float(resumed[1]["kept_fraction"]) == pytest.approx(0.81, abs=0.01)
 
 
+@pytest.mark.slow
 def test_resume_mid_round_trains_on_the_reduced_set(make_cfg, tmp_path: Path) -> None:
     common = (
         "reduction.rounds=2",
@@ -197,6 +205,7 @@ def test_resume_mid_round_trains_on_the_reduced_set(make_cfg, tmp_path: Path) ->
     assert reduction.history[0]["masks_sha256"] == rounds_csv(tmp_path)[0]["masks_sha256"]
 
 
+@pytest.mark.slow
 def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> None:
     """Two gloo processes: each computes relevance for its shard, they exchange masks; both end
     with the same masks, and those equal a one-process computation from the same weights."""
@@ -213,6 +222,7 @@ def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> 
     assert hashlib.sha256(shard.masks.numpy().tobytes()).hexdigest() == digest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("logger", ["wandb", "tensorboard"])
 def test_rounds_reach_the_logger_with_images(make_cfg, tmp_path: Path, logger: str) -> None:
     train(make_cfg("train", f"logger={logger}", "reduction.rounds=2", "reduction.epochs_per_round=1", *FAST))

@@ -113,6 +113,7 @@ def test_summary_means_over_severities_then_shifts() -> None:
     assert summary(rows) == pytest.approx({"test_shift/a/miou": 0.7, "test_shift/b/miou": 0.4, "test_shift/miou": 0.55})
 
 
+@pytest.mark.slow
 def test_train_and_eval_with_robustness_write_the_csv_and_the_metrics(make_cfg, tmp_path: Path) -> None:
     common = ("robustness=standard", "reduction.rounds=2", "trainer.max_epochs=2", "trainer.limit_train_batches=2", "callbacks.model_summary=null")
     metrics = train(make_cfg("train", *common))
@@ -139,6 +140,7 @@ def test_train_and_eval_with_robustness_write_the_csv_and_the_metrics(make_cfg, 
     assert (tmp_path / "robustness" / "robustness.csv").exists()
 
 
+@pytest.mark.slow
 def test_an_unknown_shift_is_refused_by_name_before_training(make_cfg, tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match=r"unknown robustness shift\(s\) snow in robustness.shifts; choose from gaussian_noise"):
         train(make_cfg("train", "robustness=standard", "robustness.shifts=[snow]", "trainer.max_epochs=1", "reduction.rounds=0"))

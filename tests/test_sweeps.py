@@ -163,6 +163,7 @@ def test_a_misspelt_preset_fails_naming_it(tmp_path: Path) -> None:
         compose_config("train", ["debug=fats"], tmp_path)
 
 
+@pytest.mark.slow
 def test_report_of_a_single_reduction_run(make_cfg, tmp_path: Path) -> None:
     from src.train import train
 

@@ -14,6 +14,7 @@ ONCE = ("reduction=none",)
 DEBUG = (*ONCE, "trainer.max_epochs=2", "trainer.limit_train_batches=3")
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoints_and_metrics(make_cfg, tmp_path: Path) -> None:
     metrics = train(make_cfg("train", *DEBUG))
     assert {"test/mse", "test/miou", "test/mdice", "test/acc", "test/miou_image", "val/loss"} <= set(metrics)
@@ -23,6 +24,7 @@ def test_train_writes_checkpoints_and_metrics(make_cfg, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
+@pytest.mark.slow
 def test_metrics_come_from_the_best_checkpoint_not_the_last_epoch(make_cfg, tmp_path: Path) -> None:
     # "best" = highest val/loss here, so it is an early epoch, not the last one
     cfg = make_cfg("train", *ONCE, "trainer.max_epochs=4", "callbacks.model_checkpoint.mode=max", "test=false")
@@ -38,6 +40,7 @@ def test_metrics_come_from_the_best_checkpoint_not_the_last_epoch(make_cfg, tmp_
     assert metrics["val/loss"] == pytest.approx(float(score), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_seeded_runs_are_reproducible_on_cpu(make_cfg) -> None:
     first = train(make_cfg("train", *DEBUG, "seed=7"))
     second = train(make_cfg("train", *DEBUG, "seed=7"))
@@ -46,6 +49,7 @@ def test_seeded_runs_are_reproducible_on_cpu(make_cfg) -> None:
     assert first != other
 
 
+@pytest.mark.slow
 def test_eval_rebuilds_the_model_from_the_checkpoint_alone(make_cfg, tmp_path: Path) -> None:
     trained = train(make_cfg("train", *DEBUG, "model=fcn"))
     best = next(p for p in (tmp_path / "checkpoints").iterdir() if p.name != "last.ckpt")
@@ -55,6 +59,7 @@ def test_eval_rebuilds_the_model_from_the_checkpoint_alone(make_cfg, tmp_path: P
     assert evaluated == pytest.approx({k: v for k, v in trained.items() if k.startswith("test/")}, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_from_last_checkpoint_continues_training(make_cfg, tmp_path: Path) -> None:
     train(make_cfg("train", *DEBUG))
     last = tmp_path / "checkpoints" / "last.ckpt"
@@ -63,17 +68,20 @@ def test_resume_from_last_checkpoint_continues_training(make_cfg, tmp_path: Path
     assert torch.load(last, weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_last_checkpoint_can_be_written_every_n_epochs(make_cfg, tmp_path: Path) -> None:
     train(make_cfg("train", *ONCE, "trainer.max_epochs=3", "trainer.limit_train_batches=2", "callbacks.last_checkpoint.every_n_epochs=2"))
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # epochs 0-2: written after 1 only
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["unet", "fcn", "smp"])
 def test_every_model_trains_on_eliret(make_cfg, model: str) -> None:
     metrics = train(make_cfg("train", *ONCE, f"model={model}", "trainer.max_epochs=1", "trainer.limit_train_batches=2"))
     assert 0.0 <= metrics["test/miou"] <= 1.0
 
 
+@pytest.mark.slow
 def test_wandb_runs_offline_and_each_run_is_finished(make_cfg, tmp_path: Path, monkeypatch) -> None:
     import wandb
 
@@ -105,6 +113,7 @@ def test_results_are_written_with_the_usual_permissions(tmp_path: Path) -> None:
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+@pytest.mark.slow
 def test_a_run_records_what_it_needs_to_be_rerun(make_cfg, tmp_path: Path) -> None:
     train(make_cfg("train", *DEBUG))
     record = json.loads((tmp_path / "run.json").read_text())

@@ -97,6 +97,7 @@ def test_pet_accepts_the_dataset_folder_or_its_parent(tmp_path) -> None:
     assert all(np.array_equal(by_folder.splits[s].images, by_parent.splits[s].images) for s in ("train", "val", "test"))
 
 
+@pytest.mark.slow
 def test_paths_with_spaces_and_accents_train_end_to_end(make_cfg, tmp_path) -> None:
     folder = tmp_path / "dados de teste ç" / "eliret ñ"
     generate(EliretSpec(n_per_class=8), folder)

@@ -38,6 +38,7 @@ def test_a_wrong_type_or_key_fails_while_composing_and_names_the_key(override: s
     assert key in message and problem in message
 
 
+@pytest.mark.slow
 def test_out_of_range_values_are_all_named_before_any_data_is_read(make_cfg) -> None:
     cfg = make_cfg("train", "reduction.percentile=0", "data.batch_size=0", "data.image_size=4", "model.optimizer.lr=-1", "paths.data_dir=/nonexistent")
     with pytest.raises(UserInputError) as error:
@@ -66,6 +67,7 @@ def test_an_unwritable_or_full_output_dir_is_refused(tmp_path: Path, monkeypatch
         check_writable(tmp_path / "run", "paths.output_dir")
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_a_run_before_training(make_cfg, tmp_path: Path, monkeypatch) -> None:
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 2**20, 2**20))

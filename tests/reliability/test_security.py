@@ -33,6 +33,7 @@ def test_a_crafted_checkpoint_is_refused_without_running_its_code(tmp_path: Path
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_resuming_from_a_crafted_checkpoint_stops_before_any_data_is_read(make_cfg, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     checkpoint = _crafted_checkpoint(tmp_path / "evil.ckpt", marker)
@@ -41,6 +42,7 @@ def test_resuming_from_a_crafted_checkpoint_stops_before_any_data_is_read(make_c
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_credentials_never_reach_the_run_dir(make_cfg, tmp_path: Path, monkeypatch) -> None:
     key, password = "0123456789abcdef0123456789abcdef01234567", "netrc-pass-9f8e7d"
     netrc = tmp_path / "netrc"

@@ -15,6 +15,7 @@ from src.train import train
 FAST = ("trainer.limit_train_batches=3", "callbacks.model_summary=null", "test=false")
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_the_run_naming_step_epoch_and_round(make_cfg, tmp_path: Path, monkeypatch) -> None:
     step = SegmentationModule._step
 
@@ -32,6 +33,7 @@ def test_a_nan_loss_stops_the_run_naming_step_epoch_and_round(make_cfg, tmp_path
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_an_inf_loss_before_any_checkpoint_says_none_was_written(make_cfg, tmp_path: Path, monkeypatch) -> None:
     step = SegmentationModule._step
     monkeypatch.setattr(SegmentationModule, "_step", lambda self, batch, split: step(self, batch, split) + float("inf"))
@@ -40,6 +42,7 @@ def test_an_inf_loss_before_any_checkpoint_says_none_was_written(make_cfg, tmp_p
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 
 
+@pytest.mark.slow
 def test_the_checkpoint_a_run_resumes_from_is_not_rewritten_by_a_failed_resume(make_cfg, tmp_path: Path, monkeypatch) -> None:
     train(make_cfg("train", "reduction=none", "trainer.max_epochs=1", *FAST))
     last = tmp_path / "checkpoints" / "last.ckpt"
