@@ -23,6 +23,7 @@ class Run:
     overrides: tuple[str, ...]
     label: str  # how the table names it
     needs_membrane: bool = False
+    predict: str | None = None  # after training, src.predict on these images (relative to the checkout)
 
 
 MEMBRANE = ("data=membrane", "model=unet")
@@ -48,6 +49,13 @@ RUNS = [
         needs_membrane=True,
     ),
     Run("early_exit", ("model=early_exit_cnn", "data=eliret_cls"), "`python -m src.train model=early_exit_cnn data=eliret_cls`"),
+    Run("eliret_maior", ("experiment=eliret_maior",), "`python -m src.train experiment=eliret_maior` (shifts +-70%, flips)", predict="data/eliret/maior*x.png"),
+    Run(
+        "eliret_maior_noshift",
+        ("experiment=eliret_maior", "augment=none"),
+        "`python -m src.train experiment=eliret_maior augment=none`",
+        predict="data/eliret/maior*x.png",
+    ),
 ]
 BY_NAME = {run.name: run for run in RUNS}
 
@@ -73,6 +81,10 @@ def execute(run: Run, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     with open(out / f"{run.name}.log", "w") as log:
         result = subprocess.run(command(run, out), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "offline"})
+        if result.returncode == 0 and run.predict:
+            best = json.loads((out / run.name / "run.json").read_text())["best_checkpoint"]
+            predict = [sys.executable, "-m", "src.predict", f"ckpt_path={best}", f"input={ROOT / run.predict}", f"output_dir={out / run.name / 'predicted'}"]
+            result = subprocess.run(predict, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "offline"})
     if result.returncode != 0:
         raise RuntimeError(f"results run {run.name} failed (exit {result.returncode}); see {out / (run.name + '.log')}")
     return read(run, out / run.name, time.perf_counter() - started)
@@ -81,7 +93,8 @@ def execute(run: Run, out: Path) -> dict[str, Any]:
 def read(run: Run, run_dir: Path, seconds: float) -> dict[str, Any]:
     record: dict[str, Any] = {"metrics": json.loads((run_dir / "metrics.json").read_text()), "seconds": round(seconds, 1)}
     record["commit"] = (json.loads((run_dir / "run.json").read_text()).get("git") or {}) if (run_dir / "run.json").exists() else {}
-    for name, path in (("rounds", run_dir / "reduction" / "rounds.csv"), ("policies", run_dir / "early_exit" / "chosen.csv")):
+    tables = {"rounds": "reduction/rounds.csv", "policies": "early_exit/chosen.csv", "predictions": "predicted/predictions.csv"}
+    for name, path in ((name, run_dir / relative) for name, relative in tables.items()):
         if path.exists():
             with open(path) as handle:
                 record[name] = list(csv.DictReader(handle))
