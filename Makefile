@@ -44,5 +44,9 @@ bench-quick: install
 results: install
 	$(BIN)/python -m results $(ARGS)
 
+## the docs site (MkDocs + Material, API reference from docstrings), strict: site/index.html
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf outputs .pytest_cache .hypothesis
+	rm -rf outputs site .pytest_cache .hypothesis

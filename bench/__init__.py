@@ -1,2 +1,2 @@
 """`make bench`: the framework's cost against a plain PyTorch loop, the relevance pass, the
-loaders, early exit and memory, as ratios measured side by side (README, Performance)."""
+loaders, early exit and memory, as ratios measured side by side (docs/performance.md)."""

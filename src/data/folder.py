@@ -52,9 +52,11 @@ class FolderDataModule(SplitDataModule):
 
     Args:
         data_dir: holds ``images/`` (PNG, JPEG, TIFF) and ``masks/`` (PNG, TIFF), paired by stem.
-        classes, foreground, mask_values, ignore_index: how mask values become classes
-            (:class:`~src.data.mask_decoding.MaskDecoding`); unlabelled pixels are skipped by the
-            losses and metrics.
+        classes: 2 is binary (one output channel), N > 2 multi-class (mask values 0..N-1 or
+            a palette PNG's indices).
+        foreground: binary masks' foreground value (None: 1 for 0/1 masks, 255 for 0/255).
+        mask_values: the stored value of each class, in class order, for other encodings.
+        ignore_index: the mask value of unlabelled pixels, skipped by the losses and metrics.
         channels: 1 (gray) or 3 (RGB); None detects it from the files (RGB if any file is colour).
         image_size: resize every image to this square side; or
         crop_size: train on random square crops at native resolution and evaluate whole images

@@ -33,7 +33,7 @@ CACHE_FORMAT = 2
 def read_split_list(path: Path) -> list[tuple[str, int, int]]:
     """(image id, breed 0..36, species 0 = cat / 1 = dog) from trainval.txt / test.txt."""
     if not path.exists():
-        raise UserInputError(f"{path} not found: the Pet annotations are incomplete (see the README's Pet section).")
+        raise UserInputError(f"{path} not found: the Pet annotations are incomplete (see docs/data.md, Oxford-IIIT Pet).")
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip() or line.startswith("#"):

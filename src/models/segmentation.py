@@ -25,14 +25,16 @@ class SegmentationModule(ConfiguredModule):
             config so a checkpoint rebuilds the whole model on its own (``load_from_checkpoint``).
         task: ``regression`` (one sigmoid channel, targets in [0, 1]; eliret), ``binary`` (one
             logit channel, BCE), or ``multiclass`` (softmax over ``out_channels``).
-        in_channels, out_channels: set from the data module.
+        in_channels: input channels, set from the data module.
+        out_channels: output channels (1 for regression and binary), set from the data module.
         loss: ``mse`` | ``bce`` | ``ce`` | ``dice`` | ``dice+ce`` | ``dice+bce``; None picks the
             task's default (mse, bce, ce).
         optimizer: partial optimizer config (``_partial_: true``), given the parameters here.
         scheduler: partial LR-scheduler config, or empty for a constant rate; ReduceLROnPlateau
             watches ``monitor``.
-        input_mean, input_std: per-channel normalisation applied inside ``forward``, so a
-            checkpoint takes raw [0, 1] images.
+        input_mean: per-channel mean subtracted inside ``forward``, so a checkpoint takes raw
+            [0, 1] images.
+        input_std: per-channel standard deviation divided by inside ``forward``.
         challenge_metrics: also report the ISBI Rand error and VI on val/test (membrane data).
         tta: evaluate (val/test) on the mean logits over the 8 flips/rotations of each image
             (4 flips for non-square images); training is unchanged.
