@@ -208,19 +208,12 @@ def refused(tmp_path: Path, folder: Path, *overrides: str) -> str:
 
 
 @pytest.mark.slow
-def test_an_image_without_a_mask_is_refused_by_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("removed", "left", "missing"), [("masks", "images", "no mask"), ("images", "masks", "no image")])
+def test_an_image_without_a_mask_or_a_mask_without_an_image_is_refused_by_name(tmp_path: Path, removed: str, left: str, missing: str) -> None:
     folder = write_folder(tmp_path / "data", n=6)
-    (folder / "masks" / "img_003.png").unlink()
+    (folder / removed / "img_003.png").unlink()
     message = refused(tmp_path, folder)
-    assert str(folder / "images" / "img_003.png") in message and "no mask" in message
-
-
-@pytest.mark.slow
-def test_a_mask_without_an_image_is_refused_by_name(tmp_path: Path) -> None:
-    folder = write_folder(tmp_path / "data", n=6)
-    (folder / "images" / "img_004.png").unlink()
-    message = refused(tmp_path, folder)
-    assert str(folder / "masks" / "img_004.png") in message and "no image" in message
+    assert str(folder / left / "img_003.png") in message and missing in message
 
 
 @pytest.mark.slow
