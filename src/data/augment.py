@@ -82,9 +82,7 @@ def dihedral() -> Dihedral:
     return Dihedral()
 
 
-def membrane(
-    degrees: float = 10.0, shift: float = 0.05, shear: float = 10.0, zoom: float = 0.2, flip: bool = True
-) -> JointAugment:
+def membrane(degrees: float = 10.0, shift: float = 0.05, shear: float = 10.0, zoom: float = 0.2, flip: bool = True) -> JointAugment:
     """The notes' membrane set: rotation, shift, shear, zoom, reflect fill (+ flips)."""
     transforms: list[v2.Transform] = [
         v2.RandomAffine(degrees=degrees, translate=(shift, shift), scale=(1 - zoom, 1 + zoom), shear=shear, interpolation=v2.InterpolationMode.BILINEAR)

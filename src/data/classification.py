@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
+from src.config.errors import UserInputError
 from src.data.eliret import EliretDataModule
 from src.data.pet import IMAGENET_MEAN, IMAGENET_STD, PetDataModule
 from src.data.segmentation_dataset import SplitDataModule, to_unit
-from src.config.errors import UserInputError
 
 
 class ClassificationTensors(Dataset):

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
+from src.config.errors import UserInputError
 from src.data.augment import resolve
 from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.png_pairs import load_pairs, read_split_csv
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
-from src.config.errors import UserInputError
 
 # test_split: the notes' 32x32 test CSV, or the six larger maior images (off-centre shapes)
 TEST_SPLITS = ("test", "maior")

@@ -51,8 +51,7 @@ class EliretSpec:
             raise UserInputError(f"eliret size={self.size} is too small; use data.image_size >= 16.")
         if not 0.0 <= self.max_offset <= 1.0:
             raise UserInputError(
-                f"eliret max_offset={self.max_offset} must be a fraction in [0, 1] of the free "
-                "margin around a shape; set data.max_offset accordingly."
+                f"eliret max_offset={self.max_offset} must be a fraction in [0, 1] of the free margin around a shape; set data.max_offset accordingly."
             )
         if self.noise < 0:
             raise UserInputError(f"eliret noise={self.noise} must be >= 0 (a standard deviation).")
@@ -65,19 +64,14 @@ def split_indices(n_per_class: int) -> dict[str, list[int]]:
     the last quarter tests. For 100 per class these are the notes' ranges (000-049 + 100-149 ...)."""
     n_train, n_val = n_per_class // 2, n_per_class // 4
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_per_class)}
-    return {
-        split: [c * n_per_class + i for c in (0, 1) for i in range(lo, hi)]
-        for split, (lo, hi) in bounds.items()
-    }
+    return {split: [c * n_per_class + i for c in (0, 1) for i in range(lo, hi)] for split, (lo, hi) in bounds.items()}
 
 
 def file_stem(index: int, n_total: int) -> str:
     return f"{index:0{max(3, len(str(n_total - 1)))}d}"
 
 
-def _shape_mask(
-    height: int, width: int, kind: str, centre: tuple[float, float], half_axes: tuple[float, float], angle: float
-) -> np.ndarray:
+def _shape_mask(height: int, width: int, kind: str, centre: tuple[float, float], half_axes: tuple[float, float], angle: float) -> np.ndarray:
     """Boolean mask of an ellipse or rectangle, tested at pixel centres in the shape's own frame."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     dy, dx = yy - centre[0], xx - centre[1]

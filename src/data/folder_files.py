@@ -126,9 +126,7 @@ def read_raw_mask(path: Path) -> np.ndarray:
             if image.mode in ("RGB", "RGBA"):
                 rgb = np.asarray(image.convert("RGB"))
                 if not ((rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])).all():
-                    raise UserInputError(
-                        f"mask {path} is a colour image; save masks as one channel of class values or as a palette PNG (mode P)."
-                    )
+                    raise UserInputError(f"mask {path} is a colour image; save masks as one channel of class values or as a palette PNG (mode P).")
                 return rgb[..., 0].astype(np.int64)
             if image.mode == "LA":
                 image = image.convert("L")

@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageSequence, UnidentifiedImageError
 from torch.utils.data import DataLoader
 
+from src.config.errors import UserInputError
 from src.data.augment import dihedral, resolve
 from src.data.border_weights import border_weights
 from src.data.png_pairs import load_gray
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
-from src.config.errors import UserInputError
 
 TIFF_FILES = {"image": "train-volume.tif", "label": "train-labels.tif", "test": "test-volume.tif"}
 
@@ -62,10 +62,7 @@ def read_membrane(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
             raise UserInputError(f"{label_path} is missing; it holds the labels of {TIFF_FILES['image']}.")
         labels = _read_tiff_stack(label_path)
         if len(images) != len(labels):
-            raise UserInputError(
-                f"{TIFF_FILES['image']} has {len(images)} pages but {TIFF_FILES['label']} has {len(labels)}; "
-                "they must pair page by page."
-            )
+            raise UserInputError(f"{TIFF_FILES['image']} has {len(images)} pages but {TIFF_FILES['label']} has {len(labels)}; they must pair page by page.")
         test_path = data_dir / TIFF_FILES["test"]
         test = _read_tiff_stack(test_path) if test_path.exists() else None
     else:

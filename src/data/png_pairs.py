@@ -21,16 +21,11 @@ def read_split_csv(csv_path: Path) -> list[tuple[Path, Path]]:
             continue
         fields = [f.strip() for f in line.split(";")]
         if len(fields) != 2 or not all(fields):
-            raise UserInputError(
-                f"{csv_path}:{number}: expected 'input.png;target.png', got {line!r}. Fix that line."
-            )
+            raise UserInputError(f"{csv_path}:{number}: expected 'input.png;target.png', got {line!r}. Fix that line.")
         paths = tuple(csv_path.parent / f for f in fields)
         for path in paths:
             if not path.exists():
-                raise UserInputError(
-                    f"{csv_path}:{number} names {path.name}, which does not exist in {csv_path.parent}. "
-                    "Restore the file or remove the line."
-                )
+                raise UserInputError(f"{csv_path}:{number} names {path.name}, which does not exist in {csv_path.parent}. Restore the file or remove the line.")
         pairs.append(paths)
     if not pairs:
         raise UserInputError(f"split file {csv_path} lists no image pairs; it must not be empty.")
@@ -48,8 +43,7 @@ def load_gray(path: Path) -> np.ndarray:
             return np.asarray(image.convert("L"), dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserInputError(
-            f"cannot read image {path}: {err}. The file is corrupt or not an image; replace it "
-            "(or delete the data folder to regenerate a generated set)."
+            f"cannot read image {path}: {err}. The file is corrupt or not an image; replace it (or delete the data folder to regenerate a generated set)."
         ) from err
 
 
