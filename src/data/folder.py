@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from src.callbacks.random_state import item_seed
@@ -24,6 +23,7 @@ from src.config.errors import UserInputError
 from src.data.augment import dihedral, resolve
 from src.data.folder_files import GRAY_MODES, SPLITS, Pair, find_pairs, header, read_image, read_raw_mask, read_split_lists
 from src.data.mask_decoding import MaskDecoding
+from src.data.resizing import resize_image, resize_mask
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader, random_crop, to_unit
 
 log = logging.getLogger(__name__)
@@ -175,9 +175,7 @@ class FolderDataModule(SplitDataModule):
         converted = gray if channels == 3 else len(modes) - gray
         self._check_sizes(splits, sizes)
         side = self.hparams.image_size
-        stored = sum(
-            (channels + 1) * (side * side if side else height * width) for split in sizes.values() for height, width in split
-        )
+        stored = sum((channels + 1) * (side * side if side else height * width) for split in sizes.values() for height, width in split)
         return Scan(splits, sizes, channels, converted, stored)
 
     def _split(self, pairs: dict[str, Pair]) -> dict[str, list[Pair]]:
@@ -234,10 +232,7 @@ class FolderDataModule(SplitDataModule):
         images = np.zeros((len(pairs), self.scan.channels, height, width), np.uint8)
         masks = np.zeros((len(pairs), height, width), np.uint8)
         for i, pair in enumerate(pairs):
-            image = read_image(pair.image, self.scan.channels, self.hparams.intensity_max)
-            mask = self.decoding.decode(read_raw_mask(pair.mask), pair.mask, foreground)
-            if side:
-                image, mask = resize_image(image, side), resize_mask(mask, side)
+            image, mask = self.decode_pair(pair, foreground)
             images[i, :, : mask.shape[0], : mask.shape[1]] = image
             masks[i, : mask.shape[0], : mask.shape[1]] = mask
         return images, masks, np.array(shapes) if mixed else None
@@ -247,7 +242,9 @@ class FolderDataModule(SplitDataModule):
         modification time and by the decoding settings (as Pet caches its arrays); when the
         folder is not writable, in memory only."""
         h = self.hparams
-        files = "|".join(f"{p.image.name}:{p.image.stat().st_size}:{p.image.stat().st_mtime_ns}:{p.mask.name}:{p.mask.stat().st_mtime_ns}" for p in self.scan.splits[split])
+        files = "|".join(
+            f"{p.image.name}:{p.image.stat().st_size}:{p.image.stat().st_mtime_ns}:{p.mask.name}:{p.mask.stat().st_mtime_ns}" for p in self.scan.splits[split]
+        )
         settings = f"{CACHE_FORMAT}|{self.scan.channels}|{h.image_size}|{h.intensity_max}|{self.decoding}|{files}"
         cache = self.data_dir / "cache" / f"folder_{split}_{hashlib.sha1(settings.encode()).hexdigest()[:16]}.npz"
         if cache.exists():
@@ -262,6 +259,13 @@ class FolderDataModule(SplitDataModule):
         except OSError as err:
             log.warning("could not cache the decoded %s split in %s (%s); keeping it in memory only", split, cache.parent, err)
         return images, masks, sizes
+
+    def decode_pair(self, pair: Pair, foreground: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """One pair as served: the image (C, H, W) and class map (H, W), uint8, resized if asked."""
+        image = read_image(pair.image, self.scan.channels, self.hparams.intensity_max)
+        mask = self.decoding.decode(read_raw_mask(pair.mask), pair.mask, foreground)
+        side = self.hparams.image_size
+        return (resize_image(image, side), resize_mask(mask, side)) if side else (image, mask)
 
     @cached_property
     def foreground(self) -> int | None:
@@ -335,31 +339,14 @@ class FolderDataModule(SplitDataModule):
         return self._eval_loader("test")
 
 
-def resize_image(image: np.ndarray, side: int) -> np.ndarray:
-    """(C, H, W) uint8 to (C, side, side): bilinear with antialiasing, as Pet's images."""
-    if image.shape[-2:] == (side, side):
-        return image
-    resized = F.interpolate(torch.from_numpy(image)[None].float(), size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-    return resized[0].round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def resize_mask(mask: np.ndarray, side: int) -> np.ndarray:
-    """(H, W) class map to (side, side) by each output pixel's centre (labels stay labels)."""
-    if mask.shape == (side, side):
-        return mask
-    resized = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=(side, side), mode="nearest-exact")
-    return resized[0, 0].to(torch.uint8).numpy()
-
-
 class StreamedPairs(Dataset):
     """A split decoded from disk item by item (sets above ``data.memory_limit_mb``), served like
     :class:`SegmentationTensors`: resized or cropped, then augmented, seeded per (epoch, item)."""
 
     def __init__(self, datamodule: FolderDataModule, pairs: list[Pair], foreground: int | None, transform: Callable | None, crop: int | None) -> None:
         self.pairs, self.foreground, self.transform, self.crop = pairs, foreground, transform, crop
-        self.channels = datamodule.scan.channels
-        self.decoding = datamodule.decoding
-        self.image_size, self.intensity_max = datamodule.hparams.image_size, datamodule.hparams.intensity_max
+        self.decode_pair = datamodule.decode_pair
+        self.binary = datamodule.hparams.classes == 2
         self.epoch_seed = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def __len__(self) -> int:
@@ -369,14 +356,10 @@ class StreamedPairs(Dataset):
         self.epoch_seed.fill_(seed)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        pair = self.pairs[index]
-        image = read_image(pair.image, self.channels, self.intensity_max)
-        mask = self.decoding.decode(read_raw_mask(pair.mask), pair.mask, self.foreground)
-        if self.image_size is not None:
-            image, mask = resize_image(image, self.image_size), resize_mask(mask, self.image_size)
+        image, mask = self.decode_pair(self.pairs[index], self.foreground)
         pixels = to_unit(torch.from_numpy(image))
         target = torch.from_numpy(mask)
-        target = target[None].float() if self.decoding.classes == 2 else target.long()
+        target = target[None].float() if self.binary else target.long()
         if self.transform is not None or self.crop is not None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(item_seed(int(self.epoch_seed), index))

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from src.data.augment import JointAugment, resolve
-from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
 from src.config.errors import UserInputError
+from src.data.augment import JointAugment, resolve
+from src.data.resizing import resize_image, resize_mask
+from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,7 @@ def load_pair(images_dir: Path, trimaps_dir: Path, image_id: str, size: int, cla
         raise UserInputError(f"trimap {trimap_path} has values {sorted(values)}; a Pet trimap holds only 1, 2, 3.")
     if trimap.shape != (image.height, image.width):
         raise UserInputError(f"trimap {trimap_path.name} is {trimap.shape[1]}x{trimap.shape[0]} but its image is {image.width}x{image.height}.")
-    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)
-    labels = torch.from_numpy(TRIMAP_TO_CLASS[classes][trimap].astype(np.uint8))
-    if pixels.shape[-2:] != (size, size):
-        pixels = F.interpolate(pixels[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-        pixels = pixels.round().clamp(0, 255).to(torch.uint8)
-        labels = F.interpolate(labels[None, None].float(), size=(size, size), mode="nearest-exact")[0, 0].to(torch.uint8)
-    return pixels.numpy(), labels.numpy()
+    return resize_image(np.array(image).transpose(2, 0, 1), size), resize_mask(TRIMAP_TO_CLASS[classes][trimap].astype(np.uint8), size)
 
 
 def as_images(pixels: np.ndarray) -> torch.Tensor:
