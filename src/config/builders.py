@@ -16,7 +16,7 @@ from src.callbacks.random_state import RandomState
 from src.config.errors import UserInputError
 from src.loggers.noise import silence_lightning_noise
 from src.reduction.final_round import FinalRoundCheckpoint
-from src.runs.checkpoint_io import AtomicCheckpointIO
+from src.runs.checkpoint_io import BackgroundCheckpointIO
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
     """The trainer config plus what every run gets: random states in checkpoints (exact resume),
-    a stop on a non-finite loss and checkpoints written atomically."""
+    a stop on a non-finite loss and checkpoints written atomically, in the background."""
     silence_lightning_noise()
     guards = [RandomState(cfg.seed), FiniteLoss()]
-    return instantiate(cfg.trainer, callbacks=[*callbacks, *guards], logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    return instantiate(cfg.trainer, callbacks=[*callbacks, *guards], logger=loggers or False, plugins=[BackgroundCheckpointIO()])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import lightning as L
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -20,13 +21,15 @@ def _die() -> None:
 class KillAt(Callback):
     """Args:
     point: fit (a training step of ``epoch``), relevance (the first relevance batch after
-        ``epoch``) or checkpoint (a checkpoint of ``epoch`` written to its temporary file, not yet
-        renamed into place).
+        ``epoch``), checkpoint (a checkpoint of ``epoch`` written to its temporary file, not yet
+        renamed into place) or background (the same, by the background writer, once training has
+        gone on to the next epoch: its reduction done, its files written, its checkpoint not).
     epoch: the epoch at which to die.
     """
 
     def __init__(self, point: str, epoch: int) -> None:
         self.point, self.epoch = point, epoch
+        self._next_epoch_running = threading.Event()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.point == "relevance":
@@ -47,10 +50,25 @@ class KillAt(Callback):
                     _die()
 
             TorchCheckpointIO.save_checkpoint = save_then_die
+        elif self.point == "background":
+            save = TorchCheckpointIO.save_checkpoint
+
+            def save_later_then_die(io, checkpoint, path, storage_options=None):
+                save(io, checkpoint, path, storage_options)
+                if checkpoint["epoch"] == self.epoch:
+                    if threading.current_thread() is threading.main_thread():
+                        raise AssertionError("the checkpoint was written on the training thread, not in the background")
+                    if not self._next_epoch_running.wait(timeout=300):
+                        raise AssertionError("training did not go on while the checkpoint was being written")
+                    _die()
+
+            TorchCheckpointIO.save_checkpoint = save_later_then_die
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         if self.point == "fit" and trainer.current_epoch == self.epoch and batch_idx == 2:
             _die()
+        if self.point == "background" and trainer.current_epoch == self.epoch + 1:
+            self._next_epoch_running.set()
 
 
 class RaiseOnRank(Callback):

@@ -79,3 +79,18 @@ def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(tmp_path: Pat
         epochs = [row["epoch"] for row in csv.DictReader((run / "csv" / "metrics.csv").open()) if row.get("val/loss")]
         assert epochs == [row["epoch"] for row in csv.DictReader((full / "csv" / "metrics.csv").open()) if row.get("val/loss")]
         assert not list((run / "checkpoints").glob(".*.tmp")), "a killed checkpoint write left its temporary file"
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_to_the_same_result(tmp_path: Path) -> None:
+    """The writer dies mid-write of epoch 3's checkpoints (round 1's last epoch) while training
+    is already in epoch 4 on round 2's reduced set: the resume starts from epoch 2's checkpoint."""
+    with ThreadPoolExecutor(2) as pool:
+        full = pool.submit(_train, tmp_path, tmp_path / "uninterrupted")
+        run = _killed_then_resumed(tmp_path, "background", 3)
+        full.result()
+    assert json.loads((run / "metrics.json").read_text()) == json.loads((tmp_path / "uninterrupted" / "metrics.json").read_text())
+    assert _rounds(run) == _rounds(tmp_path / "uninterrupted")
+    record = json.loads((run / "run.json").read_text())
+    assert record["resumed"][0]["from_checkpoint"].endswith("last.ckpt")
+    assert not list((run / "checkpoints").glob(".*.tmp")), "a killed checkpoint write left its temporary file"
