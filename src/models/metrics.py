@@ -4,64 +4,95 @@ from __future__ import annotations
 
 import torch
 from torchmetrics import MeanMetric, MeanSquaredError, Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
-from torchmetrics.segmentation import DiceScore, MeanIoU
-from torchmetrics.wrappers.abstract import WrapperMetric
 
 from src.models.challenge_metrics import InstanceScore
 
 
-def label_metrics(num_classes: int, overlap: bool = True, ignore_index: int | None = None) -> MetricCollection:
-    """Metrics on class-index maps (N, H, W); binary tasks count as 2 classes (background too).
+class ClassCounts(Metric):
+    """Accuracy, IoU and Dice from one state: the dataset's confusion matrix (and, for
+    ``miou_image``, each image's IoU per class), filled by one ``bincount`` per batch instead of
+    an update of four torchmetrics metrics, each formatting the batch its own way.
 
-    ``miou`` is dataset-level (intersections and unions summed over all images, then averaged
-    over classes); ``miou_image`` averages each image's mIoU, as torchmetrics' MeanIoU does;
-    ``mdice`` is dataset-level Dice averaged over classes; ``acc`` is pixel accuracy.
-    ``overlap=False`` leaves out ``miou_image`` and ``mdice``, whose one-hot conversion of every
-    batch costs more than the other two together (the training split, updated every step). The
-    inputs are our own argmax/threshold maps, so torchmetrics' argument checks are off.
-    ``ignore_index``: target pixels of that value count in no metric (see :class:`SkipUnlabelled`).
+    Class-index maps (N, H, W) in; binary tasks count as 2 classes (background too). The values
+    are those of the torchmetrics metrics named below, on the same inputs (a test checks it):
+
+    - ``acc``: pixel accuracy (``MulticlassAccuracy``, micro);
+    - ``miou``: dataset-level IoU (intersections and unions summed over all images), averaged
+      over the classes present in predictions or targets (``MulticlassJaccardIndex``, macro);
+    - ``miou_image``: each image's IoU per class, averaged over the (image, class) pairs whose
+      union is not empty (``MeanIoU``);
+    - ``mdice``: dataset-level Dice averaged over the classes present (``DiceScore``, macro,
+      global aggregation).
+
+    ``per_image=False`` leaves out ``miou_image`` and ``mdice`` (the training split, updated every
+    step, logs ``acc`` and ``miou`` only). Target pixels equal to ``ignore_index`` count in no
+    metric. The inputs are our own argmax/threshold maps, so they are not checked.
     """
-    metrics = {
-        "acc": MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False, ignore_index=ignore_index),
-        "miou": MulticlassJaccardIndex(num_classes=num_classes, average="macro", validate_args=False, ignore_index=ignore_index),
-    }
-    if overlap:
-        overlap_format = "index" if ignore_index is None else "one-hot"
-        miou_image = MeanIoU(num_classes=num_classes, input_format=overlap_format)
-        mdice = DiceScore(num_classes=num_classes, average="macro", aggregation_level="global", input_format=overlap_format)
-        if ignore_index is not None:
-            miou_image, mdice = (SkipUnlabelled(m, num_classes, ignore_index) for m in (miou_image, mdice))
-        metrics["miou_image"], metrics["mdice"] = miou_image, mdice
-    return MetricCollection(metrics)
 
+    full_state_update = False
+    higher_is_better = True
 
-class SkipUnlabelled(WrapperMetric):
-    """A one-hot overlap metric (torchmetrics' MeanIoU, DiceScore: neither takes an
-    ``ignore_index``) fed index maps whose unlabelled pixels are all-zero in both one-hot maps, so
-    they count as no class's hit, miss or false alarm."""
-
-    def __init__(self, metric: Metric, num_classes: int, ignore_index: int) -> None:
+    def __init__(self, num_classes: int, per_image: bool = True, ignore_index: int | None = None, prefix: str = "") -> None:
         super().__init__()
-        self.metric, self.num_classes, self.ignore_index = metric, num_classes, ignore_index
+        self.num_classes, self.per_image, self.ignore_index, self.prefix = num_classes, per_image, ignore_index, prefix
+        self.add_state("confusion", default=torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        if per_image:
+            self.add_state("image_iou_sum", default=torch.zeros(()), dist_reduce_fx="sum")
+            self.add_state("image_iou_count", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, predicted: torch.Tensor, target: torch.Tensor) -> None:
-        labelled = (target != self.ignore_index).unsqueeze(1)
-        classes = torch.arange(self.num_classes, device=target.device).view(1, -1, 1, 1)
-        self.metric.update((predicted.unsqueeze(1) == classes) & labelled, (target.unsqueeze(1) == classes) & labelled)
+        c = self.num_classes
+        counts = _pair_counts(target.long() * c + predicted.long(), target == self.ignore_index if self.ignore_index is not None else None, c * c)
+        counts = counts.view(-1, c, c)  # (image, true class, predicted class)
+        self.confusion += counts.sum(0)
+        if self.per_image:
+            intersection = counts.diagonal(dim1=1, dim2=2)
+            union = counts.sum(1) + counts.sum(2) - intersection
+            present = union > 0
+            self.image_iou_sum += (intersection[present] / union[present]).sum()
+            self.image_iou_count += present.sum()
 
-    def compute(self) -> torch.Tensor:
-        return self.metric.compute()
+    def compute(self) -> dict[str, torch.Tensor]:
+        """Every metric over the batches since the last reset, synced across DDP processes."""
+        confusion = self.confusion.float()
+        intersection = confusion.diagonal()
+        predicted, true = confusion.sum(0), confusion.sum(1)
+        present = predicted + true > 0
+        union = predicted + true - intersection
+        values = {
+            "acc": _safe_ratio(intersection.sum(), confusion.sum(), 0.0),
+            # summed as MulticlassJaccardIndex sums, so the values agree to the last bit
+            "miou": ((present * torch.nan_to_num(intersection / union)) / present.sum()).sum(),
+        }
+        if self.per_image:
+            values["miou_image"] = self.image_iou_sum / self.image_iou_count
+            values["mdice"] = (2 * intersection[present] / (predicted + true)[present]).mean()
+        return {f"{self.prefix}{name}": value for name, value in values.items()}
 
-    def reset(self) -> None:
-        self.metric.reset()
-        super().reset()
+
+def _pair_counts(pairs: torch.Tensor, unlabelled: torch.Tensor | None, size: int) -> torch.Tensor:
+    """(N, size) count of each value of ``pairs`` (N, ...) per image, skipping ``unlabelled``
+    pixels: one ``bincount`` over (image, value) bins, or, where deterministic algorithms are
+    on (CUDA's bincount is not deterministic), one comparison per value."""
+    n = len(pairs)
+    pairs = pairs.reshape(n, -1)
+    if unlabelled is not None:
+        pairs = torch.where(unlabelled.reshape(n, -1), size, pairs)  # a bin of its own, dropped
+    if torch.are_deterministic_algorithms_enabled():
+        return torch.stack([(pairs == value).sum(1) for value in range(size)], 1)
+    offsets = torch.arange(n, device=pairs.device).unsqueeze(1) * (size + 1)
+    return torch.bincount((pairs + offsets).flatten(), minlength=n * (size + 1)).view(n, size + 1)[:, :size]
+
+
+def _safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor, empty: float) -> torch.Tensor:
+    return numerator / denominator if denominator > 0 else numerator.new_tensor(empty, dtype=torch.float32)
 
 
 class SegmentationMetrics(torch.nn.Module):
     """The loss (mean over samples), label metrics plus, for the regression output, the MSE of
     the probabilities (the notes), and with ``challenge`` (one-channel membrane outputs) the ISBI
-    Rand error and VI; ``overlap`` and ``ignore_index`` as in ``label_metrics``."""
+    Rand error and VI; ``overlap`` (``miou_image`` and ``mdice``) and ``ignore_index`` as in
+    :class:`ClassCounts`."""
 
     def __init__(self, task: str, out_channels: int, prefix: str, challenge: bool = False, overlap: bool = True, ignore_index: int | None = None) -> None:
         super().__init__()
@@ -69,7 +100,7 @@ class SegmentationMetrics(torch.nn.Module):
         # a metric rather than self.log at every step: Lightning's per-call bookkeeping cost more
         # than the update (`make bench`); NaN checks off, the FiniteLoss guard stops a NaN run
         self.loss = MeanMetric(nan_strategy="disable")
-        self.labels = label_metrics(2 if task != "multiclass" else out_channels, overlap, ignore_index).clone(prefix=prefix)
+        self.labels = ClassCounts(2 if task != "multiclass" else out_channels, overlap, ignore_index, prefix)
         self.mse = MeanSquaredError() if task == "regression" else None
         self.challenge = (
             MetricCollection({"rand_error": InstanceScore("rand_error"), "vi": InstanceScore("vi")}, prefix=prefix)
