@@ -68,12 +68,12 @@ def measure_costs(module: EarlyExitClassifier, sample: torch.Tensor, method: str
     counted on the head features the exit computed anyway (its only cost is the map itself)."""
     net = module.net
     module.eval()
-    stages, x = [], module.normalise(sample)
+    stages, x = [], module.net_input(sample)
     with torch.no_grad():
         for stage in net.stages:
             stages.append(_flops(lambda stage=stage, x=x: stage(x)))
             x = stage(x)
-        features, x = [], module.normalise(sample)
+        features, x = [], module.net_input(sample)
         for stage in net.stages:
             x = stage(x)
             features.append(x)

@@ -83,7 +83,12 @@ def early_exit_predict(
     temperatures: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched inference that stops: after each exit the samples that pass leave the batch, and
-    the later stages run only on the rest. Returns (predictions, exit index) per sample."""
+    the later stages run only on the rest. Returns (predictions, exit index) per sample.
+
+    Per exit, one index tensor of the samples that stay (a single ``nonzero``, the only point
+    where a GPU waits) selects the features, ids and maps carried on; every other step stays on
+    tensors: each exit writes its prediction for every sample still in, and the later exits
+    overwrite those of the samples that stay."""
     if policy.oracle:
         raise UserInputError(f"policy {policy.name} needs the final exit's map: an analysis oracle, not an inference policy.")
     if policy.calibrated and temperatures is None:
@@ -94,32 +99,27 @@ def early_exit_predict(
     predictions = torch.empty(n, dtype=torch.long, device=images.device)
     taken = torch.empty(n, dtype=torch.long, device=images.device)
     remaining = torch.arange(n, device=images.device)
-    x = module.normalise(images)
+    x = module.net_input(images)
     previous_map: torch.Tensor | None = None
-    k = 0
-    for i, stage in enumerate(net.stages):
-        x = stage(x)
-        if net.exit_stages[k] != i:
-            continue
+    first = 0  # the first stage not yet run
+    for k, exit_stage in enumerate(net.exit_stages):
+        for i in range(first, exit_stage + 1):
+            x = net.stages[i](x)
+        first = exit_stage + 1
         features = net.heads[k].conv(x)
         logits = net.heads[k].classify(features)
         predicted = logits.argmax(1)
+        predictions[remaining] = predicted
+        taken[remaining] = k
         if k == net.num_exits - 1:
-            leave = torch.ones_like(predicted, dtype=torch.bool)
-        else:
-            temperature = 1.0 if temperatures is None else float(temperatures[k])
-            signals, maps = _signals(module, policy, images[remaining], features, logits, temperature, k, predicted, previous_map, saliency_method)
-            previous_map = maps
-            leave = passes(policy, signals, threshold)
-        predictions[remaining[leave]] = predicted[leave]
-        taken[remaining[leave]] = k
-        stay = ~leave
-        remaining, x = remaining[stay], x[stay]
-        if previous_map is not None:
-            previous_map = previous_map[stay]
-        k += 1
-        if not len(remaining):
             break
+        temperature = 1.0 if temperatures is None else float(temperatures[k])
+        signals, maps = _signals(module, policy, images, remaining, features, logits, temperature, k, predicted, previous_map, saliency_method)
+        stay = (~passes(policy, signals, threshold)).nonzero().squeeze(1)
+        if not len(stay):
+            break
+        remaining, x = remaining[stay], x[stay]
+        previous_map = None if maps is None else maps[stay]
     return predictions, taken
 
 
@@ -127,6 +127,7 @@ def _signals(
     module: EarlyExitClassifier,
     policy: Policy,
     images: torch.Tensor,
+    remaining: torch.Tensor,
     features: torch.Tensor,
     logits: torch.Tensor,
     temperature: float,
@@ -135,14 +136,19 @@ def _signals(
     previous_map: torch.Tensor | None,
     method: str,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-    """The signals ``policy`` reads at exit ``k``, and the saliency map when one was computed."""
-    probs = logits.softmax(1)
-    signals = {"confidence": probs.max(1).values, "calibrated_confidence": (logits / temperature).softmax(1).max(1).values}
-    if policy.name == "entropy":
+    """The signals ``policy`` reads at exit ``k`` (only those), and the saliency map when one
+    was computed (``remaining``: the ids of the samples still in the batch)."""
+    needed = {policy.signal_name, policy.gate}
+    signals = {}
+    if needed & {"confidence", "entropy"}:
+        probs = logits.softmax(1)
+        signals["confidence"] = probs.amax(1)
         signals["entropy"] = -(probs * probs.clamp_min(1e-12).log()).sum(1)
+    if "calibrated_confidence" in needed:
+        signals["calibrated_confidence"] = (logits / temperature).softmax(1).amax(1)
     if not policy.uses_saliency:
         return signals, None
-    maps = exit_saliency(module, images, k, predicted, method, head_features=features)
+    maps = exit_saliency(module, images[remaining], k, predicted, method, head_features=features)
     signals["saliency_entropy"] = spatial_entropy(maps)
     signals["saliency_inertia"] = moment_of_inertia(maps)
     signals["coherence_prev"] = torch.full((len(maps),), float("nan"), device=maps.device) if previous_map is None else cosine(maps, previous_map)

@@ -27,7 +27,7 @@ class ExitLogit(nn.Module):
         self.module, self.k, self.target = module, k, target
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.module.normalise(images)
+        x = self.module.net_input(images)
         net = self.module.net
         for stage in net.stages[: net.exit_stages[self.k] + 1]:
             x = stage(x)
@@ -55,7 +55,7 @@ def exit_saliency(
 def exit_head_features(module: EarlyExitClassifier, images: torch.Tensor, k: int) -> torch.Tensor:
     """The features exit ``k``'s head pools (its conv's output, or the stage's)."""
     net = module.net
-    x = module.normalise(images)
+    x = module.net_input(images)
     for stage in net.stages[: net.exit_stages[k] + 1]:
         x = stage(x)
     return net.heads[k].conv(x)
@@ -118,7 +118,7 @@ def record_exits(module: EarlyExitClassifier, loader, method: str) -> ExitRecord
     logits, maps, labels = [], [], []
     for batch in loader:
         images = batch["image"].to(module.device)
-        x, exits, exit_maps = module.normalise(images), [], []
+        x, exits, exit_maps = module.net_input(images), [], []
         for i, stage in enumerate(net.stages):
             x = stage(x)
             if i in net.exit_stages:

@@ -25,6 +25,11 @@ class ConfiguredModule(L.LightningModule):
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.input_mean) / self.input_std
 
+    def net_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images, in the NHWC layout when the module runs ``channels_last``."""
+        x = self.normalise(images)
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.get("channels_last") else x
+
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         """Loss and metrics of one batch of ``split`` (train, val or test); logs them."""
         raise NotImplementedError

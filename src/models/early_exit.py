@@ -22,7 +22,8 @@ class EarlyExitClassifier(ConfiguredModule):
     net: Hydra config of an ``EarlyExitCNN`` (without channels/classes; they come from the data).
     in_channels, num_classes: set from the data module.
     exit_weights: weight of each exit's cross-entropy in the joint loss; None = equal weights.
-    optimizer, scheduler, monitor, input_mean, input_std: as for the segmentation module.
+    optimizer, scheduler, monitor, input_mean, input_std, channels_last: as for the
+        segmentation module (``channels_last`` also in early-exit inference).
     Logs ``{split}/acc_exit{k}`` for every exit, ``{split}/acc`` (final exit) and ``{split}/loss``.
     """
 
@@ -37,12 +38,15 @@ class EarlyExitClassifier(ConfiguredModule):
         monitor: str = "val/loss",
         input_mean: Sequence[float] = (0.0,),
         input_std: Sequence[float] = (1.0,),
+        channels_last: bool = False,
     ) -> None:
         super().__init__(input_mean, input_std)
         net, optimizer, scheduler, exit_weights = (plain(c) for c in (net, optimizer, scheduler, exit_weights))
         input_mean, input_std = list(input_mean), list(input_std)
         self.save_hyperparameters(logger=False)
         self.net: EarlyExitCNN = instantiate(net, in_channels=in_channels, num_classes=num_classes)
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
         k = self.net.num_exits
         weights = [1.0] * k if exit_weights is None else list(exit_weights)
         if len(weights) != k:
@@ -54,7 +58,7 @@ class EarlyExitClassifier(ConfiguredModule):
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Every exit's logits for raw images."""
-        return self.net(self.normalise(images))
+        return self.net(self.net_input(images))
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         exits = self(batch["image"])

@@ -85,10 +85,7 @@ class SegmentationModule(ConfiguredModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, out_channels, H, W) for raw images in [0, 1]."""
-        x = self.normalise(images)
-        if self.hparams.get("channels_last"):
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self._run_net(x)
+        return self._run_net(self.net_input(images))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Sigmoid for one-channel tasks, softmax over classes otherwise."""
