@@ -80,7 +80,8 @@ def run(mode: str, data_dir: Path, results_dir: Path) -> dict:
         write_pet(pet_dir / "small", count=400)
     section("data", lambda: data.measure(data_root, str(pet_dir / "small"), reps, plan["data_sets"]))
     if plan["early_exit_epochs"]:
-        section("early_exit", lambda: early_exit.measure(data_root, reps, plan["early_exit_epochs"]))
+        shapes = write_pet(pet_dir / "shapes", count=1024, size=(160, 160))
+        section("early_exit", lambda: early_exit.measure(data_root, str(shapes), reps, plan["early_exit_epochs"]))
     if plan["memory"]:
 
         def memory() -> dict:

@@ -1,9 +1,14 @@
 """Early exit in wall-clock time: seconds per sample of the chosen operating point against the
-full network at batch 1 and 64, beside the fraction of the FLOPs it runs."""
+full network at batch 1 and 64, beside the fraction of the FLOPs it runs, on two inputs: eliret
+shapes (32 px gray, where the first stage's memory traffic outweighs its FLOPs) and the
+``pet_cls`` net on 128 px RGB (synthetic Pet, where the convolutions dominate). Both memory
+layouts are timed at batch 64 (``model.channels_last``), and the time at batch 64 is taken
+apart: what the stage shares predict, the network on the real sub-batches, and the decisions."""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -15,20 +20,35 @@ from bench.timing import interleaved, median
 from src.config.builders import build_datamodule, build_model
 from src.early_exit.evaluate import evaluate_exits
 from src.early_exit.policies import POLICIES, early_exit_predict
+from src.models.early_exit import EarlyExitClassifier
+
+# (overrides, epochs): eliret_cls as its preset; pet_cls on the synthetic Pet (cats are
+# ellipses, dogs boxes), 128 px RGB
+CASES = {
+    "eliret_cls": (["experiment=eliret_early_exit"], None),
+    "pet_cls_128": (["data=pet_cls", "model=early_exit_cnn", "data.image_size=128"], 4),
+}
 
 
-def _trained(data_dir: str, epochs: int):
-    cfg = train_config([f"paths.data_dir={data_dir}", "experiment=eliret_early_exit", f"trainer.max_epochs={epochs}"])
+def _trained(overrides: list[str], epochs: int) -> tuple[EarlyExitClassifier, L.LightningDataModule]:
+    cfg = train_config([*overrides, f"trainer.max_epochs={epochs}"])
     datamodule = build_datamodule(cfg)
     module = build_model(cfg, datamodule)
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, datamodule=datamodule)
-    return module, datamodule, cfg
+    return module, datamodule
 
 
-def stage_profile(module, images: torch.Tensor, repetitions: int) -> tuple[list[float], list[float]]:
-    """Share of the full network's time and of its FLOPs in each stage (its exit head
-    included), at the batch size of ``images``: stages whose cost is not in multiply-adds
+def _with_layout(module: EarlyExitClassifier, channels_last: bool) -> EarlyExitClassifier:
+    """The same trained weights in a module built with ``channels_last``."""
+    copy = type(module)(**{**module.hparams, "channels_last": channels_last})
+    copy.load_state_dict(module.state_dict())
+    return copy.eval()
+
+
+def stage_profile(module: EarlyExitClassifier, images: torch.Tensor, batch_size: int, repetitions: int) -> tuple[list[float], list[float]]:
+    """Each stage's share (its exit head included) of the full network's time on ``images`` in
+    batches of ``batch_size``, and of its FLOPs: stages whose cost is not in multiply-adds
     (pooling, batch norm, memory traffic on the largest maps) take more time than FLOPs."""
     net = module.net
     head_of = {s: k for k, s in enumerate(net.exit_stages)}
@@ -39,77 +59,121 @@ def stage_profile(module, images: torch.Tensor, repetitions: int) -> tuple[list[
             net.heads[head_of[i]](x)
         return x
 
-    inputs, flops = [], []
+    inputs: list[list[torch.Tensor]] = [[] for _ in net.stages]
+    flops = [0] * len(net.stages)
     with torch.no_grad():
-        x = module.normalise(images)
-        for i in range(len(net.stages)):
-            inputs.append(x)
-            with FlopCounterMode(display=False) as counter:
-                x = run_stage(i, x)
-            flops.append(counter.get_total_flops())
-        times = interleaved({str(i): (lambda i=i: run_stage(i, inputs[i])) for i in range(len(net.stages))}, repetitions * 5)
+        for start in range(0, len(images), batch_size):
+            x = module.net_input(images[start : start + batch_size])
+            for i in range(len(net.stages)):
+                inputs[i].append(x)
+                with FlopCounterMode(display=False) as counter:
+                    x = run_stage(i, x)
+                flops[i] += counter.get_total_flops()
+        stages = {str(i): (lambda i=i: [run_stage(i, x) for x in inputs[i]]) for i in range(len(net.stages))}
+        times = interleaved(stages, repetitions * 3)
     seconds = [median(times[str(i)]) for i in range(len(net.stages))]
     return [t / sum(seconds) for t in seconds], [f / sum(flops) for f in flops]
 
 
-def measure(data_dir: str, repetitions: int, epochs: int = 3, batch1_samples: int = 128) -> dict[str, object]:
+def _network_on_sub_batches(module: EarlyExitClassifier, images: torch.Tensor, taken: torch.Tensor) -> None:
+    """The stages and heads early exit runs, on the same shrinking batches, without deciding:
+    who stays is read from ``taken`` (the exits the policy chose)."""
+    net = module.net
+    x, first = module.net_input(images), 0
+    for k, exit_stage in enumerate(net.exit_stages):
+        for i in range(first, exit_stage + 1):
+            x = net.stages[i](x)
+        first = exit_stage + 1
+        net.heads[k](x)
+        stay = (taken > k).nonzero().squeeze(1)
+        if not len(stay):
+            return
+        x, taken = x[stay], taken[stay]
+
+
+def _batched(fn: Callable[[torch.Tensor, slice], object], count: int, batch_size: int) -> Callable[[], None]:
+    def run() -> None:
+        with torch.no_grad():
+            for start in range(0, count, batch_size):
+                fn(slice(start, start + batch_size))
+
+    return run
+
+
+def measure_case(overrides: list[str], repetitions: int, epochs: int, batch1_samples: int = 128) -> dict[str, object]:
     torch.manual_seed(0)
-    module, datamodule, cfg = _trained(data_dir, epochs)
+    trained, datamodule = _trained(overrides, epochs)
     with tempfile.TemporaryDirectory() as scratch:
-        metrics = evaluate_exits(module, datamodule.val_dataloader(), datamodule.test_dataloader(), Path(scratch), timing_samples=8)
+        metrics = evaluate_exits(trained, datamodule.val_dataloader(), datamodule.test_dataloader(), Path(scratch), timing_samples=8)
     deployable = [p for p in POLICIES.values() if not p.oracle and f"early_exit/{p.name}/test_flops_saving" in metrics]
     policy = max(deployable, key=lambda p: metrics[f"early_exit/{p.name}/test_flops_saving"])
     main = metrics[f"early_exit/{policy.name}/threshold"]
     threshold = main if policy.gate is None else (main, metrics[f"early_exit/{policy.name}/gate_threshold"])
-    temperatures = [metrics[f"early_exit/temperature_exit{e}"] for e in range(module.net.num_exits)]
+    temperatures = [metrics[f"early_exit/temperature_exit{e}"] for e in range(trained.net.num_exits)]
     images = torch.cat([batch["image"] for batch in datamodule.test_dataloader()])
-    module.eval()
-
-    def early(batch_size: int, count: int) -> None:
-        with torch.no_grad():
-            for start in range(0, count, batch_size):
-                early_exit_predict(module, images[start : start + batch_size], policy, threshold, "cam", temperatures)
-
-    def full(batch_size: int, count: int) -> None:
-        with torch.no_grad():
-            for start in range(0, count, batch_size):
-                module(images[start : start + batch_size])
-
-    counts = {1: batch1_samples, 64: len(images)}
-    early(64, 64)  # warm-up: first calls allocate and pick kernels
-    full(64, 64)
-    arms = {}
-    for batch_size, count in counts.items():
-        arms[f"early/{batch_size}"] = lambda b=batch_size, c=count: early(b, c)
-        arms[f"full/{batch_size}"] = lambda b=batch_size, c=count: full(b, c)
-    times = interleaved(arms, repetitions)
+    layouts = {"contiguous": _with_layout(trained, False), "channels_last": _with_layout(trained, True)}
     with torch.no_grad():
-        _, taken = early_exit_predict(module, images, policy, threshold, "cam", temperatures)
-    # fraction of the samples that run stage i: those leaving at exit i or later
-    reach = [float((taken >= k).float().mean()) for k in range(module.net.num_exits)]
-    time_share, flops_share = stage_profile(module, images[:64], repetitions)
+        _, taken = early_exit_predict(layouts["contiguous"], images, policy, threshold, "cam", temperatures)
+
+    arms: dict[str, Callable[[], None]] = {}
+    for layout, module in layouts.items():
+        for batch_size, count in ((64, len(images)), (1, min(batch1_samples, len(images)))):
+            if batch_size == 1 and layout == "channels_last":
+                continue
+            key = f"{layout}/{batch_size}"
+
+            def early(part: slice, module: EarlyExitClassifier = module) -> None:
+                early_exit_predict(module, images[part], policy, threshold, "cam", temperatures)
+
+            arms[f"early/{key}"] = _batched(early, count, batch_size)
+            arms[f"full/{key}"] = _batched(lambda part, module=module: module(images[part]), count, batch_size)
+            if batch_size == 64:
+                arms[f"sub_batches/{key}"] = _batched(lambda part, module=module: _network_on_sub_batches(module, images[part], taken[part]), count, 64)
+    for arm in arms.values():  # warm-up: first calls allocate and pick kernels
+        arm()
+    times = interleaved(arms, repetitions)
+    reach = [float((taken >= k).float().mean()) for k in range(trained.net.num_exits)]
     flops_fraction = 1.0 - metrics[f"early_exit/{policy.name}/test_flops_saving"]
     result: dict[str, object] = {
         "policy": policy.name,
         "threshold": threshold,
         "test_accuracy": metrics[f"early_exit/{policy.name}/test_accuracy"],
+        "final_exit_test_accuracy": metrics[f"test/acc_exit{trained.net.num_exits - 1}"],
         "test_images": len(images),
+        "image_shape": list(images.shape[1:]),
+        "epochs": epochs,
         "flops_fraction": flops_fraction,
         "fraction_reaching_stage": reach,
-        "stage_time_share_batch64": time_share,
-        "stage_flops_share": flops_share,
-        # the time fraction the per-stage times predict for these exits (one exit per stage)
-        "predicted_time_fraction_batch64": sum(r * t for r, t in zip(reach, time_share, strict=True)),
     }
-    for batch_size, count in counts.items():
-        early_ms = 1e3 * median(times[f"early/{batch_size}"]) / count
-        full_ms = 1e3 * median(times[f"full/{batch_size}"]) / count
-        time_fraction = early_ms / full_ms
-        result[f"batch{batch_size}"] = {
+    for key in sorted({name.split("/", 1)[1] for name in arms}):
+        layout, batch_size = key.split("/")
+        count = len(images) if batch_size == "64" else min(batch1_samples, len(images))
+        early_ms, full_ms = (1e3 * median(times[f"{arm}/{key}"]) / count for arm in ("early", "full"))
+        entry = {
             "early_ms_per_sample": early_ms,
             "full_ms_per_sample": full_ms,
-            "time_fraction": time_fraction,
-            # the time saved over the FLOPs saved: 1.0 when time tracks FLOPs; the goal is >= 0.75 at batch 64
-            "saving_tracking": (1.0 - time_fraction) / (1.0 - flops_fraction) if flops_fraction < 1.0 else float("nan"),
+            "time_fraction": early_ms / full_ms,
+            "time_over_flops_fraction": early_ms / full_ms / flops_fraction,
         }
+        if batch_size == "64":
+            time_share, flops_share = stage_profile(layouts[layout], images, 64, repetitions)
+            predicted = sum(r * t for r, t in zip(reach, time_share, strict=True))  # one exit per stage
+            sub_batches = 1e3 * median(times[f"sub_batches/{key}"]) / count / full_ms
+            entry |= {
+                "stage_time_share": time_share,
+                "stage_flops_share": flops_share,
+                # the parts of the time fraction: what the whole-batch stage times predict for
+                # these exits; what running them on the smaller batches adds (fixed per-call
+                # costs, the copies that drop the samples that left); the rest: the decisions
+                "predicted_time_fraction": predicted,
+                "sub_batch_cost": sub_batches - predicted,
+                "decision_cost": early_ms / full_ms - sub_batches,
+            }
+        result[key] = entry
     return result
+
+
+def measure(data_dir: str, pet_dir: str, repetitions: int, epochs: int = 3) -> dict[str, dict]:
+    """Each case of ``CASES``, trained for its epochs (eliret: ``epochs``)."""
+    data = {"eliret_cls": [f"paths.data_dir={data_dir}"], "pet_cls_128": [f"paths.data_dir={data_dir}", f"data.data_dir={pet_dir}"]}
+    return {name: measure_case([*data[name], *overrides], repetitions, case_epochs or epochs) for name, (overrides, case_epochs) in CASES.items()}

@@ -14,8 +14,9 @@ BREEDS = 37
 
 
 def write_pet(root: Path, count: int, size: tuple[int, int] = (300, 400), seed: int = 0) -> Path:
-    """``root/oxford-iiit-pet`` with ``count`` images (an ellipse of pet, a 3-px border, the
-    rest background), about 1 in 8 listed in test.txt; an existing complete copy is reused."""
+    """``root/oxford-iiit-pet`` with ``count`` images (a pet with a 3-px border, the rest
+    background), about 1 in 8 listed in test.txt; an existing complete copy is reused. Cats are
+    ellipses and dogs boxes, so the species is learnable (the early-exit bench trains on it)."""
     base = Path(root) / "oxford-iiit-pet"
     if (base / "annotations" / "test.txt").is_file():
         return base
@@ -30,12 +31,13 @@ def write_pet(root: Path, count: int, size: tuple[int, int] = (300, 400), seed: 
         # species from the case of the name, as in the real set: capitals are cats
         image_id = f"{'Cat' if breed < 12 else 'dog'}breed{breed}_{i}"
         cy, cx, ry, rx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width, rng.uniform(0.15, 0.3) * height, rng.uniform(0.15, 0.3) * width
-        radius = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+        cat = breed < 12
+        radius = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 if cat else np.maximum(((yy - cy) / ry) ** 2, ((xx - cx) / rx) ** 2)
         trimap = np.where(radius < 0.8, 1, np.where(radius < 1.0, 3, 2)).astype(np.uint8)
         image = (rng.random((height, width, 3)) * 90 + (trimap == 1)[..., None] * 140).astype(np.uint8)
         Image.fromarray(image).save(base / "images" / f"{image_id}.jpg", quality=85)
         Image.fromarray(trimap).save(base / "annotations" / "trimaps" / f"{image_id}.png")
-        line = f"{image_id} {breed + 1} {1 if breed < 12 else 2} {i // BREEDS + 1}"
+        line = f"{image_id} {breed + 1} {1 if cat else 2} {i // BREEDS + 1}"
         (test if i % 8 == 7 else trainval).append(line)
     (base / "annotations" / "trainval.txt").write_text("\n".join(trainval) + "\n")
     (base / "annotations" / "test.txt").write_text("\n".join(test) + "\n")  # last: marks the copy complete

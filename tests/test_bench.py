@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import data, fills, overhead, relevance
+from bench import data, early_exit, fills, overhead, relevance
 from bench.__main__ import run
 from bench.epoch_parts import Stopwatch
 from bench.pet_layout import write_pet
 from bench.reference_loop import plain_fit
-from bench.report import markdown
+from bench.report import early_exit_section, markdown
 from src.data.pet import PetDataModule
 
 
@@ -89,3 +89,19 @@ def test_quick_bench_writes_json_and_markdown(data_root: Path, tmp_path: Path) -
     assert (tmp_path / "latest.md").read_text() == markdown(results)
     assert "overhead_ratio" in (tmp_path / "latest.md").read_text()
     assert "impute@3 rounds" in (tmp_path / "latest.md").read_text()
+
+
+@pytest.mark.slow
+def test_early_exit_time_is_taken_apart_per_layout(data_root: Path, tmp_path: Path) -> None:
+    pet = write_pet(tmp_path, count=96, size=(48, 48))
+    overrides = [f"paths.data_dir={data_root}", f"data.data_dir={pet}", "data=pet_cls", "model=early_exit_cnn", "data.image_size=32", "data.batch_size=16"]
+    result = early_exit.measure_case(overrides, repetitions=1, epochs=1, batch1_samples=4)
+    assert set(result) >= {"contiguous/1", "contiguous/64", "channels_last/64", "flops_fraction", "fraction_reaching_stage"}
+    assert result["fraction_reaching_stage"][0] == 1.0 and 0 < result["flops_fraction"] <= 1
+    for key in ("contiguous/64", "channels_last/64"):
+        parts = result[key]
+        assert sum(parts["stage_time_share"]) == pytest.approx(1.0) and sum(parts["stage_flops_share"]) == pytest.approx(1.0)
+        assert parts["predicted_time_fraction"] + parts["sub_batch_cost"] + parts["decision_cost"] == pytest.approx(parts["time_fraction"])
+        assert parts["time_over_flops_fraction"] == pytest.approx(parts["time_fraction"] / result["flops_fraction"])
+    page = "\n".join(early_exit_section({"pet_cls_32": result}))
+    assert "### pet_cls_32" in page and "| channels_last, batch 64 |" in page
