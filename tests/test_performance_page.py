@@ -1,0 +1,26 @@
+"""docs/performance.md shows the committed bench run: its tables are bench/results/latest.md
+itself (included by the docs build), and the figures its prose quotes are that run's."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import ROOT
+
+PAGE = ROOT / "docs" / "performance.md"
+LATEST = ROOT / "bench" / "results" / "latest.json"
+
+
+def test_the_page_includes_the_latest_bench_run() -> None:
+    assert '--8<-- "bench/results/latest.md"' in PAGE.read_text()
+    assert (ROOT / "bench" / "results" / "latest.md").is_file()
+
+
+def test_the_quoted_figures_are_the_latest_runs() -> None:
+    page, results = PAGE.read_text(), json.loads(LATEST.read_text())
+    assert results["date"][:10] in page
+    for name, overhead in results["overhead"].items():
+        assert f"{name}: **{overhead['overhead_ratio']:.2f}**" in page, name
+    for name, case in results["early_exit"].items():
+        for layout in ("contiguous", "channels_last"):
+            assert f"{name}, {layout}: **{case[f'{layout}/64']['time_over_flops_fraction']:.2f}**" in page, (name, layout)
