@@ -18,6 +18,7 @@ from src.config.help import answer_help
 from src.config.user_errors import exit_on_user_error
 from src.early_exit.report import early_exit_report
 from src.loggers.build import build_loggers, finish_loggers
+from src.loggers.noise import silence_lightning_noise
 from src.models.early_exit import EarlyExitClassifier
 from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
 from src.runs.checkpoints import load_module
@@ -27,6 +28,7 @@ from src.runs.results import print_metrics, write_json_atomic
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.split not in ("test", "val"):
         raise UserInputError(f"split={cfg.split!r} must be test or val.")
+    silence_lightning_noise()  # before the first line Lightning logs
     L.seed_everything(cfg.seed, workers=True)
     model = load_module(cfg.ckpt_path)
     datamodule = build_datamodule(cfg)

@@ -83,6 +83,7 @@ def test_a_redirected_run_prints_a_line_per_epoch_and_no_noise(tmp_path: Path) -
     for noise in ("Tip: For seamless cloud logging", "Trainer already configured with model summary", "LeafSpec", "Total FLOPs: 0"):
         assert noise not in output, noise
     assert "Total FLOPs" in output  # the summary counts them on an example image
+    assert output.count("Seed set to") == 1 and output.count("`Trainer.fit` stopped") == 1  # not once per handler
 
 
 # the entry point run in-process by a child python that then reports whether torch was imported

@@ -20,7 +20,17 @@ class DropNoise(logging.Filter):
 
 
 def silence_lightning_noise() -> None:
-    """Idempotent: the filter is added once per logger."""
+    """Idempotent: the filter is added once per logger.
+
+    ``import lightning`` also gives the ``lightning`` logger a console handler of its own while
+    its records still propagate to the root logger: under Hydra's logging every Lightning line
+    was printed twice (``INFO: ...`` on stderr, Hydra's format on stdout). Where the root logger
+    has handlers, Lightning's goes, and its lines reach the console and the run's log file once.
+    """
+    lightning_logger = logging.getLogger("lightning")
+    if logging.getLogger().handlers:
+        for handler in [h for h in lightning_logger.handlers if type(h) is logging.StreamHandler]:
+            lightning_logger.removeHandler(handler)
     for name in RANK_ZERO_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropNoise) for f in logger.filters):

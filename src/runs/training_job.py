@@ -19,6 +19,7 @@ from src.config.errors import UserInputError
 from src.early_exit.report import early_exit_report
 from src.loggers.build import build_loggers, finish_loggers, log_config
 from src.loggers.csv_logger import ResumableCSVLogger
+from src.loggers.noise import silence_lightning_noise
 from src.models.early_exit import EarlyExitClassifier
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
@@ -39,6 +40,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     returns the final metrics."""
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
+    silence_lightning_noise()  # before the first line Lightning logs
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     check_writable(output_dir, "paths.output_dir")
