@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage.metrics import adapted_rand_error, variation_of_information
 
 from src.config.errors import UserInputError
 from src.data.border_weights import border_weight_map
 from src.data.membrane import MembraneDataModule, read_membrane, resize_stack
-from src.models.challenge_metrics import InstanceScore
+from src.models.challenge_metrics import InstanceScores, cell_instances
 from src.reduction.report import read_masks
 from src.runs.checkpoints import load_module
 from src.train import train
@@ -138,13 +139,32 @@ def test_border_weights_peak_between_touching_cells() -> None:
 def test_instance_scores_are_zero_for_a_perfect_prediction_and_high_for_all_membrane() -> None:
     _, label = cells_image(0)
     truth = torch.from_numpy(label == 0).long()[None]
-    for score in ("rand_error", "vi"):
-        metric = InstanceScore(score)
-        metric.update(truth, truth)
-        assert metric.compute().item() == pytest.approx(0.0, abs=1e-6)
-    metric = InstanceScore("rand_error")
+    metric = InstanceScores(prefix="val/")
+    metric.update(truth, truth)
+    assert {k: v.item() for k, v in metric.compute().items()} == pytest.approx({"val/rand_error": 0.0, "val/vi": 0.0}, abs=1e-6)
+    metric = InstanceScores()
     metric.update(torch.ones_like(truth), truth)
-    assert metric.compute().item() > 0.9
+    assert metric.compute()["rand_error"].item() > 0.9
+
+
+def test_instance_scores_from_one_table_equal_scikit_images_scores_computed_apart() -> None:
+    truths, preds = [], []
+    for seed in (0, 1):
+        _, label = cells_image(seed)
+        truth = label == 0
+        noise = np.random.default_rng(seed).random(truth.shape) < 0.05
+        truths.append(truth)
+        preds.append(truth ^ noise)
+    metric = InstanceScores()
+    metric.update(torch.from_numpy(np.stack(preds)).long(), torch.from_numpy(np.stack(truths)).long())
+    rand, vi = [], []
+    for truth, pred in zip(truths, preds, strict=True):
+        cells_true, cells_pred = cell_instances(truth), cell_instances(pred)
+        rand.append(adapted_rand_error(cells_true, cells_pred, ignore_labels=(0,))[0])
+        vi.append(sum(variation_of_information(cells_true, cells_pred, ignore_labels=(0,))))
+    values = metric.compute()
+    assert values["rand_error"].item() == pytest.approx(float(np.mean(rand)), rel=1e-6) and 0 < values["rand_error"].item() < 1
+    assert values["vi"].item() == pytest.approx(float(np.mean(vi)), rel=1e-6) and values["vi"].item() > 0
 
 
 @pytest.mark.slow

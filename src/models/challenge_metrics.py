@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skimage.measure import label
-from skimage.metrics import adapted_rand_error, variation_of_information
+from skimage.metrics import adapted_rand_error, contingency_table, variation_of_information
 from torchmetrics import Metric
 
 
@@ -20,31 +20,32 @@ def cell_instances(membrane: np.ndarray) -> np.ndarray:
     return label(~membrane.astype(bool), connectivity=1)
 
 
-class InstanceScore(Metric):
-    """Mean per-image ``rand_error`` (1 - foreground-restricted adapted Rand F-score) or ``vi``
-    (variation of information, split + merge, bits), ground-truth membrane ignored."""
+class InstanceScores(Metric):
+    """Mean per-image ``rand_error`` (1 - foreground-restricted adapted Rand F-score) and ``vi``
+    (variation of information, split + merge, bits), ground-truth membrane ignored. Both come from
+    one labelling of each image and one contingency table (scikit-image's scores accept it), so
+    each image is labelled and counted once, not once per score."""
 
     full_state_update = False
     higher_is_better = False
 
-    def __init__(self, score: str, **kwargs) -> None:
+    def __init__(self, prefix: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
-        if score not in ("rand_error", "vi"):
-            raise ValueError(f"unknown instance score {score!r}")
-        self.score = score
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.prefix = prefix
+        for state in ("rand_error", "vi"):
+            self.add_state(state, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, pred_membrane: torch.Tensor, true_membrane: torch.Tensor) -> None:
         """(N, H, W) {0, 1} membrane maps."""
         for pred, true in zip(pred_membrane.cpu().numpy(), true_membrane.cpu().numpy()):
             cells_true, cells_pred = cell_instances(true), cell_instances(pred)
-            if self.score == "rand_error":
-                value = adapted_rand_error(cells_true, cells_pred, ignore_labels=(0,))[0]
-            else:
-                value = float(sum(variation_of_information(cells_true, cells_pred, ignore_labels=(0,))))
-            self.total += float(value)
+            table = contingency_table(cells_true, cells_pred, ignore_labels=(0,), sparse_type="array")
+            self.rand_error += float(adapted_rand_error(table=table)[0])
+            # VI reads a table of probabilities
+            self.vi += float(sum(variation_of_information(cells_true, cells_pred, table=table / table.sum())))
             self.count += 1
 
-    def compute(self) -> torch.Tensor:
-        return (self.total / self.count.clamp_min(1)).float()
+    def compute(self) -> dict[str, torch.Tensor]:
+        count = self.count.clamp_min(1)
+        return {f"{self.prefix}rand_error": (self.rand_error / count).float(), f"{self.prefix}vi": (self.vi / count).float()}

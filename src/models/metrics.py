@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics import MeanMetric, MeanSquaredError, Metric, MetricCollection
+from torchmetrics import MeanMetric, MeanSquaredError, Metric
 
-from src.models.challenge_metrics import InstanceScore
+from src.models.challenge_metrics import InstanceScores
 
 
 class ClassCounts(Metric):
@@ -102,11 +102,7 @@ class SegmentationMetrics(torch.nn.Module):
         self.loss = MeanMetric(nan_strategy="disable")
         self.labels = ClassCounts(2 if task != "multiclass" else out_channels, overlap, ignore_index, prefix)
         self.mse = MeanSquaredError() if task == "regression" else None
-        self.challenge = (
-            MetricCollection({"rand_error": InstanceScore("rand_error"), "vi": InstanceScore("vi")}, prefix=prefix)
-            if challenge and task != "multiclass"
-            else None
-        )
+        self.challenge = InstanceScores(prefix) if challenge and task != "multiclass" else None
         self.prefix = prefix
 
     @property
