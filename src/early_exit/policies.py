@@ -142,8 +142,10 @@ def _signals(
     signals = {}
     if needed & {"confidence", "entropy"}:
         probs = logits.softmax(1)
-        signals["confidence"] = probs.amax(1)
-        signals["entropy"] = -(probs * probs.clamp_min(1e-12).log()).sum(1)
+        if "confidence" in needed:
+            signals["confidence"] = probs.amax(1)
+        if "entropy" in needed:
+            signals["entropy"] = -(probs * probs.clamp_min(1e-12).log()).sum(1)
     if "calibrated_confidence" in needed:
         signals["calibrated_confidence"] = (logits / temperature).softmax(1).amax(1)
     if not policy.uses_saliency:
