@@ -10,10 +10,6 @@ harder.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +17,8 @@ import numpy as np
 from PIL import Image
 
 from src.config.errors import UserInputError
+from src.data import generated_set
+from src.data.generated_set import write_generated
 
 SPLIT_FILES = {"train": "treino.csv", "val": "valida.csv", "test": "teste.csv"}
 SPEC_FILE = "eliret.json"
@@ -151,19 +149,14 @@ def make_large_sample(spec: EliretSpec, number: int) -> tuple[np.ndarray, np.nda
 
 
 def read_spec(data_dir: Path) -> EliretSpec | None:
-    path = data_dir / SPEC_FILE
-    if not path.exists():
-        return None
-    return EliretSpec(**json.loads(path.read_text()))
+    stored = generated_set.read_spec(data_dir, SPEC_FILE)
+    return None if stored is None else EliretSpec(**stored)
 
 
 def generate(spec: EliretSpec, data_dir: Path) -> None:
-    """Write the whole set into ``data_dir`` atomically: into a sibling temp dir, then renamed,
-    so an interrupted run never leaves a half-written set behind."""
-    data_dir = Path(data_dir)
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", dir=data_dir.parent))
-    try:
+    """Write the whole set into ``data_dir`` atomically (see :func:`write_generated`)."""
+
+    def write_files(tmp: Path) -> None:
         n_total = 2 * spec.n_per_class
         for index in range(n_total):
             image, mask = make_sample(spec, index)
@@ -177,16 +170,8 @@ def generate(spec: EliretSpec, data_dir: Path) -> None:
             image, mask = make_large_sample(spec, number)
             Image.fromarray(image).save(tmp / f"maior{number}x.png")
             Image.fromarray(mask).save(tmp / f"maior{number}y.png")
-        (tmp / SPEC_FILE).write_text(json.dumps(asdict(spec), indent=2) + "\n")
-        try:
-            os.rename(tmp, data_dir)  # replaces an empty data_dir; fails on a non-empty one
-        except OSError:
-            if read_spec(data_dir) != spec:  # not another process that generated the same set
-                raise
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_generated(data_dir, SPEC_FILE, asdict(spec), write_files)
 
 
 def ensure_eliret(spec: EliretSpec, data_dir: Path, allow_generate: bool) -> None:
