@@ -23,6 +23,7 @@ from src.models.early_exit import EarlyExitClassifier
 from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
 from src.runs.checkpoints import load_module
 from src.runs.results import print_metrics, write_json_atomic
+from src.runs.test_splits import split_test_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -48,6 +49,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     try:
         run = trainer.test if cfg.split == "test" else trainer.validate
         metrics = {k: float(v) for r in run(model, datamodule=datamodule, verbose=False) for k, v in r.items()}
+        if cfg.split == "test":
+            metrics.update(split_test_metrics(trainer, model, datamodule, ckpt_path=None))
         if early_exit and trainer.is_global_zero:
             metrics.update(early_exit_report(model, datamodule, Path(cfg.paths.output_dir), cfg.early_exit, trainer.loggers))
         if cfg.split == "test":

@@ -16,6 +16,7 @@ from src.callbacks.random_state import RandomState
 from src.config.errors import UserInputError
 from src.loggers.noise import silence_lightning_noise
 from src.reduction.final_round import FinalRoundCheckpoint
+from src.reduction.masking import REMOVED_TARGET
 from src.runs.checkpoint_io import BackgroundCheckpointIO
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,20 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
         input_mean=list(datamodule.mean),
         input_std=list(datamodule.std),
         challenge_metrics=getattr(datamodule, "challenge_metrics", False),
-        ignore_index=getattr(datamodule, "ignore_index", None),
+        ignore_index=training_ignore_index(cfg, datamodule),
         eval_window=getattr(datamodule, "eval_window", None),
     )
     return with_example_input(model, datamodule)
+
+
+def training_ignore_index(cfg: DictConfig, datamodule: L.LightningDataModule) -> int | None:
+    """The data's ignore index; with ``reduction.removed=ignore`` one is needed for the removed
+    pixels, so a data set without one gets :data:`REMOVED_TARGET`."""
+    ignore_index = getattr(datamodule, "ignore_index", None)
+    reduction = cfg.get("reduction") or {}
+    if ignore_index is None and reduction.get("removed") == "ignore" and (reduction.get("rounds") or 0) > 0:
+        return REMOVED_TARGET
+    return ignore_index
 
 
 def with_example_input(model: L.LightningModule, datamodule: L.LightningDataModule) -> L.LightningModule:

@@ -38,6 +38,8 @@ class ReductionSchema:
     seed: int = 0
     smooth_scale: float = 0.1
     impute_noise: float = 0.01
+    oracle_margin: int = 2
+    removed: str = "label"
     output_dir: str = MISSING
 
 
@@ -79,6 +81,25 @@ class GeneratedSchema(DataSchema):
 class EliretSchema(GeneratedSchema):
     augment: Any = None
     test_split: str = "test"
+
+
+@dataclass
+class ShortcutSchema(DataSchema):
+    generate: bool = True
+    n_train: int = 200
+    n_val: int = 100
+    n_test: int = 100
+    image_size: int = 32
+    cue_correlation: float = 0.95
+    noise: float = 0.15
+    contrast: float = 0.2
+    min_half_axis: float = 0.12
+    max_half_axis: float = 0.3
+    stripe_amplitude: float = 0.15
+    stripe_period: int = 4
+    generator_seed: int = 0
+    augment: Any = None
+    test_split: str = "reversed"
 
 
 @dataclass
@@ -134,6 +155,7 @@ SCHEMAS = {
     ("data", "eliret"): EliretSchema,
     ("data", "eliret_cls"): GeneratedSchema,
     ("data", "membrane"): MembraneSchema,
+    ("data", "shortcut"): ShortcutSchema,
     ("data", "folder"): FolderSchema,
     ("data", "pet"): PetSchema,
     ("data", "pet_cls"): PetClassesSchema,
@@ -153,6 +175,7 @@ RANGES = {
     "reduction.rounds": (lambda v: v >= 0, ">= 0 (0 trains once, without reduction)"),
     "reduction.epochs_per_round": (lambda v: v >= 1, ">= 1"),
     "reduction.batch_size": (lambda v: v >= 1, ">= 1"),
+    "reduction.oracle_margin": (lambda v: v >= 0, ">= 0 pixels"),
     "data.batch_size": (lambda v: v >= 1, ">= 1"),
     "data.num_workers": (lambda v: v >= 0, ">= 0"),
     "data.image_size": (lambda v: v >= 8, ">= 8 pixels"),

@@ -121,6 +121,12 @@ class SegmentationTensors(Dataset):
             raise ValueError(f"replacement images {tuple(images.shape)} {images.dtype} must match {tuple(self.images.shape)} {self.images.dtype}")
         self.images = images
 
+    def replace_masks(self, masks: torch.Tensor) -> None:
+        """Swap in new targets of the same shape and type (removed pixels made unlabelled)."""
+        if masks.shape != self.masks.shape or masks.dtype != self.masks.dtype:
+            raise ValueError(f"replacement targets {tuple(masks.shape)} {masks.dtype} must match {tuple(self.masks.shape)} {self.masks.dtype}")
+        self.masks = masks
+
 
 class EpochShuffle(RandomSampler):
     """A new order every epoch, drawn from (run seed, epoch) alone, like DistributedSampler: the

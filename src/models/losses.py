@@ -44,8 +44,8 @@ def build_loss(name: str | None, task: str, ignore_index: int | None = None) -> 
     name = DEFAULT_LOSS[task] if name is None else name
     if name not in LOSSES[task]:
         raise UserInputError(f"loss {name!r} does not fit task {task!r}; choose one of {', '.join(LOSSES[task])} (model.loss).")
-    if ignore_index is not None and (name == "weighted_ce" or task == "regression"):
-        raise UserInputError(f"loss {name!r} on task {task!r} has no unlabelled pixels to skip; leave data.ignore_index unset (null).")
+    if ignore_index is not None and name == "weighted_ce":
+        raise UserInputError(f"loss {name!r} has no unlabelled pixels to skip; leave data.ignore_index unset (null) and reduction.removed=label.")
     if name == "weighted_ce":
         return name, lambda logits, target, weight: _weighted_ce(logits, target, weight, task)
     if ignore_index is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torchmetrics import MeanMetric, MeanSquaredError, Metric
 
@@ -22,7 +24,10 @@ class ClassCounts(Metric):
     - ``miou_image``: each image's IoU per class, averaged over the (image, class) pairs whose
       union is not empty (``MeanIoU``);
     - ``mdice``: dataset-level Dice averaged over the classes present (``DiceScore``, macro,
-      global aggregation).
+      global aggregation);
+    - ``miou_object``: ``miou`` over the object classes alone (every class but 0, the
+      background): for a binary task the foreground's IoU; for several object classes a
+      confusion between them counts, which the background's large IoU would hide in ``miou``.
 
     ``per_image=False`` leaves out ``miou_image`` and ``mdice`` (the training split, updated every
     step, logs ``acc`` and ``miou`` only). Target pixels equal to ``ignore_index`` count in no
@@ -63,6 +68,7 @@ class ClassCounts(Metric):
             "acc": _safe_ratio(intersection.sum(), confusion.sum(), 0.0),
             # summed as MulticlassJaccardIndex sums, so the values agree to the last bit
             "miou": ((present * torch.nan_to_num(intersection / union)) / present.sum()).sum(),
+            "miou_object": (intersection[1:][present[1:]] / union[1:][present[1:]]).mean() if present[1:].any() else confusion.new_tensor(math.nan),
         }
         if self.per_image:
             values["miou_image"] = self.image_iou_sum / self.image_iou_count
@@ -122,7 +128,11 @@ class SegmentationMetrics(torch.nn.Module):
         if self.challenge is not None:
             self.challenge.update(predicted, true)
         if self.mse is not None:
-            self.mse.update(probabilities, target)
+            if self.ignore_index is None:
+                self.mse.update(probabilities, target)
+            else:  # unlabelled pixels (removed=ignore on eliret's regression) count in no metric
+                labelled = target != self.ignore_index
+                self.mse.update(probabilities[labelled], target[labelled])
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Every metric over the batches since the last reset, synced across DDP processes."""

@@ -24,7 +24,7 @@ from src.config.errors import UserInputError
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
 from src.reduction import packed, report
-from src.reduction.masking import FILLS, KEEPS, fill_stored, keep_mask
+from src.reduction.masking import FILLS, KEEPS, REMOVED, fill_stored, keep_mask
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 
@@ -50,6 +50,12 @@ class SaliencyReduction(Callback):
     seed: the random controls' and the impute noise's draws come from (seed, round, image).
     smooth_scale: random_smooth's sigma as a fraction of the image's shorter side.
     impute_noise: the impute fill's noise (standard deviation, images in [0, 1]).
+    oracle_margin: method=oracle (a positive control: relevance from the ground truth) ranks
+        every object pixel, dilated by this many pixels, first.
+    removed: what the loss makes of removed pixels: label (the notes: they keep their label,
+        so the model learns that fill means background) | ignore (they become the model's
+        ``ignore_index`` in the training targets: no loss, no training metric; validation and
+        test are unchanged).
     background_class: the class whose probability is not relevance (multi-class outputs).
     reinit: re-initialise the weights (and optimizer state) at the start of every new round.
     batch_size: images per relevance batch.
@@ -76,6 +82,8 @@ class SaliencyReduction(Callback):
         seed: int = 0,
         smooth_scale: float = 0.1,
         impute_noise: float = 0.01,
+        oracle_margin: int = 2,
+        removed: str = "label",
         output_dir: str = "reduction",
     ) -> None:
         if not 0 < percentile <= 100:
@@ -96,17 +104,23 @@ class SaliencyReduction(Callback):
             raise UserInputError(f"reduction.impute_noise={impute_noise} must be >= 0.")
         if batch_size < 1:
             raise UserInputError(f"reduction.batch_size={batch_size} must be >= 1.")
+        if oracle_margin < 0:
+            raise UserInputError(f"reduction.oracle_margin={oracle_margin} must be >= 0 pixels.")
+        if removed not in REMOVED:
+            raise UserInputError(f"unknown reduction.removed={removed!r}; choose one of {', '.join(REMOVED)}.")
         self.rounds, self.epochs_per_round = rounds, epochs_per_round
         self.percentile, self.cumulative, self.fill = percentile, cumulative, fill
         self.reinit, self.batch_size, self.examples = reinit, batch_size, examples
-        self.keep, self.seed, self.impute_noise = keep, seed, impute_noise
-        self.relevance = RelevanceConfig(method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev, seed, smooth_scale)
+        self.keep, self.seed, self.impute_noise, self.removed = keep, seed, impute_noise, removed
+        self.relevance = RelevanceConfig(method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev, seed, smooth_scale, oracle_margin)
         self.output_dir = Path(output_dir)
         # state saved with every checkpoint
         self.rounds_done = 0
         self.masks: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
         self._original: torch.Tensor | None = None
+        self._original_targets: torch.Tensor | None = None
+        self._ignore_index: int | None = None
         self._round_started = 0.0
 
     # ---- checks before any training -------------------------------------------------------
@@ -133,14 +147,22 @@ class SaliencyReduction(Callback):
                 "reduction needs a data module whose training set can be replaced (a `train_set` "
                 f"SegmentationTensors); {type(trainer.datamodule).__name__} has none."
             )
+        if self.removed == "ignore":
+            self._ignore_index = pl_module.hparams.get("ignore_index")
+            if self._ignore_index is None:
+                raise UserInputError(
+                    "reduction.removed=ignore needs a model whose loss skips an ignore_index; build it through src.train "
+                    "(which sets one), or pass ignore_index to the model."
+                )
         # workers hold copies of the dataset: rebuild the loader when a round's images change
         trainer.reload_dataloaders_every_n_epochs = self.epochs_per_round
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dataset: SegmentationTensors = trainer.datamodule.train_set
         self._original = dataset.images.clone()
+        self._original_targets = dataset.masks.clone()
         if self.masks is not None:  # resumed: train on the reduced set of the checkpoint
-            dataset.replace_images(self._filled(self.masks))
+            self._swap_in(dataset, self.masks)
         self._round_started = time.perf_counter()
         # a checkpoint written at a round's last epoch predates that round's reduction: redo it
         if self.rounds_done < min(trainer.current_epoch // self.epochs_per_round, self.rounds):
@@ -170,7 +192,7 @@ class SaliencyReduction(Callback):
 
         self.masks = masks
         self.rounds_done += 1  # before the fill: a resumed run refills with the same count
-        dataset.replace_images(self._filled(masks))
+        self._swap_in(dataset, masks)
         row: dict[str, Any] = {
             "round": self.rounds_done,
             "kept_fraction": (masks.flatten(1).sum(1) / valid.flatten(1).sum(1)).mean().item(),
@@ -187,6 +209,13 @@ class SaliencyReduction(Callback):
         if self.reinit and self.rounds_done < self.rounds:
             _reinitialise(trainer, pl_module, seed=self.rounds_done)
         self._round_started = time.perf_counter()
+
+    def _swap_in(self, dataset: SegmentationTensors, masks: torch.Tensor) -> None:
+        """The reduced training set: filled images and, with removed=ignore, targets whose
+        removed pixels are the ignore index."""
+        dataset.replace_images(self._filled(masks))
+        if self.removed == "ignore":
+            dataset.replace_masks(ignoring_removed(self._original_targets, masks, self._ignore_index))
 
     def _filled(self, masks: torch.Tensor) -> torch.Tensor:
         # the impute noise: drawn from (seed, reductions done, image), the same after a resume
@@ -218,6 +247,7 @@ class SaliencyReduction(Callback):
                     keep_relevance=self.examples,
                     keep=self.keep,
                     round_=self.rounds_done,
+                    targets=self._original_targets,
                 )
             except Exception as error:  # re-raised below, after telling the other ranks
                 failure = error
@@ -254,7 +284,7 @@ class SaliencyReduction(Callback):
         if k:
             figure = report.examples_figure(
                 to_unit(self._original[:k]),
-                dataset.masks[:k],
+                self._original_targets[:k],
                 relevance[:k],
                 masks[:k],
                 to_unit(dataset.images[:k]),
@@ -295,9 +325,11 @@ def shard_masks(
     keep_relevance: int = 0,
     keep: str = "most",
     round_: int = 0,
+    targets: torch.Tensor | None = None,
 ) -> Shard:
     """Keep-masks for this rank's share of ``images``: relevance batch b goes to rank b % world,
-    so each batch holds the same images as in a one-process run (identical numbers)."""
+    so each batch holds the same images as in a one-process run (identical numbers). ``targets``
+    (the training set's ground truth) is read by the oracle alone."""
     n, _, height, width = images.shape
     ids, masks, entropy, inertia, first = [], [], [], [], None
     was_training = module.training
@@ -305,7 +337,8 @@ def shard_masks(
     try:
         for start in list(range(0, n, batch_size))[rank::world]:
             batch_ids = torch.arange(start, min(start + batch_size, n))
-            relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config, batch_ids, round_).float().cpu()
+            batch_targets = None if targets is None else targets[batch_ids].to(module.device)
+            relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config, batch_ids, round_, batch_targets).float().cpu()
             masks.append(keep_mask(relevance, present[batch_ids], percentile, keep))
             entropy.append(spatial_entropy(relevance))
             inertia.append(moment_of_inertia(relevance))
@@ -317,6 +350,13 @@ def shard_masks(
     if not ids:  # more ranks than batches
         return Shard(torch.empty(0, dtype=torch.long), torch.empty(0, height, width, dtype=torch.bool), torch.empty(0), torch.empty(0), None)
     return Shard(torch.cat(ids), torch.cat(masks), torch.cat(entropy), torch.cat(inertia), first)
+
+
+def ignoring_removed(targets: torch.Tensor, keep: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """``targets`` ((N, H, W) classes or (N, 1, H, W) values) with every pixel outside ``keep``
+    (N, H, W) set to ``ignore_index``."""
+    keep = keep.unsqueeze(1) if targets.ndim == 4 else keep
+    return torch.where(keep, targets, torch.full_like(targets, ignore_index))
 
 
 def _raise_if_any_rank_failed(trainer: L.Trainer, failure: BaseException | None, device: torch.device) -> None:

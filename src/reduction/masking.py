@@ -17,6 +17,10 @@ from src.reduction.imputation import impute
 FILLS = ("zero", "mean", "blur", "impute")
 # which pixels a round keeps: the most relevant (the notes, KAR) or the least (ROAR's direction)
 KEEPS = ("most", "least")
+# what the training targets make of removed pixels: their label (the notes) or the ignore index
+REMOVED = ("label", "ignore")
+# the ignore index src.train gives a model for removed=ignore when the data set has none
+REMOVED_TARGET = 255
 
 
 def quota(percentile: float, n_present: int) -> int:

@@ -8,13 +8,16 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
+from torch.nn import functional as F
 
 from src.saliency.attribution import GRADIENT_METHODS, attribute, coarsest_conv
 
 # controls: relevance that knows nothing of the task, at the same kept fractions (ROAR's random
 # baseline); random_smooth has Grad-CAM-like blobs, to tell a map's content from its blurriness
 RANDOM_METHODS = ("random", "random_smooth")
-METHODS = ("prediction",) + GRADIENT_METHODS + RANDOM_METHODS
+# a positive control, not a method: relevance from the ground truth (what a perfect map would keep)
+ORACLE = "oracle"
+METHODS = ("prediction",) + GRADIENT_METHODS + RANDOM_METHODS + (ORACLE,)
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class RelevanceConfig:
     smoothgrad_stdev: float = 0.1
     seed: int = 0  # the random controls' draws: (seed, round, image)
     smooth_scale: float = 0.1  # random_smooth: the Gaussian's sigma as a fraction of the image's shorter side
+    oracle_margin: int = 2  # oracle: the ground-truth objects dilated by this many pixels rank first
 
 
 def random_relevance(ids: torch.Tensor, height: int, width: int, seed: int, round_: int, smooth_scale: float | None = None) -> torch.Tensor:
@@ -39,6 +43,22 @@ def random_relevance(ids: torch.Tensor, height: int, width: int, seed: int, roun
             field = gaussian_filter(field, sigma=smooth_scale * min(height, width), mode="reflect")
         maps.append(field)
     return torch.from_numpy(np.stack(maps)).float() if maps else torch.empty(0, height, width)
+
+
+def oracle_relevance(targets: torch.Tensor, ids: torch.Tensor, seed: int, round_: int, margin: int, background_class: int = 0) -> torch.Tensor:
+    """(N, H, W) relevance from the ground truth: every pixel within ``margin`` (Euclidean) of a
+    non-background target pixel scores in [1, 1.5), every other pixel in [0, 0.5). Within each
+    group the order is drawn from (seed, round, image), so ties are broken deterministically and
+    the quota stays exact. ``targets``: (N, H, W) class indices or (N, 1, H, W) values in [0, 1]
+    (foreground above 0.5)."""
+    foreground = targets[:, 0] > 0.5 if targets.ndim == 4 else targets != background_class
+    grown = foreground.float().unsqueeze(1)
+    if margin > 0:
+        offsets = torch.arange(-margin, margin + 1, dtype=torch.float32)
+        disk = ((offsets.view(-1, 1) ** 2 + offsets.view(1, -1) ** 2) <= margin**2).float().view(1, 1, 2 * margin + 1, 2 * margin + 1)
+        grown = F.conv2d(grown, disk.to(grown.device), padding=margin)
+    order = random_relevance(ids, targets.shape[-2], targets.shape[-1], seed, round_).to(targets.device)
+    return (grown[:, 0] > 0).float() + 0.5 * order
 
 
 def foreground_probability(module: nn.Module, images: torch.Tensor, background_class: int) -> torch.Tensor:
@@ -77,11 +97,18 @@ def predicted_foreground(logits: torch.Tensor, background_class: int) -> torch.T
     return mask
 
 
-def relevance_maps(module: nn.Module, images: torch.Tensor, config: RelevanceConfig, ids: torch.Tensor | None = None, round_: int = 0) -> torch.Tensor:
+def relevance_maps(
+    module: nn.Module, images: torch.Tensor, config: RelevanceConfig, ids: torch.Tensor | None = None, round_: int = 0, targets: torch.Tensor | None = None
+) -> torch.Tensor:
     """(N, H, W) float relevance for one batch of (N, C, H, W) images; ``module`` in eval mode.
-    ``ids`` (the images' training-set indices) and ``round_`` seed the random controls."""
+    ``ids`` (the images' training-set indices) and ``round_`` seed the random controls and the
+    oracle's ties; ``targets`` (the batch's ground truth) is what the oracle reads."""
+    ids = torch.arange(len(images)) if ids is None else ids
+    if config.method == ORACLE:
+        if targets is None:
+            raise ValueError("reduction.method=oracle needs the images' ground truth (targets)")
+        return oracle_relevance(targets, ids, config.seed, round_, config.oracle_margin, config.background_class)
     if config.method in RANDOM_METHODS:
-        ids = torch.arange(len(images)) if ids is None else ids
         scale = config.smooth_scale if config.method == "random_smooth" else None
         return random_relevance(ids, images.shape[-2], images.shape[-1], config.seed, round_, scale).to(images.device)
     if config.method == "prediction":

@@ -26,6 +26,7 @@ from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
 from src.runs.checkpoints import read_checkpoint
 from src.runs.provenance import provenance
 from src.runs.results import print_metrics, write_json_atomic
+from src.runs.test_splits import split_test_metrics
 from src.runs.writable import check_writable, checkpoint_bytes
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
         if cfg.test:
             metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+            metrics.update(split_test_metrics(trainer, model, datamodule, best))
             if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
                 metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, trainer.global_step))
             metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness"))
@@ -136,6 +138,7 @@ def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: L.LightningM
         return {}
     tested = _as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=callback.best_model_path, verbose=False))
     metrics = {f"final_round/{k}": v for k, v in tested.items()}
+    metrics.update(split_test_metrics(trainer, model, datamodule, callback.best_model_path, prefix="final_round/"))
     metrics[f"final_round/{callback.monitor}"] = float(callback.best_model_score)
     metrics["final_round/epoch"] = float(_epoch_of(callback.best_model_path))
     metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness" / "final_round", prefix="final_round/test_shift"))

@@ -1,0 +1,108 @@
+"""LightningDataModule for the shortcut set: a spurious background cue that a model can take
+instead of the objects' shapes (see :mod:`src.data.shortcut_generator`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from src.config.errors import UserInputError
+from src.data.augment import resolve
+from src.data.png_pairs import load_gray
+from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
+from src.data.shortcut_generator import TEST_SPLITS, ShortcutSpec, ensure_shortcut, split_size
+
+
+class ShortcutDataModule(SplitDataModule):
+    """Three classes (background, ellipse, rectangle) on 32x32 gray images whose background
+    stripes predict the object's class in train and val with probability ``cue_correlation``.
+
+    ``test_split`` (aligned | reversed | neutral) is the test set of ``test/...`` and of
+    robustness; every run is also tested on all three (``test_<split>/...`` in metrics.json).
+    No augmentation by default: a quarter turn would swap the stripes' orientation, i.e. the cue.
+    """
+
+    in_channels = 1
+    out_channels = 3
+    task = "multiclass"
+    mean = (0.0,)
+    std = (1.0,)
+    test_splits = TEST_SPLITS
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 20,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        generate: bool = True,
+        n_train: int = 200,
+        n_val: int = 100,
+        n_test: int = 100,
+        image_size: int = 32,
+        cue_correlation: float = 0.95,
+        noise: float = 0.15,
+        contrast: float = 0.2,
+        min_half_axis: float = 0.12,
+        max_half_axis: float = 0.3,
+        stripe_amplitude: float = 0.15,
+        stripe_period: int = 4,
+        generator_seed: int = 0,
+        augment: Callable | str | None = "auto",
+        test_split: str = "reversed",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        if test_split not in TEST_SPLITS:
+            raise UserInputError(f"unknown data.test_split={test_split!r}; choose one of {', '.join(TEST_SPLITS)}.")
+        self.augment = resolve(augment, recommended=None)
+        self.data_dir = Path(data_dir)
+        self.spec = ShortcutSpec(
+            n_train=n_train,
+            n_val=n_val,
+            n_test=n_test,
+            size=image_size,
+            cue_correlation=cue_correlation,
+            noise=noise,
+            contrast=contrast,
+            min_half_axis=min_half_axis,
+            max_half_axis=max_half_axis,
+            stripe_amplitude=stripe_amplitude,
+            stripe_period=stripe_period,
+            seed=generator_seed,
+        )
+
+    def prepare_data(self) -> None:
+        ensure_shortcut(self.spec, self.data_dir, allow_generate=self.hparams.generate)
+
+    def setup(self, stage: str | None = None) -> None:
+        # Loaded once; the training split is replaced explicitly (replace_images), never reloaded.
+        if self.splits:
+            return
+        ensure_shortcut(self.spec, self.data_dir, allow_generate=False)
+        for split in ("train", "val", *(f"test_{name}" for name in TEST_SPLITS)):
+            images, classes = load_split(self.data_dir / split, split_size(self.spec, split))
+            self.splits[split] = SegmentationTensors(images, classes, transform=self.augment if split == "train" else None)
+        self.splits["test"] = self.splits[f"test_{self.hparams.test_split}"]
+
+    def split_dataloader(self, name: str) -> DataLoader:
+        """The loader of test split ``name`` (one of :attr:`test_splits`)."""
+        return make_loader(self.splits[f"test_{name}"], self.hparams, shuffle=False)
+
+
+def load_split(folder: Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1, H, W) float images in [0, 1] and (N, H, W) long classes of one split folder."""
+    images, classes = [], []
+    for index in range(count):
+        images.append(load_gray(folder / f"{index:04d}x.png"))
+        with Image.open(folder / f"{index:04d}y.png") as mask:
+            classes.append(np.asarray(mask, dtype=np.uint8).copy())
+    found = np.unique(np.stack(classes))
+    if not set(found.tolist()) <= {0, 1, 2}:
+        raise UserInputError(f"the masks in {folder} hold values {found.tolist()}; the shortcut set's classes are 0, 1, 2. Delete the folder to regenerate it.")
+    return torch.from_numpy(np.stack(images)).float().div_(255.0).unsqueeze(1), torch.from_numpy(np.stack(classes)).long()

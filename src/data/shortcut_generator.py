@@ -1,0 +1,164 @@
+"""Deterministic generator for the *shortcut* set: eliret's two shapes as three classes, with a
+spurious cue in the background (in the spirit of Waterbirds and Colored MNIST).
+
+Each 32x32 grayscale image holds one ellipse (class 1) or rectangle (class 2), small, rotated,
+noisy and of low contrast, so that its shape is the harder feature. The background carries
+stripes whose orientation is the cue: horizontal for ellipses, vertical for rectangles. In the
+train and val splits an image carries its own class's cue with probability ``cue_correlation``
+and the other class's otherwise. The object's pixels never carry stripes. The three test splits
+hold the same images (shape, levels, noise) and differ only in the background:
+
+- ``aligned``: every image carries its own class's cue;
+- ``reversed``: every image carries the other class's cue;
+- ``neutral``: no stripes at all.
+
+Layout: ``<split>/NNNNx.png`` (image) and ``NNNNy.png`` (classes 0, 1, 2), ``cues.csv`` (split,
+file, class, cue: 0 none, 1 horizontal, 2 vertical) and ``shortcut.json`` (the spec).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from src.config.errors import UserInputError
+from src.data import generated_set
+from src.data.eliret_generator import _shape_mask
+from src.data.generated_set import write_generated
+
+SPEC_FILE = "shortcut.json"
+CUES_FILE = "cues.csv"
+TEST_SPLITS = ("aligned", "reversed", "neutral")
+SPLITS = ("train", "val", *(f"test_{name}" for name in TEST_SPLITS))
+CLASSES = ("background", "ellipse", "rectangle")
+# the cue of each object class: stripes along the rows (1) or along the columns (2)
+NO_CUE, HORIZONTAL, VERTICAL = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ShortcutSpec:
+    """Everything that determines the generated files; stored beside them as ``shortcut.json``."""
+
+    n_train: int = 200
+    n_val: int = 100
+    n_test: int = 100
+    size: int = 32
+    cue_correlation: float = 0.95
+    noise: float = 0.15
+    contrast: float = 0.2  # the smallest gray-level difference between object and background
+    min_half_axis: float = 0.12  # half axes as fractions of the side
+    max_half_axis: float = 0.3
+    stripe_amplitude: float = 0.15
+    stripe_period: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.n_train, self.n_val, self.n_test) < 2:
+            raise UserInputError("shortcut splits need at least 2 images each (one per class); raise data.n_train, data.n_val and data.n_test.")
+        if not 0.0 <= self.cue_correlation <= 1.0:
+            raise UserInputError(f"data.cue_correlation={self.cue_correlation} must be a probability in [0, 1].")
+        if self.size < 16:
+            raise UserInputError(f"shortcut image_size={self.size} is too small; use data.image_size >= 16.")
+        if not 0 < self.min_half_axis <= self.max_half_axis < 0.5:
+            raise UserInputError("shortcut half axes must satisfy 0 < data.min_half_axis <= data.max_half_axis < 0.5 (fractions of the side).")
+        if self.stripe_period < 2:
+            raise UserInputError(f"data.stripe_period={self.stripe_period} must be >= 2 pixels.")
+
+
+def split_size(spec: ShortcutSpec, split: str) -> int:
+    return {"train": spec.n_train, "val": spec.n_val}.get(split, spec.n_test)
+
+
+def sample_class(index: int) -> int:
+    """Classes alternate: even indices are ellipses (1), odd ones rectangles (2)."""
+    return 1 + index % 2
+
+
+def sample_cue(spec: ShortcutSpec, split: str, index: int, rng: np.random.Generator) -> int:
+    """The background's cue: the class's own with probability ``cue_correlation`` in train and
+    val, always (``aligned``), never (``reversed``: the other class's) or none (``neutral``)."""
+    own, other = sample_class(index), 3 - sample_class(index)
+    if split in ("train", "val"):
+        return own if rng.random() < spec.cue_correlation else other
+    return {"test_aligned": own, "test_reversed": other, "test_neutral": NO_CUE}[split]
+
+
+def stripes(size: int, cue: int, period: int, phase: int) -> np.ndarray:
+    """A +-1 square wave of ``period`` pixels along the rows (HORIZONTAL) or columns (VERTICAL)."""
+    if cue == NO_CUE:
+        return np.zeros((size, size))
+    coordinate = np.arange(size)[:, None] if cue == HORIZONTAL else np.arange(size)[None, :]
+    wave = np.where(((coordinate + phase) // (period // 2)) % 2 == 0, 1.0, -1.0)
+    return np.broadcast_to(wave, (size, size)).astype(np.float64)
+
+
+def make_sample(spec: ShortcutSpec, split: str, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """One (image uint8, classes uint8, cue) triple; it depends only on (seed, split, index), and
+    the three test splits share every draw but the cue."""
+    family = {"train": 0, "val": 1}.get(split, 2)  # every test split: the same draws
+    rng = np.random.default_rng([spec.seed, family, index])
+    label = sample_class(index)
+    size = spec.size
+    half = tuple(rng.uniform(spec.min_half_axis * size, spec.max_half_axis * size, size=2))
+    angle = rng.uniform(0.0, np.pi)
+    reach = max(half)
+    centre = tuple(rng.uniform(reach, size - 1 - reach, size=2)) if reach < (size - 1) / 2 else ((size - 1) / 2,) * 2
+    shape = _shape_mask(size, size, CLASSES[label], centre, half, angle)
+    while True:
+        background, foreground = rng.uniform(0.15, 0.85, size=2)
+        if abs(foreground - background) >= spec.contrast:
+            break
+    noise = rng.normal(0.0, spec.noise, size=(size, size))
+    phase = int(rng.integers(spec.stripe_period))
+    cue = sample_cue(spec, split, index, rng)  # drawn last: the test splits share every draw above
+    field = background + spec.stripe_amplitude * stripes(size, cue, spec.stripe_period, phase)
+    image = np.clip(np.where(shape, foreground, field) + noise, 0.0, 1.0)
+    classes = np.where(shape, label, 0).astype(np.uint8)
+    return (image * 255).round().astype(np.uint8), classes, cue
+
+
+def read_spec(data_dir: Path) -> ShortcutSpec | None:
+    stored = generated_set.read_spec(data_dir, SPEC_FILE)
+    return None if stored is None else ShortcutSpec(**stored)
+
+
+def generate(spec: ShortcutSpec, data_dir: Path) -> None:
+    """Write every split, ``cues.csv`` and the spec into ``data_dir``, atomically."""
+
+    def write_files(tmp: Path) -> None:
+        rows = []
+        for split in SPLITS:
+            (tmp / split).mkdir()
+            for index in range(split_size(spec, split)):
+                image, classes, cue = make_sample(spec, split, index)
+                Image.fromarray(image).save(tmp / split / f"{index:04d}x.png")
+                Image.fromarray(classes).save(tmp / split / f"{index:04d}y.png")
+                rows.append({"split": split, "file": f"{index:04d}x.png", "class": sample_class(index), "cue": cue})
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        (tmp / CUES_FILE).write_text(text.getvalue())
+
+    write_generated(data_dir, SPEC_FILE, asdict(spec), write_files)
+
+
+def ensure_shortcut(spec: ShortcutSpec, data_dir: Path, allow_generate: bool) -> None:
+    """Make sure ``data_dir`` holds the set of ``spec``; generate it when the folder is absent or empty."""
+    data_dir = Path(data_dir)
+    if not (data_dir.is_dir() and any(data_dir.iterdir())):
+        if not allow_generate:
+            raise UserInputError(f"shortcut data not found in {data_dir}; set data.generate=true to generate it there.")
+        generate(spec, data_dir)
+        return
+    stored = read_spec(data_dir)
+    if stored != spec:
+        found = "no shortcut.json" if stored is None else f"a set generated with {asdict(stored)}"
+        raise UserInputError(
+            f"{data_dir} holds {found}, but the config asks for {asdict(spec)}. Point data.data_dir at another folder, or delete {data_dir} to regenerate."
+        )

@@ -1,0 +1,137 @@
+"""The positive control (relevance from the ground truth) and removed=ignore."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.data.eliret import EliretDataModule
+from src.reduction.callback import SaliencyReduction, ignoring_removed, shard_masks
+from src.reduction.masking import keep_mask, quota
+from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
+from src.runs.checkpoints import load_module
+from src.train import train
+from tests.conftest import ddp_reduction_round
+from tests.test_reduction import FAST, rounds_csv
+
+
+def objects(n: int = 4, size: int = 24) -> torch.Tensor:
+    """(n, size, size) class maps: a square of class 1 or 2 at a different place in each image."""
+    targets = torch.zeros(n, size, size, dtype=torch.long)
+    for i in range(n):
+        targets[i, 3 + i : 9 + i, 5 + 2 * i : 12 + 2 * i] = 1 + i % 2
+    return targets
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+def test_the_oracle_keeps_every_object_pixel_while_the_quota_allows(margin: int) -> None:
+    targets = objects()
+    relevance = oracle_relevance(targets, torch.arange(4), seed=0, round_=0, margin=margin)
+    present = torch.ones_like(targets, dtype=torch.bool)
+    grown = relevance >= 1
+    assert (grown >= (targets > 0)).all() and ((grown.sum((1, 2)) > (targets > 0).sum((1, 2))).all() == (margin > 0))
+    for percentile in (90, 60, 30, 10, 3):
+        kept = keep_mask(relevance, present, percentile)
+        expected = quota(percentile, 24 * 24)
+        assert (kept.sum((1, 2)) == expected).all()  # exactly the quota
+        for image in range(4):
+            if expected >= int(grown[image].sum()):
+                assert kept[image][grown[image]].all()  # every object (and ring) pixel kept
+            else:
+                assert not kept[image][~grown[image]].any()  # the quota spent on the objects alone
+
+
+def test_the_oracle_reads_regression_targets_and_breaks_ties_from_seed_round_image() -> None:
+    classes = objects()
+    values = (classes > 0).float().unsqueeze(1)  # eliret's (N, 1, H, W) targets in [0, 1]
+    ids = torch.tensor([7, 3, 9, 1])
+    a = oracle_relevance(values, ids, seed=5, round_=2, margin=1)
+    assert torch.equal(a, oracle_relevance(classes, ids, seed=5, round_=2, margin=1))
+    # one image's map depends on its own (seed, round, id) only, not on its batch
+    assert torch.equal(a[1:2], oracle_relevance(values[1:2], ids[1:2], seed=5, round_=2, margin=1))
+    assert not torch.equal(a, oracle_relevance(values, ids, seed=5, round_=3, margin=1))
+    with pytest.raises(ValueError, match="needs the images' ground truth"):
+        relevance_maps(torch.nn.Identity(), values, RelevanceConfig(method="oracle"), ids)
+
+
+@pytest.mark.parametrize("data", ["shortcut", "eliret"])
+def test_removed_pixels_ignored_change_neither_the_loss_nor_its_gradients(make_cfg, data: str) -> None:
+    def loss_and_grads(removed: str, targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        cfg = make_cfg("train", f"data={data}", f"reduction.removed={removed}", "data.n_train=8" if data == "shortcut" else "data.n_per_class=8")
+        torch.manual_seed(0)
+        model = build_model(cfg, build_datamodule(cfg))
+        if removed == "ignore":
+            targets = ignoring_removed(targets, keep, model.hparams.ignore_index)
+        loss = model.loss_fn(model(images), targets, None)
+        return loss.detach(), [p.detach().clone() for p in torch.autograd.grad(loss, list(model.parameters()))]
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 1, 32, 32, generator=generator)
+    keep = torch.rand(2, 32, 32, generator=generator) < 0.6
+    classes = torch.randint(0, 3 if data == "shortcut" else 2, (2, 32, 32), generator=generator)
+    relabelled = torch.where(keep, classes, (classes + 1) % (3 if data == "shortcut" else 2))  # removed pixels only
+    if data == "eliret":  # (N, 1, H, W) float targets
+        classes, relabelled = classes.float().unsqueeze(1), relabelled.float().unsqueeze(1)
+    for removed, same in (("ignore", True), ("label", False)):
+        loss_a, grads_a = loss_and_grads(removed, classes)
+        loss_b, grads_b = loss_and_grads(removed, relabelled)
+        assert torch.equal(loss_a, loss_b) is same
+        assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b)) is same
+
+
+@pytest.mark.slow
+def test_removed_ignore_trains_on_targets_unlabelled_where_removed(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg(
+        "train", "data=shortcut", "data.n_train=20", "data.n_val=10", "data.n_test=10", "reduction.method=oracle", "reduction.removed=ignore",
+        "reduction.rounds=2", "reduction.epochs_per_round=1", "reduction.percentile=70", "test=false", *FAST,
+    )  # fmt: skip
+    datamodule = build_datamodule(cfg)
+    callbacks = build_callbacks(cfg)
+    trainer = build_trainer(cfg, callbacks, [])
+    trainer.fit(build_model(cfg, datamodule), datamodule=datamodule)
+    reduction = next(c for c in callbacks if isinstance(c, SaliencyReduction))
+    served = datamodule.train_set.masks
+    original = reduction._original_targets
+    assert (served[~reduction.masks] == 255).all()
+    assert torch.equal(served[reduction.masks], original[reduction.masks])
+    # every object pixel survives 0.7 x 0.7 = 0.49 of the image on these small objects
+    assert (reduction.masks >= (original > 0)).all()
+    assert torch.equal(datamodule.splits["val"].masks.unique(), torch.tensor([0, 1, 2]))  # validation untouched
+
+
+@pytest.mark.slow
+def test_the_oracle_is_identical_on_resume(make_cfg, tmp_path: Path) -> None:
+    common = (
+        "reduction.method=oracle",
+        "reduction.removed=ignore",
+        "reduction.rounds=2",
+        "reduction.epochs_per_round=2",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        "callbacks.model_checkpoint.save_weights_only=false",
+        "test=false",
+        *FAST,
+    )
+    train(make_cfg("train", *common))
+    uninterrupted = rounds_csv(tmp_path)
+    cfg = make_cfg("train", *common, f"ckpt_path={tmp_path / 'checkpoints' / 'epoch_002.ckpt'}")
+    cfg.paths.output_dir = str(tmp_path / "resumed")
+    train(cfg)
+    resumed = rounds_csv(tmp_path / "resumed")
+    assert [r["masks_sha256"] for r in resumed] == [r["masks_sha256"] for r in uninterrupted]
+
+
+@pytest.mark.slow
+def test_the_oracle_is_identical_across_two_ddp_ranks(tmp_path: Path) -> None:
+    saved, digest, output = ddp_reduction_round(tmp_path, "reduction.method=oracle", "seed=3")
+    assert f"masks sha256 {digest} (rank 0 of 2)" in output and f"masks sha256 {digest} (rank 1 of 2)" in output
+    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    module = load_module(run / "checkpoints" / "last.ckpt")
+    datamodule = EliretDataModule(str(tmp_path / "data" / "eliret"))
+    datamodule.setup()
+    images, targets = datamodule.train_set.images, datamodule.train_set.masks
+    present = torch.ones(len(images), 32, 32, dtype=torch.bool)
+    shard = shard_masks(module, images, present, 90, RelevanceConfig(method="oracle", seed=3), 16, targets=targets)
+    assert hashlib.sha256(shard.masks.numpy().tobytes()).hexdigest() == digest
+    assert (torch.from_numpy(saved) >= (targets[:, 0] > 0.5)).all()  # 90% of the image holds every object pixel
