@@ -32,6 +32,7 @@ def _today(classes: int, batches: list[tuple[torch.Tensor, torch.Tensor]], unlab
     (MeanIoU and DiceScore have no ignore_index) with unlabelled pixels in no class."""
     acc = MulticlassAccuracy(num_classes=classes, average="micro", ignore_index=unlabelled)
     miou = MulticlassJaccardIndex(num_classes=classes, average="macro", ignore_index=unlabelled)
+    per_class = MulticlassJaccardIndex(num_classes=classes, average="none", ignore_index=unlabelled)
     one_hot = "index" if unlabelled is None else "one-hot"
     miou_image = MeanIoU(num_classes=classes, input_format=one_hot)
     mdice = DiceScore(num_classes=classes, average="macro", aggregation_level="global", input_format=one_hot)
@@ -39,6 +40,7 @@ def _today(classes: int, batches: list[tuple[torch.Tensor, torch.Tensor]], unlab
     for predicted, target in batches:
         acc.update(predicted, target)
         miou.update(predicted, target)
+        per_class.update(predicted, target)
         if unlabelled is None:
             overlap = (predicted, target)
         else:
@@ -46,7 +48,9 @@ def _today(classes: int, batches: list[tuple[torch.Tensor, torch.Tensor]], unlab
             overlap = ((predicted.unsqueeze(1) == class_ids) & labelled, (target.unsqueeze(1) == class_ids) & labelled)
         miou_image.update(*overlap)
         mdice.update(*overlap)
-    return {"acc": acc.compute(), "miou": miou.compute(), "miou_image": miou_image.compute(), "mdice": mdice.compute()}
+    # miou_object: the object classes' IoU (every class is present in these batches)
+    objects = per_class.compute()[1:].mean()
+    return {"acc": acc.compute(), "miou": miou.compute(), "miou_object": objects, "miou_image": miou_image.compute(), "mdice": mdice.compute()}
 
 
 @pytest.mark.parametrize("deterministic", [False, True], ids=["bincount", "deterministic"])
@@ -72,7 +76,7 @@ def test_the_training_split_counts_only_acc_and_miou() -> None:
     predicted, target = _batches(2, None)[0]
     shared = ClassCounts(2, per_image=False, prefix="train/")
     shared.update(predicted, target)
-    assert set(shared.compute()) == {"train/acc", "train/miou"}
+    assert set(shared.compute()) == {"train/acc", "train/miou", "train/miou_object"}
     assert {name for name, _ in shared.named_buffers()} | set(shared._defaults) == {"confusion"}
 
 
@@ -81,5 +85,5 @@ def test_segmentation_metrics_log_the_same_names() -> None:
     probabilities = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     metrics.update(probabilities, (probabilities > 0.4).float(), torch.tensor(0.3))
     values = metrics.compute()
-    assert set(values) == {"test/loss", "test/acc", "test/miou", "test/miou_image", "test/mdice", "test/mse"}
+    assert set(values) == {"test/loss", "test/acc", "test/miou", "test/miou_object", "test/miou_image", "test/mdice", "test/mse"}
     assert all(torch.isfinite(v) for v in values.values())

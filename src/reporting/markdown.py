@@ -3,28 +3,142 @@
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from src.reporting import plots, stats
+from src.reporting import confirmatory, plots, stats
 from src.reporting.early_exit import early_exit_section
 from src.reporting.runs import Run
 from src.reporting.tables import table_md
 from src.runs.atomic import write_bytes_atomic
 
 # the final metrics a report shows, when a run logged them
-REPORTED = ("miou", "mdice", "acc", "mse", "rand_error", "vi", "loss")
+REPORTED = ("miou_object", "miou", "mdice", "acc", "mse", "rand_error", "vi", "loss")
+EXPLORATORY_WORDS = "exploratory, unadjusted"
+EXPLORATORY = f"*{EXPLORATORY_WORDS.capitalize()}:* 95% intervals per comparison, with no correction for the many comparisons of this page."
+# a docs page shows this many columns of a table; the rest stay in sweep_summary.csv
+MAX_COLUMNS = 10
+
+
+def study_headline(primary: str) -> str:
+    """The exploratory tables' headline for a study's primary metric: its metric on the test split
+    (``final_round/test_reversed/miou_object`` -> ``test/miou_object``)."""
+    return f"test/{primary.rsplit('/', 1)[-1]}"
+
+
+def source_name(source: Path) -> str:
+    """A source as a report names it: a sweep dir's or a CSV's own name, never a machine path."""
+    return source.name
+
+
+def without_paths(text: str) -> str:
+    """Absolute paths in ``text`` reduced to their last part (``/tmp/x/data`` -> ``…/data``)."""
+    return re.sub(r"(?<![\w.])/(?:[^\s/]+/)*([^\s/]+)", r"…/\1", text)
+
+
+def narrowed(frame: pd.DataFrame, keys: Sequence[str], limit: int = MAX_COLUMNS) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` with at most ``limit`` columns: the key columns, then the first others (the last
+    column, e.g. best round, kept); returns the dropped column names."""
+    if len(frame.columns) <= limit:
+        return frame, []
+    fixed = [c for c in frame.columns if c in keys or c == "n"]
+    others = [c for c in frame.columns if c not in fixed]
+    kept = others[: max(1, limit - len(fixed) - 1)] + others[-1:]
+    return frame[fixed + kept], [c for c in others if c not in kept]
+
+
+def column_chunks(frame: pd.DataFrame, keys: Sequence[str], limit: int = MAX_COLUMNS) -> list[pd.DataFrame]:
+    """``frame`` split into tables of at most ``limit`` columns, each repeating the key columns."""
+    fixed = [c for c in frame.columns if c in keys]
+    others = [c for c in frame.columns if c not in fixed]
+    chunks = math.ceil(len(others) / max(1, limit - len(fixed)))
+    if chunks <= 1:
+        return [frame]
+    width = math.ceil(len(others) / chunks)  # even chunks: 8 shifts as 4 + 4, not 6 + 2
+    return [frame[fixed + others[i : i + width]] for i in range(0, len(others), width)]
+
+
+def test_splits(runs: Sequence[Run], name: str) -> dict[str, str]:
+    """Label -> metric of ``name`` on each extra test split the runs were tested on
+    (``test_<split>/``, the shortcut set's aligned, reversed and neutral), best checkpoint and
+    within the final round."""
+    logged = {k for run in runs for k in run.metrics}
+    found = sorted(
+        {k.split("/", 1)[0].removeprefix("test_") for k in logged if k.startswith("test_") and not k.startswith("test_shift") and k.endswith(f"/{name}")}
+    )
+    out = {split: f"test_{split}/{name}" for split in found}
+    out.update({f"{split}, final round": f"{stats.FINAL_ROUND}test_{split}/{name}" for split in found if f"{stats.FINAL_ROUND}test_{split}/{name}" in logged})
+    return out
+
+
+def test_splits_section(table: pd.DataFrame, keys: Sequence[str], splits: dict[str, str]) -> list[str]:
+    if not splits:
+        return []
+    name = next(iter(splits.values())).rsplit("/", 1)[-1]
+    grouped = _mean_std(stats.grouped(table, keys or ["baseline"], list(splits.values())), list(splits.values())).rename(
+        columns={m: s for s, m in splits.items()}
+    )
+    lines = ["## Every test split", "", f"`{name}` on each test split, mean ± std over seeds (best checkpoint, and within the final round):", ""]
+    lines += [part for chunk in column_chunks(grouped, [*keys, "n"] if keys else ["baseline", "n"]) for part in (table_md(chunk), "")]
+    if keys and table.baseline.any() and (~table.baseline).any():
+        grid = paired_grid(table, keys, splits, stats.paired_with_baseline)
+        if not grid.empty:
+            lines += [f"**Against the no-reduction baseline**: paired difference in `{name}` per split, mean [95% interval] ({EXPLORATORY_WORDS})", ""]
+            lines += [part for chunk in column_chunks(grid, keys) for part in (table_md(chunk), "")]
+    return lines
+
+
+def confirmatory_section(runs: Sequence[Run], keys: Sequence[str], study: confirmatory.Study | None) -> list[str]:
+    """The preset's primary metric and family, first: Holm-adjusted tests and TOST verdicts."""
+    if study is None:
+        return []
+    table = confirmatory.confirmatory_table(runs, keys, study)
+    if table.empty:
+        return ["## Confirmatory analysis", "", f"No comparison of the family could be paired on `{study.primary}`.", ""]
+    arrow = "↑" if stats.higher_is_better(study.primary) else "↓"
+    interval = next(c for c in table.columns if c.startswith("simultaneous"))
+    return [
+        "## Confirmatory analysis",
+        "",
+        f"Primary metric: **`{study.primary}`** ({arrow}). The family: the {len(table)} comparisons below, named in the study's preset. "
+        "Difference = arm − reference, paired by seed; p: two-sided paired t-test, adjusted over the family by Holm's method; "
+        f"{interval}: Bonferroni's simultaneous 95% intervals. TOST: two one-sided tests of equivalence within "
+        f"±{study.margin:g}, Holm-adjusted too. Verdict: better or worse where the adjusted p < 0.05, equivalent where the adjusted "
+        "TOST p < 0.05, otherwise inconclusive. Only an *equivalent* verdict supports a claim of no effect.",
+        "",
+        table_md(confirmatory.shown(table)),
+        "",
+    ]
+
+
+def convergence_warnings(runs: Sequence[Run]) -> list[str]:
+    """A warning per baseline run whose best validation epoch falls in the last 10% of its training."""
+    late = stats.still_improving(runs)
+    if not late:
+        return []
+    listed = ", ".join(f"seed {seed} (epoch {epoch + 1} of {total})" for seed, epoch, total in late)
+    return [
+        "## Warning: the baseline was still improving",
+        "",
+        f"The no-reduction baseline's best validation epoch falls in the last 10% of its training for {listed}: "
+        "it was still improving when training stopped, so a longer budget could change every comparison with it.",
+        "",
+    ]
 
 
 def reported_metrics(runs: Sequence[Run], split: str, headline: str) -> list[str]:
-    logged = {k for run in runs for k in run.metrics}
+    """The headline, then the :data:`REPORTED` metrics every run logged (a sweep joined with an
+    arm run later may have metrics the earlier runs lack)."""
+    logged = set.intersection(*(set(run.metrics) for run in runs))
+    anywhere = {k for run in runs for k in run.metrics}
     # with MSE as the loss (eliret's regression output) the loss column would repeat it
     names = [n for n in REPORTED if not (n == "loss" and f"{split}/mse" in logged)]
     metrics = [f"{split}/{name}" for name in names if f"{split}/{name}" in logged]
-    return [headline, *(m for m in metrics if m != headline)] if headline in logged else metrics
+    return [headline, *(m for m in metrics if m != headline)] if headline in anywhere else metrics
 
 
 def _mean_std(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -81,7 +195,7 @@ def beats_random(table: pd.DataFrame, keys: Sequence[str], metric: str) -> str:
 def _with_best_rounds(grouped: pd.DataFrame, table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     if not keys:
         return grouped
-    rounds = table.groupby(list(keys), sort=False)["best round"].agg(lambda r: ",".join(r))
+    rounds = table.sort_values("seed", kind="stable").groupby(list(keys), sort=False)["best round"].agg(lambda r: ",".join(r))
     return grouped.merge(rounds.reset_index(), on=list(keys), how="left")
 
 
@@ -97,12 +211,16 @@ def _selection(runs: Sequence[Run]) -> str:
     return f"the checkpoint with the best validation `{monitor}` ({mode})"
 
 
-def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str) -> Path:
-    split = headline.split("/", 1)[0]
+def sweep_report(runs: Sequence[Run], sources: Sequence[Path], out: Path, headline: str | None = None) -> Path:
+    """report.md of the runs of one study (one or several sweeps, or their summaries): the
+    confirmatory analysis its preset names first, then every exploratory table."""
     ok = [r for r in runs if r.metrics]
     failed = [r for r in runs if not r.metrics]
     if not ok:
-        raise ValueError(f"no run of {sweep_dir} finished (no metrics.json); nothing to report.")
+        raise ValueError(f"no run of {', '.join(str(s) for s in sources)} finished (no metrics); nothing to report.")
+    study = confirmatory.study_of(ok)
+    headline = headline or (study_headline(study.primary) if study else "test/miou")
+    split = headline.split("/", 1)[0]
     keys = stats.swept_keys(runs)
     metrics = reported_metrics(ok, split, headline)
     name = headline.split("/", 1)[1]
@@ -112,24 +230,32 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
     in_final_round = [f"{stats.FINAL_ROUND}{m}" for m in (*metrics, *robust) if f"{stats.FINAL_ROUND}{m}" in logged]
     per_shift = {s: f"{split}_shift/{s}/{name}" for s in shifts}
     final_per_shift = {s: f"{stats.FINAL_ROUND}{m}" for s, m in per_shift.items() if f"{stats.FINAL_ROUND}{m}" in logged}
-    table = stats.runs_table(ok, keys, [*metrics, *robust, *in_final_round, *per_shift.values(), *final_per_shift.values()])
+    splits = test_splits(ok, name)
+    table = stats.runs_table(ok, keys, [*metrics, *robust, *in_final_round, *per_shift.values(), *final_per_shift.values(), *splits.values()])
     metrics = [*metrics, *robust]
     seeds = sorted(table.seed.unique())
+    title = study.name if study else str(ok[0].value("task_name", sources[0].name))
     lines = [
-        f"# Sweep report: `{sweep_dir.name}`",
+        f"# Study report: `{title}`",
         "",
-        f"- sweep dir: `{sweep_dir}`; {len(runs)} jobs, {len(ok)} finished, {len(failed)} without results"
+        f"- from {', '.join(f'`{source_name(s)}`' for s in sources)}: {len(runs)} jobs, {len(ok)} finished, {len(failed)} without results"
         + (f" ({', '.join(r.path.name for r in failed)})" if failed else ""),
         f"- swept: {', '.join(f'`{k}`' for k in keys) or 'nothing'}; seeds {', '.join(map(str, seeds))}",
         f"- metrics: `{split}/*` on the {split} split, from {_selection(ok)} of each run; "
         "↑ higher is better for mIoU / Dice / accuracy, ↓ lower for loss / MSE / Rand error / VI",
-        "- std: sample standard deviation over seeds (n - 1); every run and its files: `sweep_summary.csv`",
+        "- std: sample standard deviation over seeds (n - 1); every run and its metrics: `sweep_summary.csv`",
         "",
+    ]
+    lines += confirmatory_section(ok, keys, study)
+    lines += convergence_warnings(ok)
+    mean_table, dropped = narrowed(_with_best_rounds(_mean_std(stats.grouped(table, keys or ["baseline"], metrics), metrics), table, keys), keys)
+    lines += [
         "## Mean and spread over seeds",
         "",
-        table_md(_with_best_rounds(_mean_std(stats.grouped(table, keys or ["baseline"], metrics), metrics), table, keys)),
+        table_md(mean_table),
         "",
-        "best round: the reduction round each seed's selected checkpoint comes from (1 = trained before any reduction; — = no reduction).",
+        "best round: the reduction round each seed's selected checkpoint comes from, in seed order (1 = trained before any reduction; — = no reduction)."
+        + (f" Not shown here: {', '.join(f'`{c}`' for c in dropped)} (in `sweep_summary.csv`)." if dropped else ""),
         "",
     ]
     if robust:
@@ -162,7 +288,7 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
     if table.baseline.any() and (~table.baseline).any():
         lines += ["## Each reduction setting against the no-reduction baseline of the same seed", ""]
         lines += [
-            "Difference = setting − baseline, per seed; mean with its 95% t-interval over the pairs; wins = seeds where the setting is better.",
+            f"{EXPLORATORY} Difference = setting − baseline, per seed; mean with its 95% t-interval over the pairs; wins = seeds where the setting is better.",
             "",
         ]
         # within the final round: the headline and its robustness only (the rest is in the table above)
@@ -174,7 +300,7 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
         lines += [
             "## Each setting against random removal at the same kept fraction",
             "",
-            "Difference = setting − `method=random` at the same percentile, fill and seed (ROAR's control: without it an effect "
+            f"{EXPLORATORY} Difference = setting − `method=random` at the same percentile, fill and seed (ROAR's control: without it an effect "
             "cannot be told apart from less input acting as a regulariser); mean with its 95% t-interval; wins = seeds where the "
             "setting is better.",
             "",
@@ -188,39 +314,46 @@ def sweep_report(runs: Sequence[Run], sweep_dir: Path, out: Path, headline: str)
             "",
             f"`{name}` under each shift (mean over severities 1-3), mean ± std over seeds, best checkpoint:",
             "",
-            table_md(
-                _mean_std(stats.grouped(table, keys or ["baseline"], list(per_shift.values())), list(per_shift.values())).rename(
-                    columns={m: s for s, m in per_shift.items()}
-                )
-            ),
-            "",
         ]
+        by_shift = _mean_std(stats.grouped(table, keys or ["baseline"], list(per_shift.values())), list(per_shift.values())).rename(
+            columns={m: s for s, m in per_shift.items()}
+        )
+        lines += [part for chunk in column_chunks(by_shift, [*keys, "n"] if keys else ["baseline", "n"]) for part in (table_md(chunk), "")]
         for title, columns in (("best checkpoint", per_shift), ("best checkpoint within the final round", final_per_shift)):
             for against, compare in (("the no-reduction baseline", stats.paired_with_baseline), ("`method=random`", stats.paired_with_random)):
                 grid = paired_grid(table, keys, columns, compare) if columns and keys else pd.DataFrame()
                 if not grid.empty:
-                    lines += [f"**Against {against}, {title}**: paired difference in `{name}` per shift, mean [95% interval]", "", table_md(grid), ""]
+                    lines += [f"**Against {against}, {title}**: paired difference in `{name}` per shift, mean [95% interval] ({EXPLORATORY_WORDS})", ""]
+                    lines += [part for chunk in column_chunks(grid, keys) for part in (table_md(chunk), "")]
     if plots.metric_vs_settings(table, keys, headline, out / "metric_vs_settings.png", split):
         lines += ["## The headline metric against each swept value", "", "![metric vs settings](metric_vs_settings.png)", ""]
     val_metric = f"val/{headline.split('/', 1)[1]}"
     conv = stats.convergence(ok, keys, val_metric)
+    if conv.empty and all(run.epochs is None for run in ok):
+        lines += ["## Convergence", "", "The per-epoch curves are not in a `sweep_summary.csv`; the epochs to 95% of the baseline need the run dirs.", ""]
     if not conv.empty:
         arrow = "≥ 0.95 ×" if stats.higher_is_better(val_metric) else "≤ 1/0.95 ×"
         lines += [
             "## Convergence",
             "",
-            f"Epochs (and wall seconds, validation included) until `{val_metric}` first reaches {arrow} the best "
-            f"validation score of the no-reduction run of the same seed; mean over the runs that reach it.",
+            f"Epochs counted from the start of training (and wall seconds, validation included) until `{val_metric}` first "
+            f"reaches {arrow} the best validation score of the no-reduction run of the same seed; mean over the runs that reach it.",
             "",
             table_md(conv),
             "",
         ]
+    lines += test_splits_section(table, keys, splits)
     labels = {run.path: _label(run, keys) for run in ok}
     if plots.mean_curves(ok, labels, val_metric, out / "curves.png"):
         lines += ["## Validation curves (mean over seeds)", "", "![validation curves](curves.png)", ""]
     lines += early_exit_section(ok, keys)
     if failed:
-        lines += ["## Jobs without results", "", *(f"- `{r.path.name}`: {' '.join(f'{k}={v}' for k, v in r.overrides.items())}" for r in failed), ""]
+        lines += [
+            "## Jobs without results",
+            "",
+            *(f"- `{r.path.name}`: {without_paths(' '.join(f'{k}={v}' for k, v in r.overrides.items()))}" for r in failed),
+            "",
+        ]
     return _write(out, lines)
 
 

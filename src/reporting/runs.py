@@ -104,5 +104,42 @@ def load_sweep(path: Path) -> list[Run]:
     return [load_run(job) for job in jobs]
 
 
+def load_summary(path: Path) -> list[Run]:
+    """The jobs of a ``sweep_summary.csv`` alone (its run dirs need not exist): each job's config
+    is composed again from its overrides (with the presets as they are now), its metrics and best
+    epoch are the CSV's; per-epoch curves and reduction rounds are not in the CSV."""
+    from src.config.compose import compose_config  # Hydra's compose API: only for CSV sources
+
+    path = Path(path)
+    rows = pd.read_csv(path, dtype={"overrides": str, "run_dir": str}, keep_default_na=False)
+    missing = {"job", "overrides", "status"} - set(rows.columns)
+    if missing:
+        raise UserInputError(f"{path} is not a sweep summary (no {', '.join(sorted(missing))} column); pass the sweep_summary.csv a multirun wrote.")
+    runs = []
+    for row in rows.to_dict("records"):
+        items = str(row["overrides"]).split()
+        config = compose_config("train", items, Path("outputs"))
+        run = Run(path=Path(str(row.get("run_dir") or row["job"])), config=config, overrides=_parse_overrides(items))
+        if row["status"] == "ok":
+            run.metrics = {k: float(v) for k, v in row.items() if "/" in k and v != ""}
+            run.best_epoch = int(row["best_epoch"]) if str(row.get("best_epoch", "")) != "" else None
+        runs.append(run)
+    return runs
+
+
+def load_sources(paths: list[Path]) -> list[Run]:
+    """The runs of every source, in order: sweep dirs (their run dirs) and sweep_summary CSVs."""
+    runs: list[Run] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_file() and path.suffix == ".csv":
+            runs += load_summary(path)
+        elif path.is_dir() and is_sweep(path):
+            runs += load_sweep(path)
+        else:
+            raise UserInputError(f"{path} is neither a sweep dir nor a sweep_summary.csv; pass several of those to report them together.")
+    return runs
+
+
 def is_sweep(path: Path) -> bool:
     return (Path(path) / "multirun.yaml").exists() or any(Path(path).glob("*/.hydra/config.yaml"))

@@ -21,11 +21,12 @@ def higher_is_better(metric: str) -> bool:
 
 def swept_keys(runs: Sequence[Run]) -> list[str]:
     """Override keys whose value differs between runs (a key missing from some runs counts),
-    seed excluded, in the order they first appear."""
+    seed and paths excluded, in the order they first appear."""
     keys: list[str] = []
     for run in runs:
         keys += [k for k in run.overrides if k not in keys]
-    return [k for k in keys if k != "seed" and len({run.overrides.get(k) for run in runs}) > 1]
+    # where data and outputs live (paths.*) is no setting of the experiment
+    return [k for k in keys if k != "seed" and not k.startswith("paths.") and len({run.overrides.get(k) for run in runs}) > 1]
 
 
 FINAL_ROUND = "final_round/"
@@ -181,3 +182,28 @@ def convergence(runs: Sequence[Run], keys: Sequence[str], metric: str, fraction:
     return pd.DataFrame(
         {"reached": group["epochs"].count(), "runs": group["epochs"].size(), "epochs mean": group["epochs"].mean(), "seconds mean": group["seconds"].mean()}
     ).reset_index()
+
+
+def still_improving(runs: Sequence[Run], share: float = 0.1) -> list[tuple[int, int, int]]:
+    """(seed, best epoch from 0, epochs trained) of each no-reduction run whose selected
+    checkpoint comes from the last ``share`` of its training: it was still improving."""
+    late = []
+    for run in runs:
+        total, best = run.value("trainer.max_epochs"), best_validation_epoch(run)
+        if run.reduced or best is None or not isinstance(total, int) or total < 1:
+            continue
+        if best + 1 > (1 - share) * total:
+            late.append((run.seed, best, total))
+    return sorted(late)
+
+
+def best_validation_epoch(run: Run) -> int | None:
+    """The epoch (from 0) of the run's best validation score: from its per-epoch curve of the
+    checkpoint monitor where it has one, else the best checkpoint's epoch (a CSV source)."""
+    monitor = run.value("callbacks.model_checkpoint.monitor", "val/loss") or "val/loss"
+    if run.epochs is not None and monitor in run.epochs and run.epochs[monitor].notna().any():
+        curve = run.epochs.dropna(subset=[monitor])
+        mode = run.value("callbacks.model_checkpoint.mode", "min")
+        best = curve[monitor].idxmin() if mode == "min" else curve[monitor].idxmax()
+        return int(curve.loc[best, "epoch"])
+    return run.best_epoch

@@ -1,0 +1,144 @@
+"""The confirmatory statistics of a study's report: Holm's adjustment, TOST, the verdicts, the
+convergence warning, and a report rendered from sweep_summary.csv files alone."""
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_paired
+
+from src.reporting.confirmatory import FamilyPart, Study, confirmatory_table, holm, tost_p
+from src.reporting.runs import Run
+from src.reporting.stats import still_improving
+from tests.conftest import run_cli
+
+
+def run(seed: int, method: str | None, value: float, best_epoch: int | None = None, epochs: pd.DataFrame | None = None) -> Run:
+    reduction = {"_target_": "SaliencyReduction", "rounds": 0 if method is None else 7, "epochs_per_round": 10, "method": method or "prediction"}
+    config = OmegaConf.create({"seed": seed, "task_name": "toy", "trainer": {"max_epochs": 100}, "reduction": reduction, "model": {"_target_": "Seg"}})
+    overrides = {"seed": str(seed), **({"reduction.rounds": "0"} if method is None else {"reduction.method": method})}
+    return Run(Path(f"run{seed}{method}"), config, overrides, metrics={"test/miou": value}, best_epoch=best_epoch, epochs=epochs)
+
+
+def test_holm_equals_statsmodels_and_the_step_down_by_hand() -> None:
+    p = [0.01, 0.04, 0.03, math.nan, 0.2]
+    adjusted = holm(p)
+    expected = multipletests([0.01, 0.04, 0.03, 0.2], method="holm")[1]
+    assert np.allclose(adjusted[[0, 1, 2, 4]], expected) and math.isnan(adjusted[3])
+    # sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1, kept monotone: 0.04, 0.09, 0.09, 0.2
+    assert np.allclose(adjusted[[0, 2, 1, 4]], [0.04, 0.09, 0.09, 0.2])
+
+
+def test_tost_equals_statsmodels_and_two_one_sided_scipy_tests() -> None:
+    arm = np.array([0.801, 0.812, 0.795, 0.808, 0.799, 0.803])
+    reference = np.array([0.800, 0.806, 0.799, 0.801, 0.802, 0.797])
+    margin = 0.01
+    p = tost_p(arm, reference, margin)
+    assert p == pytest.approx(ttost_paired(arm, reference, -margin, margin)[0], rel=1e-12)
+    diff = arm - reference
+    lower = stats.ttest_1samp(diff, -margin, alternative="greater").pvalue
+    upper = stats.ttest_1samp(diff, margin, alternative="less").pvalue
+    assert p == pytest.approx(max(lower, upper), rel=1e-9)
+
+
+def test_the_family_is_tested_together_with_verdicts() -> None:
+    rng = np.random.default_rng(0)
+    base = 0.7 + rng.normal(0, 0.02, 8)
+    arms = {
+        "oracle": base + 0.05 + rng.normal(0, 0.005, 8),  # better
+        "prediction": base + rng.normal(0, 0.001, 8),  # equivalent within 0.01
+        "gradcam": base + rng.normal(0, 0.05, 8),  # too noisy to say
+        "random": base - 0.05 + rng.normal(0, 0.005, 8),  # worse
+    }
+    runs = [run(s, None, float(base[s])) for s in range(8)]
+    runs += [run(s, method, float(values[s])) for method, values in arms.items() for s in range(8)]
+    study = Study("toy", "test/miou", 0.01, [FamilyPart({"reduction.rounds": "0"}, [{"reduction.method": m} for m in arms])])
+    table = confirmatory_table(runs, ["reduction.method", "reduction.rounds"], study).set_index("arm")
+    p = [stats.ttest_rel(arms[m], base).pvalue for m in arms]
+    assert np.allclose(table["p"].to_numpy(), p, rtol=1e-10)
+    assert np.allclose(table["p (Holm)"].to_numpy(), multipletests(p, method="holm")[1], rtol=1e-10)
+    tost = [ttost_paired(arms[m], base, -0.01, 0.01)[0] for m in arms]
+    assert np.allclose(table["TOST p (Holm)"].to_numpy(), multipletests(tost, method="holm")[1], rtol=1e-10)
+    assert table["pairs"].tolist() == [8] * 4 and table.loc["method=oracle", "mean"] == pytest.approx(float(np.mean(arms["oracle"] - base)))
+    verdicts = table["verdict"].to_dict()
+    assert verdicts == {
+        "method=oracle": "better",
+        "method=prediction": "equivalent within ±0.01",
+        "method=gradcam": "inconclusive",
+        "method=random": "worse",
+    }
+
+
+def test_the_convergence_warning_fires_on_a_rising_curve_and_not_on_a_plateau() -> None:
+    epochs = np.arange(100)
+    rising = pd.DataFrame({"epoch": epochs, "val/loss": 1.0 / (1 + 0.05 * epochs)})  # still falling at the last epoch
+    plateau = pd.DataFrame({"epoch": epochs, "val/loss": np.maximum(1.0 - epochs / 40, 0.0) + 0.1 + 0.001 * np.sin(epochs) ** 2 + 0.0005 * (epochs > 40)})
+    assert still_improving([run(0, None, 0.5, epochs=rising)]) == [(0, 99, 100)]
+    assert still_improving([run(0, None, 0.5, epochs=plateau)]) == []
+    # from a CSV (no curve): the best checkpoint's epoch
+    assert still_improving([run(1, None, 0.5, best_epoch=95), run(2, None, 0.5, best_epoch=60)]) == [(1, 95, 100)]
+    assert still_improving([run(3, "oracle", 0.5, best_epoch=99)]) == []  # baselines only
+
+
+@pytest.mark.slow
+def test_a_report_renders_from_summary_csvs_alone(tmp_path: Path) -> None:
+    # two summaries of one study (an arm run later), with machine paths in them; no run dir exists
+    columns = ["job", "overrides", "status", "error", "test/miou", "test/acc", "val/loss", "best_epoch", "wall_seconds", "run_dir"]
+    rng = np.random.default_rng(1)
+    first, later = [], []
+    for seed in range(4):
+        for arm, shift in (
+            ("reduction.rounds=0", 0.0),
+            ("reduction.method=random reduction.fill=blur", -0.002),
+            ("reduction.method=prediction reduction.fill=blur", 0.0),
+        ):
+            value = 0.99 + shift + rng.normal(0, 0.001)
+            first.append(
+                [
+                    len(first),
+                    f"seed={seed} {arm} experiment=reduction_controls_eliret paths.data_dir=/tmp/secret/data",
+                    "ok",
+                    "",
+                    value,
+                    0.99,
+                    0.1,
+                    97 if "rounds=0" in arm else 80,
+                    50,
+                    f"/tmp/secret/{len(first)}",
+                ]
+            )
+        later.append(
+            [
+                seed,
+                f"seed={seed} reduction.method=oracle reduction.fill=impute experiment=reduction_controls_eliret",
+                "ok",
+                "",
+                0.995,
+                0.99,
+                0.1,
+                80,
+                50,
+                f"/tmp/secret/o{seed}",
+            ]
+        )
+    for name, rows in (("sweep_summary.csv", first), ("oracle.csv", later)):
+        with open(tmp_path / name, "w", newline="") as handle:
+            csv.writer(handle).writerows([columns, *rows])
+    result = run_cli("src.report", str(tmp_path / "sweep_summary.csv"), str(tmp_path / "oracle.csv"), "--out", str(tmp_path / "report"), project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert text.startswith("# Study report: `reduction_controls_eliret`")
+    assert "/tmp/secret" not in text and str(tmp_path) not in text
+    confirmatory = text.split("## Confirmatory analysis")[1].split("\n## ")[0]
+    assert "**`test/miou`**" in confirmatory
+    rows = [line for line in confirmatory.splitlines() if line.startswith("| method=")]
+    # prediction/blur vs random/blur, oracle/impute vs random (no impute random: unpaired, left out) and vs no reduction
+    assert [r.split("|")[1].strip() for r in rows] == ["method=prediction, fill=blur", "method=oracle, fill=impute"]
+    assert "epoch 98 of 98" in text and "still improving" in text
+    assert "exploratory, unadjusted" in text.lower()
