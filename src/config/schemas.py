@@ -91,9 +91,9 @@ class ShortcutSchema(DataSchema):
     n_test: int = 100
     image_size: int = 32
     cue_correlation: float = 0.95
-    noise: float = 0.15
-    contrast: float = 0.2
-    min_half_axis: float = 0.12
+    noise: float = 0.1
+    contrast: float = 0.3
+    min_half_axis: float = 0.15
     max_half_axis: float = 0.3
     stripe_amplitude: float = 0.15
     stripe_period: int = 4

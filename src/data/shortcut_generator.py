@@ -49,9 +49,9 @@ class ShortcutSpec:
     n_test: int = 100
     size: int = 32
     cue_correlation: float = 0.95
-    noise: float = 0.15
-    contrast: float = 0.2  # the smallest gray-level difference between object and background
-    min_half_axis: float = 0.12  # half axes as fractions of the side
+    noise: float = 0.1
+    contrast: float = 0.3  # the smallest gray-level difference between object and background
+    min_half_axis: float = 0.15  # half axes as fractions of the side
     max_half_axis: float = 0.3
     stripe_amplitude: float = 0.15
     stripe_period: int = 4
