@@ -254,7 +254,11 @@ def sweep_report(runs: Sequence[Run], sources: Sequence[Path], out: Path, headli
         "",
         table_md(mean_table),
         "",
-        "best round: the reduction round each seed's selected checkpoint comes from, in seed order (1 = trained before any reduction; — = no reduction)."
+        (
+            "best round: the reduction round each seed's selected checkpoint comes from, in seed order (1 = trained before any reduction; — = no reduction)."
+            if "best round" in mean_table
+            else ""
+        )
         + (f" Not shown here: {', '.join(f'`{c}`' for c in dropped)} (in `sweep_summary.csv`)." if dropped else ""),
         "",
     ]
