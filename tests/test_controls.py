@@ -130,10 +130,12 @@ def test_impute_fill_of_a_stored_uint8_set_is_seeded_per_round_and_image() -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", RANDOM)
-def test_random_control_masks_are_identical_on_resume(make_cfg, tmp_path: Path, method: str) -> None:
+@pytest.mark.parametrize(("method", "removed"), [(m, "label") for m in RANDOM] + [("oracle", "ignore")])
+def test_random_control_masks_are_identical_on_resume(make_cfg, tmp_path: Path, method: str, removed: str) -> None:
+    # the oracle's ties are drawn from (seed, round, image) too; removed=ignore rebuilds the targets on resume
     common = (
         f"reduction.method={method}",
+        f"reduction.removed={removed}",
         "reduction.fill=impute",
         "reduction.rounds=2",
         "reduction.epochs_per_round=2",

@@ -12,9 +12,8 @@ from src.reduction.callback import SaliencyReduction, ignoring_removed, shard_ma
 from src.reduction.masking import keep_mask, quota
 from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
 from src.runs.checkpoints import load_module
-from src.train import train
 from tests.conftest import ddp_reduction_round
-from tests.test_reduction import FAST, rounds_csv
+from tests.test_reduction import FAST
 
 
 def objects(n: int = 4, size: int = 24) -> torch.Tensor:
@@ -99,27 +98,6 @@ def test_removed_ignore_trains_on_targets_unlabelled_where_removed(make_cfg, tmp
     # every object pixel survives 0.7 x 0.7 = 0.49 of the image on these small objects
     assert (reduction.masks >= (original > 0)).all()
     assert torch.equal(datamodule.splits["val"].masks.unique(), torch.tensor([0, 1, 2]))  # validation untouched
-
-
-@pytest.mark.slow
-def test_the_oracle_is_identical_on_resume(make_cfg, tmp_path: Path) -> None:
-    common = (
-        "reduction.method=oracle",
-        "reduction.removed=ignore",
-        "reduction.rounds=2",
-        "reduction.epochs_per_round=2",
-        "callbacks.model_checkpoint.save_top_k=-1",
-        "callbacks.model_checkpoint.save_weights_only=false",
-        "test=false",
-        *FAST,
-    )
-    train(make_cfg("train", *common))
-    uninterrupted = rounds_csv(tmp_path)
-    cfg = make_cfg("train", *common, f"ckpt_path={tmp_path / 'checkpoints' / 'epoch_002.ckpt'}")
-    cfg.paths.output_dir = str(tmp_path / "resumed")
-    train(cfg)
-    resumed = rounds_csv(tmp_path / "resumed")
-    assert [r["masks_sha256"] for r in resumed] == [r["masks_sha256"] for r in uninterrupted]
 
 
 @pytest.mark.slow
