@@ -83,7 +83,7 @@ def test_removed_pixels_ignored_change_neither_the_loss_nor_its_gradients(make_c
 @pytest.mark.slow
 def test_removed_ignore_trains_on_targets_unlabelled_where_removed(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(
-        "train", "data=shortcut", "data.n_train=20", "data.n_val=10", "data.n_test=10", "reduction.method=oracle", "reduction.removed=ignore",
+        "train", "data=shortcut", f"data.data_dir={tmp_path / 'shortcut'}", "data.n_train=20", "data.n_val=10", "data.n_test=10", "reduction.method=oracle", "reduction.removed=ignore",
         "reduction.rounds=2", "reduction.epochs_per_round=1", "reduction.percentile=70", "test=false", *FAST,
     )  # fmt: skip
     datamodule = build_datamodule(cfg)

@@ -87,8 +87,9 @@ def test_the_same_seed_gives_the_same_files(tmp_path: Path) -> None:
     assert any((tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes() for f in files if f.suffix == ".png")
 
 
-def test_the_data_module_serves_three_classes_and_every_test_split(make_cfg) -> None:
-    datamodule = build_datamodule(make_cfg("train", "data=shortcut", "data.n_train=8", "data.n_val=4", "data.n_test=4", "data.test_split=neutral"))
+def test_the_data_module_serves_three_classes_and_every_test_split(make_cfg, tmp_path: Path) -> None:
+    own = f"data.data_dir={tmp_path / 'shortcut'}"  # not the session's: other tests generate other specs there
+    datamodule = build_datamodule(make_cfg("train", "data=shortcut", own, "data.n_train=8", "data.n_val=4", "data.n_test=4", "data.test_split=neutral"))
     datamodule.prepare_data()
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
@@ -99,9 +100,10 @@ def test_the_data_module_serves_three_classes_and_every_test_split(make_cfg) -> 
     assert len(datamodule.split_dataloader("reversed").dataset) == 4
 
 
-def test_a_changed_spec_on_an_existing_folder_is_refused(make_cfg) -> None:
-    datamodule = build_datamodule(make_cfg("train", "data=shortcut", "data.n_train=8", "data.n_val=4", "data.n_test=4"))
+def test_a_changed_spec_on_an_existing_folder_is_refused(make_cfg, tmp_path: Path) -> None:
+    own = f"data.data_dir={tmp_path / 'shortcut'}"
+    datamodule = build_datamodule(make_cfg("train", "data=shortcut", own, "data.n_train=8", "data.n_val=4", "data.n_test=4"))
     datamodule.prepare_data()
-    changed = build_datamodule(make_cfg("train", "data=shortcut", "data.n_train=8", "data.n_val=4", "data.n_test=4", "data.cue_correlation=0.5"))
+    changed = build_datamodule(make_cfg("train", "data=shortcut", own, "data.n_train=8", "data.n_val=4", "data.n_test=4", "data.cue_correlation=0.5"))
     with pytest.raises(UserInputError, match="delete .* to regenerate"):
         changed.prepare_data()
