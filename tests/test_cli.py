@@ -123,7 +123,7 @@ def test_help_lists_only_the_options_a_user_can_pick(tmp_path: Path) -> None:
     result = probe(tmp_path, "--help", "data=folder")
     assert "_schema" not in result.stdout and "schema/" not in result.stdout
     lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if line.startswith(("data: ", "reduction: ", "model/optimizer: ")))
-    assert lines == {"data": "eliret, eliret_cls, folder, membrane, pet, pet_cls", "reduction": "none, saliency", "model/optimizer": "adam, sgd"}
+    assert lines == {"data": "eliret, eliret_cls, folder, membrane, pet, pet_cls, shortcut", "reduction": "none, saliency", "model/optimizer": "adam, sgd"}
     assert "_target_: src.data.folder.FolderDataModule" in result.stdout  # the config as composed with the overrides
 
 
