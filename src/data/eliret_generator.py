@@ -69,7 +69,7 @@ def file_stem(index: int, n_total: int) -> str:
     return f"{index:0{max(3, len(str(n_total - 1)))}d}"
 
 
-def _shape_mask(height: int, width: int, kind: str, centre: tuple[float, float], half_axes: tuple[float, float], angle: float) -> np.ndarray:
+def shape_mask(height: int, width: int, kind: str, centre: tuple[float, float], half_axes: tuple[float, float], angle: float) -> np.ndarray:
     """Boolean mask of an ellipse or rectangle, tested at pixel centres in the shape's own frame."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     dy, dx = yy - centre[0], xx - centre[1]
@@ -108,7 +108,7 @@ def make_sample(spec: EliretSpec, index: int) -> tuple[np.ndarray, np.ndarray]:
     centre = (spec.size - 1) / 2.0
     margin = max(0.0, centre - max(half))
     offset = rng.uniform(-1.0, 1.0, size=2) * spec.max_offset * margin
-    mask = _shape_mask(spec.size, spec.size, kind, (centre + offset[0], centre + offset[1]), half, angle)
+    mask = shape_mask(spec.size, spec.size, kind, (centre + offset[0], centre + offset[1]), half, angle)
     image = _render(mask, rng, spec.noise)
     _occlude(image, rng, spec.occluders, spec.noise)  # drawn last: sets without occluders are unchanged
     return (image * 255).round().astype(np.uint8), mask.astype(np.uint8) * 255
@@ -138,7 +138,7 @@ def make_large_sample(spec: EliretSpec, number: int) -> tuple[np.ndarray, np.nda
             reach = max(half)
             centre = (rng.uniform(reach, height - 1 - reach), rng.uniform(reach, width - 1 - reach))
             kind = "ellipse" if rng.random() < 0.5 else "rectangle"
-            shape = _shape_mask(height, width, kind, centre, half, 0.0)
+            shape = shape_mask(height, width, kind, centre, half, 0.0)
             # keep a one-pixel gap so shapes stay separate components
             grown = shape | np.roll(shape, 1, 0) | np.roll(shape, -1, 0) | np.roll(shape, 1, 1) | np.roll(shape, -1, 1)
             if not (grown & mask).any():

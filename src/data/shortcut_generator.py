@@ -28,7 +28,7 @@ from PIL import Image
 
 from src.config.errors import UserInputError
 from src.data import generated_set
-from src.data.eliret_generator import _shape_mask
+from src.data.eliret_generator import shape_mask
 from src.data.generated_set import write_generated
 
 SPEC_FILE = "shortcut.json"
@@ -108,7 +108,7 @@ def make_sample(spec: ShortcutSpec, split: str, index: int) -> tuple[np.ndarray,
     angle = rng.uniform(0.0, np.pi)
     reach = max(half)
     centre = tuple(rng.uniform(reach, size - 1 - reach, size=2)) if reach < (size - 1) / 2 else ((size - 1) / 2,) * 2
-    shape = _shape_mask(size, size, CLASSES[label], centre, half, angle)
+    shape = shape_mask(size, size, CLASSES[label], centre, half, angle)
     while True:
         background, foreground = rng.uniform(0.15, 0.85, size=2)
         if abs(foreground - background) >= spec.contrast:
