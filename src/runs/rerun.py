@@ -4,18 +4,23 @@
 (in a new run dir). ``python -m src.train ckpt_path=<run dir> [overrides]`` resumes it: the
 recorded overrides, its ``checkpoints/last.ckpt``, and the same run dir, so the resumed run
 continues the original's files instead of leaving a second half-run beside it.
+``python -m src.train ckpt_path=last [overrides]`` resumes the newest unfinished run of the same
+overrides the same way, or starts one when there is none: one command for a job's first start and
+its restarts (in an srun step the run dir is the step's own, so ``last`` is that dir's).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from src.config.errors import UserInputError
+from src.runs import slurm
 from src.runs.writable import check_writable
 
 # the recorded ones would point the re-run at the old run's files
@@ -41,15 +46,69 @@ def expand_arguments(argv: list[str]) -> list[str]:
         run_dir = Path(args[at + 1])
         del args[at : at + 2]
         return [program, *recorded_overrides(run_dir), *args]
+    if "ckpt_path=last" in args and _fresh_run_dir(args):
+        found = unfinished_runs(_log_dir(args), "train", [a for a in args if a != "ckpt_path=last"])
+        if not found:
+            return [program, *args]
+        _tell_resuming(found)
+        args = [f"ckpt_path={found[0]}" if a == "ckpt_path=last" else a for a in args]
     for at, arg in enumerate(args):
         if arg.startswith("ckpt_path=") and Path(arg.split("=", 1)[1]).is_dir():
             run_dir = Path(arg.split("=", 1)[1]).resolve()
             last = run_dir / "checkpoints" / "last.ckpt"
             if not last.is_file():
                 raise UserInputError(f"{run_dir} has no checkpoints/last.ckpt to resume from; the run ended before its first epoch.")
-            rest = args[:at] + args[at + 1 :]
-            return [program, *recorded_overrides(run_dir), *rest, f"ckpt_path={_quoted(last)}", f"hydra.run.dir={_quoted(run_dir)}"]
+            recorded = recorded_overrides(run_dir)
+            rest = [a for a in args[:at] + args[at + 1 :] if a not in recorded]  # a repeat would be recorded twice
+            return [program, *recorded, *rest, f"ckpt_path={_quoted(last)}", f"hydra.run.dir={_quoted(run_dir)}"]
     return [program, *args]
+
+
+def unfinished_runs(log_dir: Path, config_name: str, overrides: list[str]) -> list[Path]:
+    """Run dirs under ``log_dir/<task>/runs/`` of the entry point ``config_name`` whose recorded
+    overrides are ``overrides`` (in any order, run-dir keys left out), with a ``last.ckpt`` and
+    no ``metrics.json`` (they stopped before the end), newest checkpoint first."""
+    wanted = sorted(o for o in overrides if not o.lstrip("+~").startswith(_NOT_REPEATED))
+    found = []
+    for last in log_dir.glob("*/runs/*/checkpoints/last.ckpt"):
+        run = last.parent.parent
+        if (run / "metrics.json").exists() or not (run / ".hydra" / "overrides.yaml").is_file():
+            continue
+        if sorted(recorded_overrides(run)) == wanted and _config_name(run) == config_name:
+            found.append((last.stat().st_mtime, run))
+    return [run for _, run in sorted(found, reverse=True)]
+
+
+def _config_name(run: Path) -> str | None:
+    hydra_yaml = run / ".hydra" / "hydra.yaml"
+    if not hydra_yaml.is_file():
+        return None
+    return ((yaml.safe_load(hydra_yaml.read_text()) or {}).get("hydra", {}).get("job", {}) or {}).get("config_name")
+
+
+def _fresh_run_dir(args: list[str]) -> bool:
+    """Whether this command would make a new timestamped run dir (not a sweep, not a given dir,
+    not an srun step's own)."""
+    pinned = any(a.lstrip("+").startswith(("hydra.run.dir=", "-m", "--multirun")) for a in args)
+    return not pinned and slurm.step_stamp() is None
+
+
+def _log_dir(args: list[str]) -> Path:
+    """Where runs go: ``paths.log_dir`` (or ``paths.root_dir``/outputs) as given, else the default."""
+    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a)
+    if "paths.log_dir" in values:
+        return Path(values["paths.log_dir"].strip("'\""))
+    root = values.get("paths.root_dir", os.environ.get("PROJECT_ROOT", "."))
+    return Path(root.strip("'\"")) / "outputs"
+
+
+def _tell_resuming(found: list[Path]) -> None:
+    newest = found[0]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((newest / "checkpoints" / "last.ckpt").stat().st_mtime))
+    print(f"ckpt_path=last: resuming {newest} (last.ckpt of {stamp})", file=sys.stderr)
+    if len(found) > 1:
+        others = ", ".join(str(p) for p in found[1:6])
+        print(f"ckpt_path=last: {len(found) - 1} older unfinished run(s) of the same overrides left as they are: {others}", file=sys.stderr)
 
 
 def _quoted(path: Path) -> str:

@@ -12,8 +12,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from src.callbacks.requeue import Requeued
 from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.config.errors import UserInputError
 from src.early_exit.report import early_exit_report
@@ -47,7 +49,8 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     check_writable(output_dir, "paths.output_dir")
     ckpt_path, position = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
     record = run_record(output_dir, ckpt_path)  # written before any training, so a failed run can be re-run too
-    write_json_atomic(output_dir / "run.json", record)
+    if rank_zero_only.rank == 0:  # the other DDP processes run this too, and would record the resume again
+        write_json_atomic(output_dir / "run.json", record)
     datamodule = build_datamodule(cfg)
     suite(cfg.get("robustness"), datamodule)  # a misspelt shift fails now, not after the fit
     model = build_model(cfg, datamodule)
@@ -57,9 +60,14 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         continue_logs(loggers, position)
     log_config(loggers, cfg)
     trainer = build_trainer(cfg, build_callbacks(cfg, segmentation=datamodule.task != "classification"), loggers)
+    requeued: Requeued | None = None
     try:
         if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            try:
+                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            except Requeued as stop:
+                requeued = stop
+                raise
         best = _best_checkpoint(trainer)
         metrics: dict[str, float] = {}
         if cfg.train or cfg.test:
@@ -80,6 +88,8 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             )
     finally:
         finish_loggers(loggers)
+        if requeued is not None and trainer.is_global_zero:
+            requeued.requeue()  # last: Slurm stops the job's processes
     return metrics
 
 
