@@ -7,12 +7,14 @@ import logging
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from src.callbacks.finite_loss import FiniteLoss
 from src.callbacks.random_state import RandomState
+from src.callbacks.requeue import RequeueOnSignal
 from src.config.errors import UserInputError
 from src.loggers.noise import silence_lightning_noise
 from src.reduction.final_round import FinalRoundCheckpoint
@@ -99,7 +101,11 @@ def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
     """The trainer config plus what every run gets: random states in checkpoints (exact resume),
-    a stop on a non-finite loss and checkpoints written atomically, in the background."""
+    a stop on a non-finite loss, checkpoints written atomically, in the background, and under
+    Slurm a requeue on SIGUSR1 at an epoch's end (instead of Lightning's mid-epoch one)."""
     silence_lightning_noise()
-    guards = [RandomState(cfg.seed), FiniteLoss()]
-    return instantiate(cfg.trainer, callbacks=[*callbacks, *guards], logger=loggers or False, plugins=[BackgroundCheckpointIO()])
+    guards = [RandomState(cfg.seed), FiniteLoss(), RequeueOnSignal()]
+    plugins: list = [BackgroundCheckpointIO()]
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return instantiate(cfg.trainer, callbacks=[*callbacks, *guards], logger=loggers or False, plugins=plugins)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import warnings
 
+from src.runs import slurm
+
 # the start of each message dropped, and why it is not actionable
 NOISE = (
     "💡 Tip: For seamless cloud logging",  # an advertisement for a logger we do not use
@@ -35,5 +37,9 @@ def silence_lightning_noise() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropNoise) for f in logger.filters):
             logger.addFilter(DropNoise())
+    # on a host with Slurm installed, Lightning suggests srun for every local run; the hint helps
+    # only inside a Slurm job (a batch script that forgot srun), so it is kept there
+    if slurm.job_id() is None:
+        warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
     # Lightning's own use of a torch API that torch deprecated; nothing to change on our side
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)

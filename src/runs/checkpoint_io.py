@@ -83,6 +83,10 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
         self._wait()
         return self.checkpoint_io.load_checkpoint(*args, **kwargs)
 
+    def flush(self) -> None:
+        """Wait until every queued write and removal is on disk (a requeue waits for this)."""
+        self._wait()
+
     def teardown(self) -> None:
         try:
             self._wait()
