@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import lightning as L
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -86,3 +87,16 @@ class RaiseOnRank(Callback):
             return compute(*args, **kwargs)
 
         reduction_callback.relevance_maps = relevance_or_fail
+
+
+class StallUntilRequeued(Callback):
+    """At the start of ``epoch``, in a job's first run only (Slurm's SLURM_RESTART_COUNT unset),
+    wait for the scheduler: a job that would finish before its time limit then reaches it, and
+    its requeued run goes on at full speed. Waiting changes no number the run computes."""
+
+    def __init__(self, epoch: int, seconds: float = 600.0) -> None:
+        self.epoch, self.seconds = epoch, seconds
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch and int(os.environ.get("SLURM_RESTART_COUNT", "0")) == 0:
+            time.sleep(self.seconds)

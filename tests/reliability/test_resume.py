@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 HERE = Path(__file__).parent
 # 3 rounds of 2 epochs, dropout (fcn), shift augmentation and smoothgrad's noise: every random
@@ -94,3 +99,51 @@ def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_
     record = json.loads((run / "run.json").read_text())
     assert record["resumed"][0]["from_checkpoint"].endswith("last.ckpt")
     assert not list((run / "checkpoints").glob(".*.tmp")), "a killed checkpoint write left its temporary file"
+
+
+def _readme_resume_command() -> list[str]:
+    """The README's resume line, `python -m src.train ckpt_path=last ...`, as its words."""
+    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("**Resume**"))
+    (command,) = re.findall(r"`(python -m src\.train [^`]*)`", line)
+    words = command.split()
+    assert words[:3] == ["python", "-m", "src.train"] and words[-1] == "...", command
+    return words[3:-1]
+
+
+@pytest.mark.slow
+def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(tmp_path: Path) -> None:
+    """SIGKILLed from outside once it has logged 3 epochs, then the README's line with the same
+    overrides: the run goes on in its own dir and ends with the uninterrupted run's results."""
+    args = (*RUN, f"paths.data_dir={tmp_path / 'data'}")
+    runs = tmp_path / "outputs" / "train" / "runs"
+    env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path)}
+    with ThreadPoolExecutor(1) as pool:
+        full = pool.submit(_train, tmp_path / "reference", tmp_path / "reference" / "uninterrupted")
+        killed = subprocess.Popen([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 600
+        while not any(_logged_epochs(run) >= 3 for run in runs.glob("*")):
+            assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+            time.sleep(0.2)
+        killed.kill()
+        killed.wait()
+        (run,) = runs.iterdir()
+        assert not (run / "metrics.json").exists()
+        resumed = run_cli("src.train", *_readme_resume_command(), *args, project_root=tmp_path)
+        full.result()
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [p.name for p in runs.iterdir()] == [run.name], "the resume made a new run dir"
+    assert f"ckpt_path=last: resuming {run}" in resumed.stderr
+    reference = tmp_path / "reference" / "uninterrupted"
+    assert json.loads((run / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
+    assert _rounds(run) == _rounds(reference)
+    assert len(json.loads((run / "run.json").read_text())["resumed"]) == 1
+    # a host with Slurm installed: Lightning's "srun is available" hint is not in a local run's output
+    assert "`srun` command is available" not in resumed.stdout + resumed.stderr
+
+
+def _logged_epochs(run: Path) -> int:
+    metrics = run / "csv" / "metrics.csv"
+    if not metrics.is_file():
+        return 0
+    with metrics.open() as file:
+        return sum(1 for row in csv.DictReader(file) if row.get("val/loss"))
