@@ -44,8 +44,8 @@ ClusterName=salseg
 SlurmctldHost=$host
 SlurmUser=root
 AuthType=auth/munge
-# a requeued job may start again after 30 s (Slurm's default: 120)
-AuthInfo=cred_expire=30
+# a requeued job may start again after 15 s (Slurm's default: 120)
+AuthInfo=cred_expire=15
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none

@@ -136,11 +136,12 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
 
     sweep_args = _arguments(sweep_command)
     timed_out_args = [a if a != "seed=0,1" else "seed=0" for a in sweep_args] + [
-        # in its first run the job waits at epoch 2 until Slurm's time limit signal comes
+        # in its first run the job waits at epoch 1 (epoch 0's checkpoint written) until Slurm's
+        # signal comes: 40 s before the 2 min limit, and up to 60 s earlier (Slurm's resolution)
         "+callbacks.stall._target_=killpoints.StallUntilRequeued",
-        "+callbacks.stall.epoch=2",
+        "+callbacks.stall.epoch=1",
         "hydra.launcher.timeout_min=2",
-        "hydra.launcher.signal_delay_s=30",
+        "hydra.launcher.signal_delay_s=40",
         "hydra.launcher.max_num_timeout=2",
     ]
     sweep = python("src.train", *sweep_args)
