@@ -3,6 +3,7 @@ eliret set per test session (generation is deterministic, so sharing it is safe)
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import subprocess
@@ -63,6 +64,15 @@ def run_cli(module: str, *args: str, project_root: Path, timeout: int = 900, env
         text=True,
         timeout=timeout,
     )
+
+
+def logged_epochs(run: Path) -> int:
+    """Epochs a run has logged so far (rows of its csv/metrics.csv with a val/loss)."""
+    metrics = run / "csv" / "metrics.csv"
+    if not metrics.is_file():
+        return 0
+    with metrics.open() as file:
+        return sum(1 for row in csv.DictReader(file) if row.get("val/loss"))
 
 
 def ddp_reduction_round(project_root: Path, *overrides: str) -> tuple[np.ndarray, str, str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, compose_config, run_cli
+from tests.conftest import ROOT, compose_config, logged_epochs, run_cli
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -71,14 +71,6 @@ def _wait_for_job(job: str, deadline: float) -> dict[str, str]:
             return state
         time.sleep(1)
     raise AssertionError(f"job {job} did not end in time: {_job_state(job)}")
-
-
-def _epochs_logged(run: Path) -> int:
-    path = run / "csv" / "metrics.csv"
-    if not path.is_file():
-        return 0
-    with path.open() as file:
-        return sum(1 for row in csv.DictReader(file) if row.get("val/loss"))
 
 
 @dataclass
@@ -151,12 +143,12 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
 
     # pre-empt the second job once it has logged 3 epochs, then wait for its requeued run
     preempted_run = root / "outputs" / "train" / "runs" / f"slurm-{preempted_job}.0"
-    while _epochs_logged(preempted_run) < 3:
+    while logged_epochs(preempted_run) < 3:
         assert time.time() < deadline, f"job {preempted_job} logged no 3 epochs: {_job_state(preempted_job)}"
         assert _job_state(preempted_job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), _job_state(preempted_job)
         time.sleep(0.5)
     subprocess.run(["scancel", "--signal=USR1", preempted_job], check=True)
-    signalled_after = _epochs_logged(preempted_run)
+    signalled_after = logged_epochs(preempted_run)
 
     campaign = Campaign(
         root=root,

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, logged_epochs, run_cli
 
 HERE = Path(__file__).parent
 # 3 rounds of 2 epochs, dropout (fcn), shift augmentation and smoothgrad's noise: every random
@@ -121,7 +121,7 @@ def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(tmp_path: P
         full = pool.submit(_train, tmp_path / "reference", tmp_path / "reference" / "uninterrupted")
         killed = subprocess.Popen([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 600
-        while not any(_logged_epochs(run) >= 3 for run in runs.glob("*")):
+        while not any(logged_epochs(run) >= 3 for run in runs.glob("*")):
             assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
             time.sleep(0.2)
         killed.kill()
@@ -139,11 +139,3 @@ def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(tmp_path: P
     assert len(json.loads((run / "run.json").read_text())["resumed"]) == 1
     # a host with Slurm installed: Lightning's "srun is available" hint is not in a local run's output
     assert "`srun` command is available" not in resumed.stdout + resumed.stderr
-
-
-def _logged_epochs(run: Path) -> int:
-    metrics = run / "csv" / "metrics.csv"
-    if not metrics.is_file():
-        return 0
-    with metrics.open() as file:
-        return sum(1 for row in csv.DictReader(file) if row.get("val/loss"))
