@@ -15,14 +15,14 @@ from omegaconf import OmegaConf  # noqa: E402
 # rounds, at least one epoch each.
 OmegaConf.register_new_resolver("epochs_per_round", lambda epochs, rounds: max(1, int(epochs) // max(1, int(rounds))), replace=True)
 
-from src.runs.slurm import rank_suffix, run_stamp  # noqa: E402
+from src.runs.slurm import gpus_per_node, rank_suffix, run_stamp  # noqa: E402
 
 # run dirs: one per srun step under Slurm (every DDP task and a requeued job find the same dir),
 # else the timestamp; the other tasks' Hydra files and logs get a suffix
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
 OmegaConf.register_new_resolver("rank_suffix", rank_suffix, replace=True)
-# the Slurm launcher's GPUs per node: none for a CPU run, else one per device
-OmegaConf.register_new_resolver("slurm_gpus", lambda accelerator, devices: None if accelerator == "cpu" else int(devices), replace=True)
+# the Slurm launcher's GPU request (conf/hydra/launcher/slurm.yaml)
+OmegaConf.register_new_resolver("slurm_gpus", gpus_per_node, replace=True)
 
 from src.config.schemas import register  # noqa: E402
 

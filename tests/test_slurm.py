@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, compose_config, logged_epochs, run_cli
+from tests.test_docs_examples import BLOCK
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
-BLOCK = re.compile(r"^```(\w+)(?: title=\"([^\"]+)\")?\n(.*?)^```", re.MULTILINE | re.DOTALL)
 HASH = re.compile(r"reduction round (\d+): masks sha256 ([0-9a-f]{64}) \(rank (\d+) of (\d+)\)")
 TIMING = {"fit_seconds", "relevance_seconds"}
 DEADLINE_S = 600

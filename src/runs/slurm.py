@@ -44,3 +44,9 @@ def rank_suffix() -> str:
     sit beside rank 0's instead of over them."""
     rank = task_rank()
     return f"_rank{rank}" if rank else ""
+
+
+def gpus_per_node(accelerator: str, devices: int) -> int | None:
+    """The Slurm launcher's GPU request: none for a CPU run (no ``--gpus-per-node``), else one
+    per device."""
+    return None if accelerator == "cpu" else int(devices)
