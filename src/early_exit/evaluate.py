@@ -10,22 +10,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from torchmetrics.functional.image import structural_similarity_index_measure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from torchmetrics.functional.image import structural_similarity_index_measure  # noqa: E402
-
-from src.config.errors import UserInputError  # noqa: E402
-from src.early_exit.calibration import expected_calibration_error, fit_temperature  # noqa: E402
-from src.early_exit.policies import POLICIES, Policy, Threshold, early_exit_predict, exit_indices  # noqa: E402
-from src.early_exit.quality import signal_quality  # noqa: E402
-from src.early_exit.scores import SALIENCY_METHODS, ExitRecord, cosine, exit_saliency, record_exits, unit_range  # noqa: E402
-from src.loggers.figures import save_figure  # noqa: E402
-from src.models.early_exit import EarlyExitClassifier  # noqa: E402
-from src.runs.atomic import write_bytes_atomic  # noqa: E402
+from src.config.errors import UserInputError
+from src.early_exit.calibration import expected_calibration_error, fit_temperature
+from src.early_exit.policies import POLICIES, Policy, Threshold, early_exit_predict, exit_indices
+from src.early_exit.quality import signal_quality
+from src.early_exit.scores import SALIENCY_METHODS, ExitRecord, cosine, exit_saliency, record_exits, unit_range
+from src.loggers.figures import save_figure, subplots
+from src.models.early_exit import EarlyExitClassifier
+from src.runs.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +173,7 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 def plot_tradeoff(path: Path, test_rows: list[dict[str, object]], chosen: dict[str, dict], costs: ExitCosts) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for name in dict.fromkeys(r["policy"] for r in test_rows):
         rows = sorted((r for r in test_rows if r["policy"] == name), key=lambda r: r["mean_flops"])
         ax.plot([r["mean_flops"] / 1e6 for r in rows], [r["accuracy"] for r in rows], label=name, linewidth=1.2)
@@ -195,7 +191,7 @@ def plot_tradeoff(path: Path, test_rows: list[dict[str, object]], chosen: dict[s
 def plot_saliency(path: Path, images: torch.Tensor, record: ExitRecord, count: int = 6) -> None:
     k = len(record.maps)
     count = min(count, len(images))
-    fig, axes = plt.subplots(count, k + 1, figsize=(1.8 * (k + 1), 1.8 * count), squeeze=False)
+    fig, axes = subplots(count, k + 1, figsize=(1.8 * (k + 1), 1.8 * count), squeeze=False)
     for i in range(count):
         image = images[i].float().clamp(0, 1)
         axes[i, 0].imshow(image[0] if image.shape[0] == 1 else image.permute(1, 2, 0), cmap="gray")
@@ -226,7 +222,7 @@ def calibrate(val: ExitRecord, test: ExitRecord) -> dict[str, float]:
 
 
 def plot_signal_quality(path: Path, rows: list[dict[str, object]]) -> None:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     for name in dict.fromkeys(r["signal"] for r in rows):
         mine = [r for r in rows if r["signal"] == name]
         left.plot([r["exit"] for r in mine], [r["auroc"] for r in mine], marker="o", label=name)

@@ -1,24 +1,36 @@
-"""Saving figures atomically and sending them to the experiment loggers."""
+"""Making figures, saving them atomically and sending them to the experiment loggers.
+
+Figures are ``matplotlib.figure.Figure`` objects drawn on an Agg canvas here, where they are
+written, so no module switches matplotlib's global backend and pyplot's figure registry is never
+involved (nothing to close, nothing to leak across a sweep).
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger  # noqa: E402
-
-from src.runs.atomic import write_bytes_atomic  # noqa: E402
+from src.runs.atomic import write_bytes_atomic
 
 
-def save_figure(fig: plt.Figure, path: Path) -> None:
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` without pyplot: ``figsize`` goes to the figure, the rest to ``Figure.subplots``."""
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def save_figure(fig: Figure, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     write_bytes_atomic(path, buffer.getvalue())
 
 
@@ -29,4 +41,5 @@ def log_images(loggers: Sequence[Logger], images: Mapping[str, Path], step: int,
             if isinstance(logger, WandbLogger):
                 logger.log_image(key=key, images=[str(path)], step=step, caption=[caption or key])
             elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(key, plt.imread(path)[..., :3], global_step=step, dataformats="HWC")
+                pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+                logger.experiment.add_image(key, pixels, global_step=step, dataformats="HWC")

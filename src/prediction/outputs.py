@@ -6,23 +6,19 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from torchmetrics.functional.classification import (  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
+from torchmetrics.functional.classification import (
     binary_accuracy,
     binary_jaccard_index,
     multiclass_accuracy,
     multiclass_jaccard_index,
 )
-from torchmetrics.functional.segmentation import dice_score  # noqa: E402
+from torchmetrics.functional.segmentation import dice_score
 
-from src.loggers.figures import save_figure  # noqa: E402
-from src.runs.atomic import write_bytes_atomic  # noqa: E402
+from src.loggers.figures import save_figure, subplots
+from src.runs.atomic import write_bytes_atomic
 
 # distinct colours for class indices in palette PNGs (class 0 black)
 PALETTE = [0, 0, 0, 230, 25, 75, 60, 180, 75, 255, 225, 25, 0, 130, 200, 245, 130, 48, 145, 30, 180, 70, 240, 240]
@@ -65,7 +61,7 @@ def mask_png(label_map: torch.Tensor, classes: int) -> Image.Image:
 
 def overlay_figure(image: torch.Tensor, probability: torch.Tensor, label_map: torch.Tensor, path: Path, title: str) -> None:
     shown = image[0] if image.shape[0] == 1 else image[:3].permute(1, 2, 0)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    fig, axes = subplots(1, 3, figsize=(12, 4.2))
     axes[0].imshow(shown.numpy(), cmap="gray")
     axes[0].set_title("image")
     axes[1].imshow(probability.numpy(), cmap="inferno", vmin=0, vmax=1)

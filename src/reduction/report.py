@@ -6,19 +6,16 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from lightning.pytorch.loggers import Logger, WandbLogger
+from matplotlib.figure import Figure
+from rich.table import Table
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from lightning.pytorch.loggers import Logger, WandbLogger  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from src.loggers.figures import log_images  # noqa: E402
-from src.reduction.packed import pack, unpack  # noqa: E402
-from src.runs.atomic import write_bytes_atomic  # noqa: E402
-from src.runs.results import console, write_csv_atomic  # noqa: E402
+from src.loggers.figures import log_images, subplots
+from src.reduction.packed import pack, unpack
+from src.runs.atomic import write_bytes_atomic
+from src.runs.results import console, write_csv_atomic
 
 
 def write_rounds_csv(path: Path, rows: Sequence[dict[str, float]]) -> None:
@@ -41,11 +38,11 @@ def read_masks(path: Path) -> np.ndarray:
         return unpack({"bits": torch.from_numpy(stored["bits"]), "shape": torch.from_numpy(stored["shape"])}).numpy()
 
 
-def examples_figure(images: torch.Tensor, targets: torch.Tensor, relevance: torch.Tensor, masks: torch.Tensor, reduced: torch.Tensor, title: str) -> plt.Figure:
+def examples_figure(images: torch.Tensor, targets: torch.Tensor, relevance: torch.Tensor, masks: torch.Tensor, reduced: torch.Tensor, title: str) -> Figure:
     """One row per sample: image, ground truth, relevance heat map, keep-mask, reduced image."""
     columns = ("image", "ground truth", "relevance", "kept pixels", "reduced image")
     n = len(images)
-    fig, axes = plt.subplots(n, len(columns), figsize=(2.0 * len(columns), 2.0 * n), squeeze=False)
+    fig, axes = subplots(n, len(columns), figsize=(2.0 * len(columns), 2.0 * n), squeeze=False)
     for i in range(n):
         target = targets[i].float()
         target = target[0] if target.ndim == 3 else target

@@ -6,13 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from src.loggers.figures import save_figure  # noqa: E402
-from src.reporting.runs import Run  # noqa: E402
+from src.loggers.figures import save_figure, subplots
+from src.reporting.runs import Run
 
 
 def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, path: Path, split: str) -> bool:
@@ -22,7 +19,7 @@ def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, pa
     if not panels:
         return False
     base = table.loc[table.baseline, metric].dropna()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4), squeeze=False, sharey=True)
+    fig, axes = subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4), squeeze=False, sharey=True)
     for ax, key in zip(axes[0], panels):
         group = table[~table.baseline].groupby(key, sort=True)[metric]
         values = group.mean()
@@ -50,8 +47,8 @@ def mean_curves(runs: Sequence[Run], label_of: dict[Path, str], metric: str, pat
             curves.setdefault(label_of[run.path], []).append(run.epochs.set_index("epoch")[metric].dropna())
     if not curves:
         return False
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    colours = iter(plt.cm.tab20.colors * 4)  # distinct colours for up to 20 settings
+    fig, ax = subplots(figsize=(7.5, 4.2))
+    colours = iter(matplotlib.colormaps["tab20"].colors * 4)  # distinct colours for up to 20 settings
     for label, series in curves.items():
         mean = pd.concat(series, axis=1).mean(axis=1)
         baseline = label.startswith("no reduction")
@@ -76,7 +73,7 @@ def rounds_curves(rounds: pd.DataFrame, path: Path) -> None:
     """One run's reduction, per round: validation metrics, kept fraction, saliency measures."""
     val = [c for c in rounds.columns if c.startswith("val/")]
     measures = [c for c in ("mean_spatial_entropy", "mean_moment_of_inertia") if c in rounds]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = subplots(1, 3, figsize=(13, 3.6))
     for column in val:
         axes[0].plot(rounds["round"], rounds[column], "o-", label=column)
     axes[0].set_title("validation after each round's fit")
@@ -99,7 +96,7 @@ def learning_curves(epochs: pd.DataFrame, path: Path, epochs_per_round: int | No
     """Losses and validation metrics per epoch; dashed lines where the training set was reduced."""
     losses = [c for c in ("train/loss", "val/loss") if c in epochs]
     scores = [c for c in epochs.columns if c.startswith("val/") and c != "val/loss"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, axes = subplots(1, 2, figsize=(12, 3.8))
     for ax, columns in zip(axes, (losses, scores)):
         for column in columns:
             series = epochs[["epoch", column]].dropna()

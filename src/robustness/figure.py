@@ -5,19 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from src.loggers.figures import subplots
 
 
-def severity_curves(rows: Sequence[Mapping[str, Any]]) -> plt.Figure:
+def severity_curves(rows: Sequence[Mapping[str, Any]]) -> Figure:
     """One panel per metric, severity on x (0 = clean), a line per shift."""
     metrics = [k for k in rows[0] if k not in ("shift", "severity")]
     shifts = list(dict.fromkeys(r["shift"] for r in rows))
     columns = min(4, len(metrics))
     n_rows = -(-len(metrics) // columns)
-    fig, axes = plt.subplots(n_rows, columns, figsize=(3.6 * columns, 3.0 * n_rows), squeeze=False)
+    fig, axes = subplots(n_rows, columns, figsize=(3.6 * columns, 3.0 * n_rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         for shift in shifts:
             points = sorted((r["severity"], r[metric]) for r in rows if r["shift"] == shift)
