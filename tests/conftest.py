@@ -20,6 +20,10 @@ from src.reduction.report import read_masks
 
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# hermetic: a developer's shell may export these (HYDRA_FULL_ERROR while debugging Hydra, SLURM_*
+# inside an allocation); the tests and every child process they start run as a user's shell would
+for name in [k for k in os.environ if k == "HYDRA_FULL_ERROR" or (k.startswith("SLURM_") and k != "SLURM_CONF")]:
+    del os.environ[name]
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
