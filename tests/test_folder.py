@@ -232,6 +232,18 @@ def test_mask_values_outside_the_classes_name_the_file_values_and_fix(tmp_path: 
 
 
 @pytest.mark.slow
+def test_a_stray_value_in_a_binary_set_is_refused_naming_the_file_that_holds_it(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "data", n=6)
+    stray = folder / "masks" / "img_004.png"
+    mask = np.asarray(Image.open(stray)).copy()
+    mask[0, :3] = 7
+    Image.fromarray(mask).save(stray)
+    message = refused(tmp_path, folder)
+    assert "values 0, 7, 255" in message and f"7 is in {stray}" in message and "data.foreground" in message
+    assert "img_000.png" not in message  # only the file that holds the 7
+
+
+@pytest.mark.slow
 def test_an_empty_split_is_refused_naming_the_list(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6)
     (folder / "train.txt").write_text("img_000\nimg_001\n")

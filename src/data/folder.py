@@ -274,11 +274,9 @@ class FolderDataModule(SplitDataModule):
             return None
         if self.hparams.foreground is not None:
             return self.hparams.foreground
-        values: set[int] = set()
-        for members in self.scan.splits.values():
-            for pair in members:
-                raw = read_raw_mask(pair.mask)
-                values |= set(np.unique(raw).tolist()) - {self.ignore_index}
+        values = {
+            pair.mask: set(np.unique(read_raw_mask(pair.mask)).tolist()) - {self.ignore_index} for members in self.scan.splits.values() for pair in members
+        }
         return self.decoding.binary_foreground(values)
 
     # ---- splits ------------------------------------------------------------------------

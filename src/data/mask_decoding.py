@@ -3,7 +3,7 @@ indices), or any encoding through ``mask_values``; unlabelled pixels keep ``igno
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,16 +50,27 @@ class MaskDecoding:
                 "re-save the unlabelled pixels with such a value (255 is usual)."
             )
 
-    def binary_foreground(self, values: set[int]) -> int:
-        """The foreground value of a binary set whose masks hold ``values`` (ignore excluded)."""
+    def binary_foreground(self, values_by_file: Mapping[Path, set[int]]) -> int:
+        """The foreground value of a binary set, from the values each mask file holds (ignore
+        excluded); a set that is neither 0/1 nor 0/255 is refused naming a file behind each stray
+        value."""
         if self.foreground is not None:
             return self.foreground
+        values = set().union(*values_by_file.values())
         for fg in (1, 255):
             if values <= {0, fg}:
                 return fg
+        likely = 255 if 255 in values else 1
+        stray = sorted(values - {0, likely})
+        where = []
+        for value in stray[:3]:
+            files = [path for path, held in values_by_file.items() if value in held]
+            more = f" (and {len(files) - 1} more file{'s' * (len(files) > 2)})" if len(files) > 1 else ""
+            where.append(f"{value} is in {files[0]}{more}")
+        located = "; ".join(where) + ("; ..." if len(stray) > 3 else "")
         raise UserInputError(
-            f"binary masks hold the values {_shown(values)}, not 0/1 or 0/255; set data.foreground to the foreground's value, "
-            "or data.mask_values=[background, foreground]."
+            f"binary masks hold the values {_shown(values)}, not 0/1 or 0/255: {located}. Fix those files, set data.foreground "
+            "to the foreground's value (every other value is background), or data.mask_values=[background, foreground]."
         )
 
     def decode(self, raw: np.ndarray, path: Path, foreground: int | None = None) -> np.ndarray:

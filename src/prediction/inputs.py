@@ -112,7 +112,7 @@ def read_folder_label(path: Path, data: Mapping[str, Any]) -> torch.Tensor:
     raw = read_raw_mask(path)
     foreground = None
     if decoding.classes == 2 and decoding.mask_values is None:
-        foreground = decoding.binary_foreground(set(np.unique(raw).tolist()) - {decoding.ignore_index})
+        foreground = decoding.binary_foreground({path: set(np.unique(raw).tolist()) - {decoding.ignore_index}})
     return torch.from_numpy(decoding.decode(raw, path, foreground).astype(np.int64))
 
 
