@@ -1,4 +1,4 @@
-"""The reference the framework is measured against: a plain PyTorch training loop in the notes'
+"""The reference the framework is measured against: a plain PyTorch training loop in the original study's
 notebook style (the same U-Net, loss, optimizer, data and batch size, train then validate every
 epoch), with nothing else around it."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-NOTES_MSE = {"unet": 0.0075, "fcn": 0.0155}  # the notes, 1000 epochs (digest section 2.1)
+NOTES_MSE = {"unet": 0.0075, "fcn": 0.0155}  # the original study, 1000 epochs (docs/background.md)
 
 
 def stamp(meta: dict[str, Any], runs: dict[str, Any]) -> str:
@@ -44,7 +44,7 @@ def eliret(runs: dict[str, Any]) -> list[str]:
         f"| {runs['eliret_unet']['label']} | {_f(unet['test/mse'], 5)} | {_f(unet['test/miou'])} |",
         f"| {runs['eliret_fcn']['label']} | {_f(fcn['test/mse'], 5)} | {_f(fcn['test/miou'])} |",
         "",
-        f"The U-Net's test MSE is 1/{fcn['test/mse'] / unet['test/mse']:.0f} of the FCN's. The notes report about "
+        f"The U-Net's test MSE is 1/{fcn['test/mse'] / unet['test/mse']:.0f} of the FCN's. The original study report about "
         f"1/{NOTES_MSE['fcn'] / NOTES_MSE['unet']:.0f} ({NOTES_MSE['unet']} vs {NOTES_MSE['fcn']} after 1000 epochs); our generated set and "
         "our batch-normed U-Net widen the gap, the order is the same. The slow test "
         "`test_unet_beats_fcn_on_eliret_with_the_default_budget` checks U-Net < FCN / 2.",

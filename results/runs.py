@@ -45,7 +45,7 @@ RUNS = [
     Run(
         "membrane_centre",
         (*MEMBRANE, "data.label_resize=centre"),
-        "`data.label_resize=centre` (the label of one pixel, as the notes' loader)",
+        "`data.label_resize=centre` (the label of one pixel, as the original study's loader)",
         needs_membrane=True,
     ),
     Run("early_exit", ("model=early_exit_cnn", "data=eliret_cls"), "`python -m src.train model=early_exit_cnn data=eliret_cls`"),

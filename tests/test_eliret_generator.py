@@ -23,7 +23,7 @@ def eliret(tmp_path_factory) -> Path:
     return folder
 
 
-def test_layout_matches_the_notes(eliret: Path) -> None:
+def test_layout_matches_the_original_study(eliret: Path) -> None:
     names = {p.name for p in eliret.iterdir()}
     assert {f"{i:03d}x.png" for i in range(200)} <= names
     assert {f"{i:03d}y.png" for i in range(200)} <= names
@@ -76,7 +76,7 @@ def count_components(mask: np.ndarray) -> int:
     return count
 
 
-def test_large_images_have_the_notes_sizes_and_several_shapes(eliret: Path) -> None:
+def test_large_images_have_the_original_study_sizes_and_several_shapes(eliret: Path) -> None:
     sizes = [np.asarray(Image.open(eliret / f"maior{n}x.png")).shape for n in range(1, 7)]
     assert sizes == [(72, 88)] * 3 + [(80, 88)] * 3
     for n in range(1, 7):

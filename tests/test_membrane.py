@@ -79,7 +79,7 @@ def test_membrane_is_the_foreground_and_splits_are_seeded(tmp_path: Path) -> Non
 
 def test_labels_are_resized_at_pixel_centres_like_pil(tmp_path: Path) -> None:
     # torch's "nearest" would take each 2x2 block's top-left pixel; the label must come from the
-    # block's centre, where the antialiased image is, exactly as PIL's NEAREST (the notes' loader)
+    # block's centre, where the antialiased image is, exactly as PIL's NEAREST (the original study's loader)
     rng = np.random.default_rng(0)
     labels = np.where(rng.random((3, 64, 64)) < 0.3, 0, 255).astype(np.uint8)
     resized = resize_stack(labels, 32, labels="centre")

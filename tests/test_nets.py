@@ -51,7 +51,7 @@ def test_unet_bad_arguments() -> None:
         UNet(1, 1, depth=0)
 
 
-def test_fcn_matches_the_notes_shapes() -> None:
+def test_fcn_matches_the_original_study_shapes() -> None:
     net = FCN(1, 1)
     convs = [m for m in net.layers if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     assert [(type(m).__name__, m.out_channels, m.stride) for m in convs] == [

@@ -1,4 +1,4 @@
-"""Every preset of the notes' experiments runs as written (``experiment=NAME``), one step each."""
+"""Every preset of the original study's experiments runs as written (``experiment=NAME``), one step each."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def test_wandb_runs_offline_and_each_run_is_finished(make_cfg, tmp_path: Path, m
 
 @pytest.mark.slow
 def test_unet_beats_fcn_on_eliret_with_the_default_budget(tmp_path: Path, data_root: Path) -> None:
-    """The notes' headline eliret result: U-Net's test MSE is well below the FCN's (the two runs
+    """The original study's headline eliret result: U-Net's test MSE is well below the FCN's (the two runs
     side by side, one torch thread each, from the CLI)."""
 
     def test_mse(model: str) -> float:

@@ -4,7 +4,7 @@ The same random parameters move image and mask: v2 transforms take both in one c
 ``tv_tensors.Mask`` is always resampled with nearest interpolation, so masks stay binary/integer.
 torchvision (CPU, in the DataLoader workers) rather than kornia (GPU): the data sets here are small
 and the CPU-only machines must run the same code. v2's geometric transforms only fill with a
-constant, so the notes' reflect fill is done by reflect-padding first and cropping back after.
+constant, so the original study's reflect fill is done by reflect-padding first and cropping back after.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def dihedral() -> Dihedral:
 
 
 def membrane(degrees: float = 10.0, shift: float = 0.05, shear: float = 10.0, zoom: float = 0.2, flip: bool = True) -> JointAugment:
-    """The notes' membrane set: rotation, shift, shear, zoom, reflect fill (+ flips)."""
+    """The original study's membrane set: rotation, shift, shear, zoom, reflect fill (+ flips)."""
     transforms: list[v2.Transform] = [
         v2.RandomAffine(degrees=degrees, translate=(shift, shift), scale=(1 - zoom, 1 + zoom), shear=shear, interpolation=v2.InterpolationMode.BILINEAR)
     ]
@@ -118,7 +118,7 @@ def elastic(alpha: float = 300.0, sigma: float = 10.0, flip: bool = True) -> Joi
 
 
 def shift(fraction: float = 0.7, flip: bool = True) -> JointAugment:
-    """The notes' eliret set: shifts up to +-``fraction`` of width/height, horizontal flip,
+    """The original study's eliret set: shifts up to +-``fraction`` of width/height, horizontal flip,
     reflect fill; lets a net trained on centred 32x32 shapes segment off-centre ones."""
     # translate is relative to the padded image, which is (1 + 2 * fraction) times larger
     relative = fraction / (1 + 2 * fraction)

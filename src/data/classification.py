@@ -29,7 +29,7 @@ class ClassificationDataModule(SplitDataModule):
 
 class EliretShapeDataModule(ClassificationDataModule):
     """Ellipse (0) or rectangle (1), from the file index. The defaults are a harder generator
-    setting than the segmentation set (more noise, off-centre, more samples), since the notes'
+    setting than the segmentation set (more noise, off-centre, more samples), since the original study's
     set is too easy for early exits to matter."""
 
     in_channels = 1
@@ -71,7 +71,7 @@ class EliretShapeDataModule(ClassificationDataModule):
 
 
 class PetClassificationDataModule(ClassificationDataModule):
-    """Oxford-IIIT Pet species (cat 0 / dog 1; the notes' binary CNN) or breed (37 classes), on the
+    """Oxford-IIIT Pet species (cat 0 / dog 1; the original study's binary CNN) or breed (37 classes), on the
     images and splits of ``PetDataModule``."""
 
     in_channels = 3

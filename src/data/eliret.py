@@ -15,18 +15,18 @@ from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.png_pairs import load_pairs, read_split_csv
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
 
-# test_split: the notes' 32x32 test CSV, or the six larger maior images (off-centre shapes)
+# test_split: the original study's 32x32 test CSV, or the six larger maior images (off-centre shapes)
 TEST_SPLITS = ("test", "maior")
 
 
 class EliretDataModule(SplitDataModule):
-    """32x32 noisy ellipses/rectangles with ideal binary masks, split by the notes' CSVs.
+    """32x32 noisy ellipses/rectangles with ideal binary masks, split by the original study's CSVs.
 
-    Inputs and targets are scaled to [0, 1] (the notes found [-1, 1] inputs fail without batch
+    Inputs and targets are scaled to [0, 1] (the original study found [-1, 1] inputs fail without batch
     norm), so the module trains as a sigmoid regression with MSE by default.
     """
 
-    # robustness=standard adds this shift to its suite (the notes' `maior` effect: shapes away from the centre)
+    # robustness=standard adds this shift to its suite (the original study's `maior` effect: shapes away from the centre)
     natural_shifts = ("off_centre",)
 
     in_channels = 1

@@ -1,9 +1,9 @@
 """Deterministic generator for the *eliret* teaching set (noisy ellipses and rectangles).
 
-The original download is unreachable, so the set is rebuilt from its description in the notes:
+The original download is unreachable, so the set is rebuilt from its description in the original study:
 32x32 grayscale pairs ``NNNx.png`` (input) / ``NNNy.png`` (ideal mask, 0/255), ellipses first,
 rectangles second, split by ``treino.csv`` / ``valida.csv`` / ``teste.csv``, plus six larger
-``maiorNx.png`` images with several off-centre shapes. The defaults reproduce the notes' layout
+``maiorNx.png`` images with several off-centre shapes. The defaults reproduce the original study's layout
 exactly (100 + 100 pairs, shapes centred); ``noise``, ``max_offset`` and ``max_rotation`` make it
 harder.
 """
@@ -22,7 +22,7 @@ from src.data.generated_set import write_generated
 
 SPLIT_FILES = {"train": "treino.csv", "val": "valida.csv", "test": "teste.csv"}
 SPEC_FILE = "eliret.json"
-# (height, width) of the six larger test images of the notes: three 72x88, three 80x88.
+# (height, width) of the six larger test images of the original study: three 72x88, three 80x88.
 LARGE_SHAPES = [(72, 88)] * 3 + [(80, 88)] * 3
 MIN_CONTRAST = 0.25
 
@@ -59,7 +59,7 @@ class EliretSpec:
 
 def split_indices(n_per_class: int) -> dict[str, list[int]]:
     """Image indices per split: per class, the first half trains, the next quarter validates,
-    the last quarter tests. For 100 per class these are the notes' ranges (000-049 + 100-149 ...)."""
+    the last quarter tests. For 100 per class these are the original study's ranges (000-049 + 100-149 ...)."""
     n_train, n_val = n_per_class // 2, n_per_class // 4
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_per_class)}
     return {split: [c * n_per_class + i for c in (0, 1) for i in range(lo, hi)] for split, (lo, hi) in bounds.items()}

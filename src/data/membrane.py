@@ -105,7 +105,7 @@ class MembraneDataModule(SplitDataModule):
 
     ``label_resize="majority"`` (default) labels an output pixel with the class of most of the
     pixels it covers, the region its antialiased image pixel shows; ``"centre"`` takes one pixel
-    (the notes' Keras loader), which disagrees with that region on many thin-membrane pixels.
+    (the original study's Keras loader), which disagrees with that region on many thin-membrane pixels.
 
     ``crop_size`` trains on random crops of the full-resolution (512 px) images instead, and
     validation and test score the whole images in tiles of that side (``image_size`` is then not
@@ -142,7 +142,7 @@ class MembraneDataModule(SplitDataModule):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])
         if image_size < 16:
-            raise UserInputError(f"data.image_size={image_size} is too small; use >= 16 (128 as in the notes, 512 full size).")
+            raise UserInputError(f"data.image_size={image_size} is too small; use >= 16 (128 as in the original study, 512 full size).")
         if label_resize not in LABEL_RESIZE:
             raise UserInputError(f"unknown data.label_resize={label_resize!r}; choose one of {', '.join(LABEL_RESIZE)}.")
         if crop_size is not None and crop_size < 16:

@@ -82,7 +82,7 @@ class PetDataModule(SplitDataModule):
 
     ``data_dir`` is the ``oxford-iiit-pet`` folder, or its parent (``images/``, ``annotations/trimaps/``,
     ``annotations/trainval.txt``, ``annotations/test.txt``); ``download=true`` fetches it with
-    torchvision. Splits: ``random`` (80/10/10 of all images by ``split_seed``, the notes) or
+    torchvision. Splits: ``random`` (80/10/10 of all images by ``split_seed``, the original study) or
     ``official`` (trainval -> train + 10% val, test list -> test). Decoded, resized images are
     cached in ``<data_dir>/cache/`` (keyed by image size, classes and file list) after the first
     pass; when that folder is not writable, only in memory.
@@ -110,7 +110,7 @@ class PetDataModule(SplitDataModule):
         if classes not in TRIMAP_TO_CLASS:
             raise UserInputError(f"data.classes={classes} must be 3 (background, pet, border) or 2 (pet vs rest).")
         if split not in ("random", "official"):
-            raise UserInputError(f"data.split={split!r} must be random (80/10/10, the notes) or official.")
+            raise UserInputError(f"data.split={split!r} must be random (80/10/10, the original study) or official.")
         self.data_dir = pet_folder(Path(data_dir))
         self.augment = resolve(augment, recommended=JointAugment(v2.RandomHorizontalFlip(), reflect_margin=0.0))
         self.labels: dict[str, dict[str, torch.Tensor]] = {}

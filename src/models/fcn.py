@@ -1,5 +1,5 @@
-"""The eliret FCN of the notes: strided 5x5 convolutions down, 5x5 transposed convolutions up,
-no skips. Hand-written because it is the notes' baseline (no library ships this net)."""
+"""The eliret FCN of the original study: strided 5x5 convolutions down, 5x5 transposed convolutions up,
+no skips. Hand-written because it is the original study's baseline (no library ships this net)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ class FCN(nn.Module):
 
     Args:
         in_channels, out_channels: image channels in, logit channels out.
-        widths: channels after each stride-2 5x5 convolution (notes: 20, 40 -> 32x32 to 8x8).
+        widths: channels after each stride-2 5x5 convolution (the original study: 20, 40 -> 32x32 to 8x8).
             The decoder mirrors them with stride-2 5x5 transposed convolutions; the last one is
             linear and outputs ``out_channels``.
-        kernel_size: 5 in the notes; odd.
-        dropout: after every hidden layer (notes: 0.25).
+        kernel_size: 5 in the original study; odd.
+        dropout: after every hidden layer (the original study: 0.25).
         pad_input: reflect-pad inputs whose sides do not divide by 2**len(widths).
     """
 
@@ -48,7 +48,7 @@ class FCN(nn.Module):
         for c_in, c_out in zip([in_channels] + widths[:-1], widths):
             layers += [nn.Conv2d(c_in, c_out, kernel_size, stride=2, padding=pad), nn.ReLU(inplace=True), nn.Dropout(dropout)]
         # Decoder mirrors the encoder: hidden transposed convs to widths[-1], ..., widths[1],
-        # then a linear one to out_channels (for (20, 40): 40 -> 40 -> out, as in the notes).
+        # then a linear one to out_channels (for (20, 40): 40 -> 40 -> out, as in the original study).
         dec_out = widths[:0:-1]
         dec_in = [widths[-1]] + dec_out[:-1]
         for c_in, c_out in zip(dec_in, dec_out):

@@ -12,7 +12,7 @@ from src.config.errors import UserInputError
 
 TASKS = ("regression", "binary", "multiclass")
 LOSSES = {
-    # regression: one sigmoid channel, targets in [0, 1] (eliret, MSE as in the notes)
+    # regression: one sigmoid channel, targets in [0, 1] (eliret, MSE as in the original study)
     "regression": ("mse", "bce", "dice"),
     "binary": ("bce", "dice", "dice+bce", "mse", "weighted_ce"),
     "multiclass": ("ce", "dice", "dice+ce", "weighted_ce"),

@@ -96,7 +96,7 @@ def _safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor, empty: float
 
 class SegmentationMetrics(torch.nn.Module):
     """The loss (mean over samples), label metrics plus, for the regression output, the MSE of
-    the probabilities (the notes), and with ``challenge`` (one-channel membrane outputs) the ISBI
+    the probabilities (the original study), and with ``challenge`` (one-channel membrane outputs) the ISBI
     Rand error and VI; ``overlap`` (``miou_image`` and ``mdice``) and ``ignore_index`` as in
     :class:`ClassCounts`."""
 

@@ -1,4 +1,4 @@
-"""The U-Net of the notes (Ronneberger et al. 2015 with padded convolutions), written by hand
+"""The U-Net of the original study (Ronneberger et al. 2015 with padded convolutions), written by hand
 because its ablations (no skips, upsampling kind, dropout only at the deepest levels) are the
 experiment; smp's U-Net fixes them."""
 
@@ -28,7 +28,7 @@ def double_conv(in_channels: int, out_channels: int, batch_norm: bool, dropout: 
 
 def up_block(in_channels: int, out_channels: int, upsampling: str) -> nn.Module:
     """Double the resolution and halve the channels: a 2x2 stride-2 transposed conv, or
-    (as in the Keras notes) nearest/bilinear upsampling followed by a 2x2 'same' conv."""
+    (as in the original study's Keras code) nearest/bilinear upsampling followed by a 2x2 'same' conv."""
     if upsampling == "transpose":
         return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
     return nn.Sequential(
@@ -45,11 +45,11 @@ class UNet(nn.Module):
     Args:
         in_channels: input image channels.
         out_channels: output channels (logits; the LightningModule applies sigmoid/softmax).
-        depth: number of 2x2 max-poolings (the notes: 3 on 32x32 eliret, 4 on membrane).
-        base_width: channels at full resolution (the notes: 64; 16 is plenty for eliret).
+        depth: number of 2x2 max-poolings (the original study: 3 on 32x32 eliret, 4 on membrane).
+        base_width: channels at full resolution (the original study: 64; 16 is plenty for eliret).
         upsampling: ``transpose`` | ``bilinear`` | ``nearest``.
         batch_norm: batch norm after every convolution.
-        dropout: Dropout2d probability at the ``dropout_levels`` deepest levels (notes: 0.5, 2).
+        dropout: Dropout2d probability at the ``dropout_levels`` deepest levels (the original study: 0.5, 2).
         skip: concatenate encoder features into the decoder; ``False`` is the no-skip ablation.
         pad_input: reflect-pad inputs whose sides do not divide by 2**depth (else refuse them).
     """

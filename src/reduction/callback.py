@@ -1,4 +1,4 @@
-"""Iterative saliency-based reduction of the training set (digest section 1.2), as a callback.
+"""Iterative saliency-based reduction of the training set (docs/background.md), as a callback.
 
 One fit of ``rounds * epochs_per_round`` epochs. At the end of every round the callback computes
 a relevance map for every training image (eval mode, un-augmented images, batched), keeps the
@@ -33,26 +33,26 @@ log = logging.getLogger(__name__)
 
 class SaliencyReduction(Callback):
     """Args:
-    rounds: number of train-then-reduce rounds (the notes: 7).
+    rounds: number of train-then-reduce rounds (the original study: 7).
     epochs_per_round: epochs trained between reductions (config default: trainer.max_epochs //
         rounds); the fit lasts rounds x epochs_per_round epochs.
     percentile: p in (0, 100]: each round keeps ceil(p/100 * n) of the n pixels still present
         in an image (ties: first pixel in row-major order wins); cumulative rounds keep (p/100)^r.
     cumulative: a removed pixel stays removed and relevance is computed on the reduced image;
         False recomputes on the original images and replaces the mask each round.
-    fill: what removed pixels become: zero (the notes) | mean | blur | impute (ROAD's noisy
+    fill: what removed pixels become: zero (the original study) | mean | blur | impute (ROAD's noisy
         linear imputation: no edge at the mask's border).
-    method: prediction (the notes) | gradient | integrated_gradients | smoothgrad | gradcam, or
+    method: prediction (the original study) | gradient | integrated_gradients | smoothgrad | gradcam, or
         a control that knows nothing of the task: random (uniform per pixel) | random_smooth
         (a Gaussian-smoothed random field, blob-shaped like Grad-CAM's maps).
-    keep: most (the notes) | least: keep the least relevant pixels (ROAR's direction; a map
+    keep: most (the original study) | least: keep the least relevant pixels (ROAR's direction; a map
         that carries task information must hurt more than random there).
     seed: the random controls' and the impute noise's draws come from (seed, round, image).
     smooth_scale: random_smooth's sigma as a fraction of the image's shorter side.
     impute_noise: the impute fill's noise (standard deviation, images in [0, 1]).
     oracle_margin: method=oracle (a positive control: relevance from the ground truth) ranks
         every object pixel, dilated by this many pixels, first.
-    removed: what the loss makes of removed pixels: label (the notes: they keep their label,
+    removed: what the loss makes of removed pixels: label (the original study: they keep their label,
         so the model learns that fill means background) | ignore (they become the model's
         ``ignore_index`` in the training targets: no loss, no training metric; validation and
         test are unchanged).

@@ -15,9 +15,9 @@ from src.data.segmentation_dataset import like_stored, to_unit
 from src.reduction.imputation import impute
 
 FILLS = ("zero", "mean", "blur", "impute")
-# which pixels a round keeps: the most relevant (the notes, KAR) or the least (ROAR's direction)
+# which pixels a round keeps: the most relevant (the original study, KAR) or the least (ROAR's direction)
 KEEPS = ("most", "least")
-# what the training targets make of removed pixels: their label (the notes) or the ignore index
+# what the training targets make of removed pixels: their label (the original study) or the ignore index
 REMOVED = ("label", "ignore")
 # the ignore index src.train gives a model for removed=ignore when the data set has none
 REMOVED_TARGET = 255
@@ -62,7 +62,7 @@ def fill_removed(
 ) -> torch.Tensor:
     """Images (N, C, H, W) with the pixels outside ``keep`` (N, H, W) replaced.
 
-    zero: 0 (the notes); mean: each image's per-channel mean; blur: a strong Gaussian blur of
+    zero: 0 (the original study); mean: each image's per-channel mean; blur: a strong Gaussian blur of
     the image (kernel about a quarter of its side), so removed regions keep only coarse context;
     impute: ROAD's noisy linear imputation (no edge at the mask's border), its noise drawn per
     image from ``noise_seeds[i]`` (default: the image's position).

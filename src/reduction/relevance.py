@@ -1,4 +1,4 @@
-"""Per-pixel relevance of a segmentation model's training images (digest section 1.2)."""
+"""Per-pixel relevance of a segmentation model's training images (docs/background.md)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def oracle_relevance(targets: torch.Tensor, ids: torch.Tensor, seed: int, round_
 
 
 def foreground_probability(module: nn.Module, images: torch.Tensor, background_class: int) -> torch.Tensor:
-    """The notes' relevance: softmax, then the summed probability of every non-background class
+    """The original study's relevance: softmax, then the summed probability of every non-background class
     (sigmoid probability for one-channel outputs, i.e. the output itself for eliret's regression)."""
     probs = module.probabilities(module(images))
     if probs.shape[1] == 1:

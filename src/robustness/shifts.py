@@ -118,7 +118,7 @@ def clutter(image: torch.Tensor, target: torch.Tensor, severity: int, rng: np.ra
 
 def off_centre(image: torch.Tensor, target: torch.Tensor, severity: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Translation by 15, 30 or 45% of the side in a random direction, borders reflected (the
-    notes' shift augmentation fill); the target moves with the image."""
+    original study's shift augmentation fill); the target moves with the image."""
     fraction = (0.0, 0.15, 0.3, 0.45)[severity]
     if not fraction:
         return image, target

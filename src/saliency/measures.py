@@ -1,4 +1,4 @@
-"""Scalar summaries of saliency maps (the notes' "trustworthy attention" signals)."""
+"""Scalar summaries of saliency maps (the original study's "trustworthy attention" signals)."""
 
 from __future__ import annotations
 
