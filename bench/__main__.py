@@ -16,8 +16,8 @@ from bench import cli, data, early_exit, fills, gpu, overhead, relevance
 from bench.pet_layout import PET_SIZE, write_pet
 from bench.report import markdown
 from bench.timing import machine, run_probe
-from src.runs.atomic import write_bytes_atomic
-from src.runs.results import write_json_atomic
+from src.storage.atomic import write_bytes_atomic
+from src.storage.results import write_json_atomic
 
 log = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parents[1]

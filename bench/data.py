@@ -8,7 +8,7 @@ import torch
 
 from bench.framework import training_data
 from bench.timing import interleaved, median
-from src.config.builders import build_model
+from src.jobs.builders import build_model
 
 WORKERS = (0, 2)
 

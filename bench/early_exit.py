@@ -17,9 +17,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.framework import train_config
 from bench.timing import interleaved, median
-from src.config.builders import build_datamodule, build_model
 from src.early_exit.evaluate import evaluate_exits
 from src.early_exit.policies import POLICIES, early_exit_predict
+from src.jobs.builders import build_datamodule, build_model
 from src.models.early_exit import EarlyExitClassifier
 
 # (overrides, epochs): eliret_cls as its preset; pet_cls on the synthetic Pet (cats are

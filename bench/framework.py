@@ -11,8 +11,8 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from src.config.builders import build_datamodule
 from src.config.compose import compose_config
+from src.jobs.builders import build_datamodule
 
 # the same net as the plain loop on both data sets (membrane's preset uses a larger one)
 SAME_NET = ["model.net.depth=3", "model.net.base_width=16"]

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from bench.timing import machine
 from results.page import render
 from results.runs import BY_NAME, MEMBRANE_DATA, ROOT, RUNS, execute
-from src.runs.atomic import write_bytes_atomic
-from src.runs.provenance import git_state
-from src.runs.results import write_json_atomic
+from src.storage.atomic import write_bytes_atomic
+from src.storage.provenance import git_state
+from src.storage.results import write_json_atomic
 
 LATEST = ROOT / "results" / "latest.json"
 PAGE = ROOT / "docs" / "results.md"

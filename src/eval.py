@@ -12,18 +12,18 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
-from src.config.builders import build_datamodule, build_trainer
 from src.config.errors import UserInputError
 from src.config.help import answer_help
 from src.config.user_errors import exit_on_user_error
 from src.early_exit.report import early_exit_report
+from src.jobs.builders import build_datamodule, build_trainer
+from src.jobs.test_splits import split_test_metrics
 from src.loggers.build import build_loggers, finish_loggers
 from src.loggers.noise import silence_lightning_noise
 from src.models.early_exit import EarlyExitClassifier
 from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
-from src.runs.checkpoints import load_module
-from src.runs.results import print_metrics, write_json_atomic
-from src.runs.test_splits import split_test_metrics
+from src.storage.checkpoints import load_module
+from src.storage.results import print_metrics, write_json_atomic
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -26,8 +26,8 @@ from src.models.segmentation import SegmentationModule
 from src.prediction import outputs
 from src.prediction.inputs import RefusedImage, image_paths, label_path, read_folder_label, read_image, read_label
 from src.prediction.tiling import allow_any_size, predict_probabilities
-from src.runs.checkpoints import load_module, read_checkpoint
-from src.runs.results import console, write_csv_atomic
+from src.storage.checkpoints import load_module, read_checkpoint
+from src.storage.results import console, write_csv_atomic
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ def check_config(cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; returns the final metrics."""
     check_config(cfg)
-    from src.runs.training_job import run_training  # torch and Lightning: only for a valid config
+    from src.jobs.training import run_training  # torch and Lightning: only for a valid config
 
     return run_training(cfg)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.config.errors import UserInputError
+from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.loggers.build import build_loggers
 from tests.folder_sets import write_folder
 

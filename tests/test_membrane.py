@@ -14,7 +14,7 @@ from src.data.border_weights import border_weight_map
 from src.data.membrane import MembraneDataModule, read_membrane, resize_stack
 from src.models.challenge_metrics import InstanceScores, cell_instances
 from src.reduction.report import read_masks
-from src.runs.checkpoints import load_module
+from src.storage.checkpoints import load_module
 from src.train import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012_membrane"

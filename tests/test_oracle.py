@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.data.eliret import EliretDataModule
+from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.reduction.callback import SaliencyReduction, ignoring_removed, shard_masks
 from src.reduction.masking import keep_mask, quota
 from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
-from src.runs.checkpoints import load_module
+from src.storage.checkpoints import load_module
 from tests.conftest import ddp_reduction_round
 from tests.test_reduction import FAST
 

@@ -16,7 +16,7 @@ from src.data.png_pairs import load_gray
 from src.predict import predict
 from src.prediction.inputs import RefusedImage, read_image
 from src.prediction.tiling import allow_any_size, predict_probabilities
-from src.runs.checkpoints import load_module
+from src.storage.checkpoints import load_module
 from src.train import train
 
 

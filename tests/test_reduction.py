@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.config.errors import UserInputError
 from src.data.eliret import EliretDataModule
+from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.models.segmentation import SegmentationModule
 from src.reduction.callback import SaliencyReduction, shard_masks
 from src.reduction.packed import unpack
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.reduction.report import read_masks
-from src.runs.checkpoints import load_module
+from src.storage.checkpoints import load_module
 from src.train import train
 from tests.conftest import ddp_reduction_round
 

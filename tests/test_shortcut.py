@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.config.builders import build_datamodule
 from src.config.errors import UserInputError
 from src.data.shortcut_generator import HORIZONTAL, NO_CUE, SPLITS, TEST_SPLITS, ShortcutSpec, generate, make_sample
+from src.jobs.builders import build_datamodule
 
 SPEC = ShortcutSpec(n_train=400, n_val=200, n_test=60)
 

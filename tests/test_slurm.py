@@ -107,7 +107,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
     local_root = tmp_path_factory.mktemp("local_ddp")
     # the data every job reads, generated once (jobs that generate it side by side would race)
     data = compose_config("train", ["data.n_per_class=40", f"paths.data_dir={root / 'data'}"], root / "compose")
-    from src.config.builders import build_datamodule
+    from src.jobs.builders import build_datamodule
 
     build_datamodule(data).prepare_data()
     env = {

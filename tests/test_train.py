@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from src.eval import evaluate
-from src.runs.checkpoints import load_module
+from src.storage.checkpoints import load_module
 from src.train import train
 from tests.conftest import run_cli
 
@@ -116,7 +116,7 @@ def test_unet_beats_fcn_on_eliret_with_the_default_budget(tmp_path: Path, data_r
 def test_results_are_written_with_the_usual_permissions(tmp_path: Path) -> None:
     import os
 
-    from src.runs.atomic import write_bytes_atomic
+    from src.storage.atomic import write_bytes_atomic
 
     write_bytes_atomic(tmp_path / "x.json", b"{}")
     umask = os.umask(0)

@@ -23,6 +23,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
+from src.seeding import epoch_seed
+
 
 class RandomState(Callback):
     """Args:
@@ -71,14 +73,6 @@ class RandomState(Callback):
         for part in _parts(dataset):
             if hasattr(part, "set_epoch_seed"):
                 part.set_epoch_seed(epoch_seed(self.seed, trainer.current_epoch))
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch) % 2**62
-
-
-def item_seed(epoch_seed: int, index: int) -> int:
-    return (epoch_seed * 1_000_033 + index) % 2**62
 
 
 def _parts(dataset: Dataset | None) -> Iterator[Dataset]:

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from src.callbacks.random_state import item_seed
 from src.config.errors import UserInputError
 from src.data.augment import dihedral, resolve
 from src.data.folder_files import GRAY_MODES, SPLITS, Pair, find_pairs, header, read_image, read_raw_mask, read_split_lists
 from src.data.mask_decoding import MaskDecoding
 from src.data.resizing import resize_image, resize_mask
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader, random_crop, to_unit
+from src.seeding import item_seed
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from src.callbacks.random_state import epoch_seed, item_seed
+from src.seeding import epoch_seed, item_seed
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from src.early_exit.quality import signal_quality
 from src.early_exit.scores import SALIENCY_METHODS, ExitRecord, cosine, exit_saliency, record_exits, unit_range
 from src.loggers.figures import save_figure, subplots
 from src.models.early_exit import EarlyExitClassifier
-from src.runs.atomic import write_bytes_atomic
+from src.storage.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

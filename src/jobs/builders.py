@@ -19,7 +19,7 @@ from src.config.errors import UserInputError
 from src.loggers.noise import silence_lightning_noise
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.reduction.masking import REMOVED_TARGET
-from src.runs.checkpoint_io import BackgroundCheckpointIO
+from src.storage.checkpoint_io import BackgroundCheckpointIO
 
 log = logging.getLogger(__name__)
 

@@ -16,20 +16,20 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from src.callbacks.requeue import Requeued
-from src.config.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.config.errors import UserInputError
 from src.early_exit.report import early_exit_report
+from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.jobs.test_splits import split_test_metrics
 from src.loggers.build import build_loggers, finish_loggers, log_config
 from src.loggers.csv_logger import ResumableCSVLogger
 from src.loggers.noise import silence_lightning_noise
 from src.models.early_exit import EarlyExitClassifier
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
-from src.runs.checkpoints import read_checkpoint
-from src.runs.provenance import provenance
-from src.runs.results import print_metrics, write_json_atomic
-from src.runs.test_splits import split_test_metrics
-from src.runs.writable import check_writable, checkpoint_bytes
+from src.storage.checkpoints import read_checkpoint
+from src.storage.provenance import provenance
+from src.storage.results import print_metrics, write_json_atomic
+from src.storage.writable import check_writable, checkpoint_bytes
 
 log = logging.getLogger(__name__)
 

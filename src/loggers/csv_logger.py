@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
-from src.runs.results import write_csv_atomic
+from src.storage.results import write_csv_atomic
 
 
 class ResumableCSVLogger(CSVLogger):

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 
-from src.runs.checkpoints import record_module_class
+from src.storage.checkpoints import record_module_class
 
 
 class ConfiguredModule(L.LightningModule):

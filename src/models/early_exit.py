@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from src.config.errors import UserInputError
 from src.models.base import ConfiguredModule
 from src.models.early_exit_cnn import EarlyExitCNN
-from src.runs.checkpoints import plain
+from src.storage.checkpoints import plain
 
 
 class EarlyExitClassifier(ConfiguredModule):

@@ -13,8 +13,8 @@ from src.config.errors import UserInputError
 from src.models.base import ConfiguredModule
 from src.models.losses import WEIGHTED, build_loss, check_task
 from src.models.metrics import SegmentationMetrics
-from src.prediction.tiling import window_logits
-from src.runs.checkpoints import plain
+from src.models.tiling import window_logits
+from src.storage.checkpoints import plain
 
 
 class SegmentationModule(ConfiguredModule):

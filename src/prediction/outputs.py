@@ -18,7 +18,7 @@ from torchmetrics.functional.classification import (
 from torchmetrics.functional.segmentation import dice_score
 
 from src.loggers.figures import save_figure, subplots
-from src.runs.atomic import write_bytes_atomic
+from src.storage.atomic import write_bytes_atomic
 
 # distinct colours for class indices in palette PNGs (class 0 black)
 PALETTE = [0, 0, 0, 230, 25, 75, 60, 180, 75, 255, 225, 25, 0, 130, 200, 245, 130, 48, 145, 30, 180, 70, 240, 240]

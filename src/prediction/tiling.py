@@ -1,18 +1,14 @@
-"""Whole-image prediction at any size: overlap-tile sliding windows with Gaussian blending
-(MONAI's ``sliding_window_inference``, the reference implementation, rather than our own) over
-an image whose borders are mirrored first, as the U-Net paper does."""
+"""Whole-image prediction at any size: a trained module's class probabilities through
+:func:`src.models.tiling.window_logits`, with the image resized first where the module was trained
+on resized images."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
-from monai.inferers import sliding_window_inference
 
-if TYPE_CHECKING:  # the module evaluates through window_logits: a runtime import would cycle
-    from src.models.segmentation import SegmentationModule
+from src.models.segmentation import SegmentationModule
+from src.models.tiling import window_logits
 
 
 def allow_any_size(module: SegmentationModule) -> None:
@@ -48,16 +44,3 @@ def predict_probabilities(
     if input_scale != 1.0:
         probabilities = F.interpolate(probabilities, size=(height, width), mode="bilinear", align_corners=False)
     return probabilities[0].cpu()
-
-
-def window_logits(
-    logits_of: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, roi_size: int | None, overlap: float = 0.25, batch_size: int = 4, border: int = 16
-) -> torch.Tensor:
-    """Logits (N, K, H, W) of images (N, C, H, W) through ``logits_of`` in square tiles of side
-    ``roi_size`` (None: one window), over the images mirrored by ``border`` pixels: the path of
-    both :func:`predict_probabilities` and a model evaluated on whole images (``data.crop_size``)."""
-    border = min(border, images.shape[-2] - 1, images.shape[-1] - 1)
-    x = F.pad(images, (border,) * 4, mode="reflect") if border > 0 else images
-    roi = (roi_size, roi_size) if roi_size else tuple(x.shape[-2:])
-    logits = sliding_window_inference(x, roi, batch_size, logits_of, overlap=overlap, mode="gaussian", padding_mode="reflect")
-    return logits[..., border:-border, border:-border] if border > 0 else logits

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from src.loggers.figures import log_images, subplots
 from src.reduction.packed import pack, unpack
-from src.runs.atomic import write_bytes_atomic
-from src.runs.results import console, write_csv_atomic
+from src.storage.atomic import write_bytes_atomic
+from src.storage.results import console, write_csv_atomic
 
 
 def write_rounds_csv(path: Path, rows: Sequence[dict[str, float]]) -> None:

@@ -14,7 +14,7 @@ from src.reporting import confirmatory, plots, stats
 from src.reporting.early_exit import early_exit_section
 from src.reporting.runs import Run
 from src.reporting.tables import table_md
-from src.runs.atomic import write_bytes_atomic
+from src.storage.atomic import write_bytes_atomic
 
 # the final metrics a report shows, when a run logged them
 REPORTED = ("miou_object", "miou", "mdice", "acc", "mse", "rand_error", "vi", "loss")

@@ -25,7 +25,7 @@ from src.loggers.figures import save_figure
 from src.models.losses import WEIGHTED, build_loss
 from src.robustness.figure import severity_curves
 from src.robustness.shifts import SEVERITIES, SHIFTS, item_generator
-from src.runs.results import write_csv_atomic
+from src.storage.results import write_csv_atomic
 
 
 class ShiftedDataset(Dataset):

@@ -1,1 +1,1 @@
-"""Run files and checkpoints: atomic writes, checkpoint reading and writing, output-folder checks, results, provenance and re-runs."""
+"""Where runs live: Slurm job and step identities, run-dir names per rank, and finding the run that ``ckpt_path=last`` resumes."""

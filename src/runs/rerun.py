@@ -21,7 +21,7 @@ import yaml
 
 from src.config.errors import UserInputError
 from src.runs import slurm
-from src.runs.writable import check_writable
+from src.storage.writable import check_writable
 
 # the recorded ones would point the re-run at the old run's files
 _NOT_REPEATED = ("ckpt_path=", "hydra.run.dir=", "hydra.sweep.dir=")

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from src.runs.atomic import write_bytes_atomic
+from src.storage.atomic import write_bytes_atomic
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, object]) -> None:

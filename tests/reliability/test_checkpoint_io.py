@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from src.runs.checkpoint_io import AtomicCheckpointIO, BackgroundCheckpointIO, CheckpointWriteError
+from src.storage.checkpoint_io import AtomicCheckpointIO, BackgroundCheckpointIO, CheckpointWriteError
 
 
 class GatedIO(AtomicCheckpointIO):

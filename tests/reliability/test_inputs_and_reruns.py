@@ -15,7 +15,7 @@ from hydra.errors import ConfigCompositionException
 
 from src.config.errors import UserInputError
 from src.runs.rerun import expand_arguments, main_with_run_dirs
-from src.runs.writable import check_writable
+from src.storage.writable import check_writable
 from src.train import train
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from src.config.errors import UserInputError
-from src.runs.checkpoints import load_module
+from src.storage.checkpoints import load_module
 from src.train import train
 
 
