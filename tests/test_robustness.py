@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from src.config.errors import UserInputError
-from src.eval import evaluate
+from src.jobs.evaluation import evaluate
 from src.robustness.evaluate import summary
 from src.robustness.shifts import SEVERITIES, SHIFTS, background_of, item_generator
 from src.train import train

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.eval import evaluate
+from src.jobs.evaluation import evaluate
 from src.storage.checkpoints import load_module
 from src.train import train
 from tests.conftest import run_cli

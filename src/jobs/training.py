@@ -17,18 +17,16 @@ from omegaconf import DictConfig
 
 from src.callbacks.requeue import Requeued
 from src.config.errors import UserInputError
-from src.early_exit.report import early_exit_report
+from src.jobs.after_test import after_test, split_test_metrics, write_metrics
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
-from src.jobs.test_splits import split_test_metrics
 from src.loggers.build import build_loggers, finish_loggers, log_config
 from src.loggers.csv_logger import ResumableCSVLogger
 from src.loggers.noise import silence_lightning_noise
-from src.models.early_exit import EarlyExitClassifier
 from src.reduction.final_round import FinalRoundCheckpoint
-from src.robustness.evaluate import is_per_shift, robustness_metrics, suite
+from src.robustness.evaluate import robustness_metrics, suite
 from src.storage.checkpoints import read_checkpoint
 from src.storage.provenance import provenance
-from src.storage.results import print_metrics, write_json_atomic
+from src.storage.results import write_json_atomic
 from src.storage.writable import check_writable, checkpoint_bytes
 
 log = logging.getLogger(__name__)
@@ -74,18 +72,11 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
         if cfg.test:
             metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
-            metrics.update(split_test_metrics(trainer, model, datamodule, best))
-            if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
-                metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, trainer.global_step))
-            metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness"))
+            metrics.update(after_test(cfg, trainer, model, datamodule, output_dir, best, step=trainer.global_step))
             metrics.update(final_round_metrics(cfg, trainer, model, datamodule, output_dir))
         if trainer.is_global_zero:
             write_json_atomic(output_dir / "run.json", {**record, "best_checkpoint": best, "best_epoch": _epoch_of(best)})
-            write_json_atomic(output_dir / "metrics.json", metrics)
-            log.info("metrics of %s written to %s", best or "the final weights", output_dir / "metrics.json")
-            print_metrics(
-                {k: v for k, v in metrics.items() if not is_per_shift(k)}, title="metrics of the best checkpoint" if best else "metrics of the final weights"
-            )
+        write_metrics(trainer, output_dir, metrics, title="metrics of the best checkpoint" if best else "metrics of the final weights")
     finally:
         finish_loggers(loggers)
         if requeued is not None and trainer.is_global_zero:

@@ -1,0 +1,49 @@
+"""One evaluation job: rebuild the model from a checkpoint alone, test (or validate) it on the
+configured data, and run the steps after testing that the training job runs too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+
+from src.config.errors import UserInputError
+from src.jobs.after_test import after_test, write_metrics
+from src.jobs.builders import build_datamodule, build_trainer
+from src.loggers.build import build_loggers, finish_loggers
+from src.loggers.noise import silence_lightning_noise
+from src.models.early_exit import EarlyExitClassifier
+from src.robustness.evaluate import suite
+from src.storage.checkpoints import load_module
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test (or validate, ``split=val``) a checkpoint on the configured data; returns the metrics."""
+    if cfg.split not in ("test", "val"):
+        raise UserInputError(f"split={cfg.split!r} must be test or val.")
+    silence_lightning_noise()  # before the first line Lightning logs
+    L.seed_everything(cfg.seed, workers=True)
+    model = load_module(cfg.ckpt_path)
+    datamodule = build_datamodule(cfg)
+    suite(cfg.get("robustness") if cfg.split == "test" else None, datamodule)
+    if cfg.get("tta") is not None and "tta" in model.hparams:
+        model.hparams.tta = bool(cfg.tta)
+    names = ("in_channels", "num_classes") if isinstance(model, EarlyExitClassifier) else ("in_channels", "out_channels", "task")
+    for name in names:
+        if model.hparams.get(name) != getattr(datamodule, name, None):
+            raise UserInputError(
+                f"the checkpoint's {name}={model.hparams[name]!r} does not match the data's "
+                f"{getattr(datamodule, name)!r}; pass the data=... overrides the model was trained with."
+            )
+    output_dir = Path(cfg.paths.output_dir)
+    loggers = build_loggers(cfg.get("logger"))
+    trainer = build_trainer(cfg, [], loggers)
+    try:
+        run = trainer.test if cfg.split == "test" else trainer.validate
+        metrics = {k: float(v) for r in run(model, datamodule=datamodule, verbose=False) for k, v in r.items()}
+        metrics.update(after_test(cfg, trainer, model, datamodule, output_dir, ckpt_path=None, tested=cfg.split == "test"))
+        write_metrics(trainer, output_dir, metrics, title=f"{cfg.split}: {cfg.ckpt_path}")
+    finally:
+        finish_loggers(loggers)
+    return metrics
