@@ -9,6 +9,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from src.config.schemas import net_config, with_defaults
 from src.models.segmentation import SegmentationModule
 
 # dense peak FLOP/s by device name (vendor data sheets), for the achieved fraction
@@ -22,10 +23,10 @@ SETTINGS = {
 
 
 def _module(channels_last: bool, compile_net: bool, device: torch.device) -> SegmentationModule:
-    net = {"_target_": "src.models.unet.UNet", "depth": 4, "base_width": 32}
+    net = net_config("unet", depth=4, base_width=32)
     optimizer = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-    module = SegmentationModule(
-        net=net, task="binary", in_channels=1, out_channels=1, optimizer=optimizer, channels_last=channels_last, compile_net=compile_net
+    module = with_defaults(
+        SegmentationModule, net=net, task="binary", in_channels=1, out_channels=1, optimizer=optimizer, channels_last=channels_last, compile_net=compile_net
     )
     return module.to(device)
 

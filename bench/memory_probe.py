@@ -11,6 +11,7 @@ import logging
 import torch
 
 from bench.timing import peak_rss_mib
+from src.config.schemas import with_defaults
 
 
 def pet(pet_dir: str, size: int) -> dict[str, object]:
@@ -19,7 +20,7 @@ def pet(pet_dir: str, size: int) -> dict[str, object]:
     from src.data.pet import PetDataModule
     from src.reduction.masking import fill_stored
 
-    datamodule = PetDataModule(data_dir=pet_dir, image_size=size)
+    datamodule = with_defaults(PetDataModule, data_dir=pet_dir, image_size=size)
     datamodule.setup("fit")
     train = datamodule.train_set
     loaded = peak_rss_mib()

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from bench.epoch_parts import Stopwatch
+from src.config.schemas import with_defaults
 from src.models.losses import build_loss
 from src.models.unet import UNet
 
@@ -26,7 +27,7 @@ def plain_fit(
     epochs and their parts (``bench.epoch_parts``)."""
     torch.manual_seed(seed)
     watch = watch if watch is not None else Stopwatch()
-    net = UNet(in_channels=train[0].shape[1], out_channels=1, depth=3, base_width=16)
+    net = with_defaults(UNet, in_channels=train[0].shape[1], out_channels=1, depth=3, base_width=16)
     watch.watch_forward(net)
     loss_fn = watch.timed("loss", build_loss(None, task)[1])
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -62,7 +63,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
-    datamodule = EliretDataModule(data_dir=f"{args.data_dir}/eliret")
+    datamodule = with_defaults(EliretDataModule, data_dir=f"{args.data_dir}/eliret")
     datamodule.prepare_data()
     datamodule.setup("fit")
     train, val = datamodule.splits["train"], datamodule.splits["val"]

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 
 from bench.data import train_epoch
 from bench.timing import interleaved, median
+from src.config.schemas import net_config, with_defaults
 from src.models.segmentation import SegmentationModule
 from src.reduction import packed
 from src.reduction.callback import shard_masks
@@ -27,9 +28,9 @@ def eliret_like(count: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor
 
 def unet_module() -> SegmentationModule:
     """The default eliret model (conf/model/unet.yaml): U-Net depth 3, width 16."""
-    net = {"_target_": "src.models.unet.UNet", "depth": 3, "base_width": 16}
+    net = net_config("unet", depth=3, base_width=16)
     optimizer = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-    return SegmentationModule(net=net, task="regression", in_channels=1, out_channels=1, optimizer=optimizer)
+    return with_defaults(SegmentationModule, net=net, task="regression", in_channels=1, out_channels=1, optimizer=optimizer)
 
 
 def training_epoch(module: SegmentationModule, images: torch.Tensor, masks: torch.Tensor, batch_size: int = 10) -> None:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bench.timing import machine
 from results.page import render
 from results.runs import BY_NAME, MEMBRANE_DATA, ROOT, RUNS, execute
+from src.config.schemas import with_defaults
 from src.storage.atomic import write_bytes_atomic
 from src.storage.provenance import git_state
 from src.storage.results import write_json_atomic
@@ -23,7 +24,7 @@ def all_cell_accuracy() -> float:
     """Pixel accuracy of guessing "cell" everywhere on the membrane validation images."""
     from src.data.membrane import MembraneDataModule
 
-    datamodule = MembraneDataModule(str(MEMBRANE_DATA))
+    datamodule = with_defaults(MembraneDataModule, str(MEMBRANE_DATA))
     datamodule.setup()
     return 1.0 - float(datamodule.splits["val"].masks.float().mean())
 

@@ -15,6 +15,7 @@ from bench.epoch_parts import Stopwatch
 from bench.pet_layout import write_pet
 from bench.reference_loop import plain_fit
 from bench.report import early_exit_section, markdown
+from src.config.schemas import with_defaults
 from src.data.pet import PetDataModule
 
 
@@ -22,7 +23,7 @@ from src.data.pet import PetDataModule
 def test_plain_loop_learns_eliret(data_root: Path) -> None:
     from src.data.eliret import EliretDataModule
 
-    datamodule = EliretDataModule(data_dir=str(data_root / "eliret"))
+    datamodule = with_defaults(EliretDataModule, data_dir=str(data_root / "eliret"))
     datamodule.prepare_data()
     datamodule.setup("fit")
     train, val = datamodule.splits["train"], datamodule.splits["val"]
@@ -65,7 +66,7 @@ def test_fills_report_each_fill_per_image_at_one_and_three_rounds() -> None:
 
 def test_synthetic_pet_loads_in_the_real_layout(tmp_path: Path) -> None:
     base = write_pet(tmp_path, count=40, size=(60, 80))
-    datamodule = PetDataModule(data_dir=str(base), image_size=32)
+    datamodule = with_defaults(PetDataModule, data_dir=str(base), image_size=32)
     datamodule.setup("fit")
     assert sum(len(s) for s in datamodule.splits.values()) == 40
     assert datamodule.train_set.images.dtype == torch.uint8

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from src.config.errors import UserInputError
+from src.config.schemas import net_config, with_defaults
 from src.early_exit.evaluate import measure_costs, operating_point
 from src.early_exit.policies import POLICIES, early_exit_predict, get_policy
 from src.early_exit.scores import record_exits
@@ -16,13 +17,15 @@ from src.models.early_exit import EarlyExitClassifier
 from src.models.early_exit_cnn import EarlyExitCNN
 from src.train import train
 
-NET = {"_target_": "src.models.early_exit_cnn.EarlyExitCNN", "stages": 4, "base_width": 4, "exit_stages": [0, 1, 2, 3], "head_width": 8}
+NET = net_config("early_exit_cnn", stages=4, base_width=4, exit_stages=[0, 1, 2, 3], head_width=8)
 SMALL_DATA = ("data.n_per_class=24", "data.batch_size=16")
 
 
 def classifier(**net) -> EarlyExitClassifier:
     torch.manual_seed(0)
-    return EarlyExitClassifier(net={**NET, **net}, in_channels=1, num_classes=3, optimizer={"_target_": "torch.optim.Adam", "_partial_": True}).eval()
+    return with_defaults(
+        EarlyExitClassifier, net={**NET, **net}, in_channels=1, num_classes=3, optimizer={"_target_": "torch.optim.Adam", "_partial_": True}
+    ).eval()
 
 
 def loader(n: int = 24):
@@ -32,7 +35,7 @@ def loader(n: int = 24):
 
 
 def test_every_exit_gives_class_logits() -> None:
-    net = EarlyExitCNN(1, 5, stages=3, base_width=4, exit_stages=[0, 2], head="pool_linear")
+    net = with_defaults(EarlyExitCNN, 1, 5, stages=3, base_width=4, exit_stages=[0, 2], head="pool_linear")
     outputs = net(torch.rand(2, 1, 32, 32))
     assert len(outputs) == 2 and all(o.shape == (2, 5) for o in outputs)
 
@@ -101,11 +104,11 @@ def test_real_early_exit_matches_the_simulation_in_between() -> None:
 
 def test_bad_exit_settings_are_refused() -> None:
     with pytest.raises(UserInputError, match="5 exits .* only 4 stages"):
-        EarlyExitCNN(1, 2, stages=4, exit_stages=[0, 1, 2, 3, 3])
+        with_defaults(EarlyExitCNN, 1, 2, stages=4, exit_stages=[0, 1, 2, 3, 3])
     with pytest.raises(UserInputError, match=r"exit stage\(s\) \[7\] out of range"):
-        EarlyExitCNN(1, 2, stages=4, exit_stages=[0, 7])
+        with_defaults(EarlyExitCNN, 1, 2, stages=4, exit_stages=[0, 7])
     with pytest.raises(UserInputError, match="must end with the last stage"):
-        EarlyExitCNN(1, 2, stages=4, exit_stages=[0, 1])
+        with_defaults(EarlyExitCNN, 1, 2, stages=4, exit_stages=[0, 1])
     with pytest.raises(UserInputError, match="unknown exit policy 'softmax'"):
         get_policy("softmax")
     with pytest.raises(UserInputError, match="oracle"):

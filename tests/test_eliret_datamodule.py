@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from src.config.errors import UserInputError
+from src.config.schemas import with_defaults
 from src.data.eliret import EliretDataModule
 from src.data.eliret_generator import EliretSpec, generate
 
@@ -17,7 +18,7 @@ def eliret_copy(tmp_path: Path) -> Path:
 
 
 def setup_dm(folder: Path, **kwargs) -> EliretDataModule:
-    dm = EliretDataModule(str(folder), batch_size=4, n_per_class=8, **kwargs)
+    dm = with_defaults(EliretDataModule, str(folder), batch_size=4, n_per_class=8, **kwargs)
     dm.prepare_data()
     dm.setup("fit")
     return dm

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from src.config.errors import UserInputError
+from src.config.schemas import with_defaults
 from src.data.folder import FolderDataModule
 from src.data.folder_files import read_image
 from src.models.losses import build_loss
@@ -84,7 +85,7 @@ def test_split_lists_name_the_splits(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6)
     (folder / "train.txt").write_text("img_000\nimg_001.png\nimg_002\n")
     (folder / "val.txt").write_text("img_003\n")
-    datamodule = FolderDataModule(str(folder))
+    datamodule = with_defaults(FolderDataModule, str(folder))
     datamodule.setup()
     assert [len(datamodule.splits[s]) for s in ("train", "val", "test")] == [3, 1, 1]
     assert datamodule.splits["test"] is datamodule.splits["val"]  # no test.txt: tested on val
@@ -92,27 +93,27 @@ def test_split_lists_name_the_splits(tmp_path: Path) -> None:
 
 def test_ratio_split_is_seeded_and_covers_every_pair(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=20)
-    stems = [[p.stem for p in FolderDataModule(str(folder), split_seed=seed).scan.splits["val"]] for seed in (0, 0, 1)]
+    stems = [[p.stem for p in with_defaults(FolderDataModule, str(folder), split_seed=seed).scan.splits["val"]] for seed in (0, 0, 1)]
     assert stems[0] == stems[1] != stems[2]
-    scan = FolderDataModule(str(folder)).scan
+    scan = with_defaults(FolderDataModule, str(folder)).scan
     assert sorted(p.stem for split in scan.splits.values() for p in split) == sorted(p.stem for p in (folder / "images").iterdir())
     assert [len(scan.splits[s]) for s in ("train", "val", "test")] == [16, 2, 2]
 
 
 def test_decoded_arrays_are_cached_and_a_changed_file_is_decoded_again(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6, size=[(40, 36 + 2 * i) for i in range(6)])
-    first = FolderDataModule(str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
+    first = with_defaults(FolderDataModule, str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
     first.setup()
     cached = sorted(p.name for p in (folder / "cache").iterdir())
     assert len(cached) == 2 and all(name.startswith(("folder_train_", "folder_val_")) for name in cached)
-    again = FolderDataModule(str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
+    again = with_defaults(FolderDataModule, str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
     again.setup()
     for split in ("train", "val"):
         assert torch.equal(again.splits[split].images, first.splits[split].images)
         assert torch.equal(again.splits[split].masks, first.splits[split].masks)
         assert torch.equal(again.splits[split].sizes, first.splits[split].sizes)
     Image.new("L", (36, 40), 255).save(first.scan.splits["train"][0].image)
-    changed = FolderDataModule(str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
+    changed = with_defaults(FolderDataModule, str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
     changed.setup()
     assert changed.splits["train"].images[0, :, :40, :36].eq(255).all()
 
@@ -122,13 +123,13 @@ def test_mixed_gray_and_rgb_files_are_converted_and_the_summary_says_so(tmp_path
     write_folder(tmp_path / "rgb", n=2, rgb=True, seed=1)
     for i in range(2):
         (tmp_path / "rgb" / "images" / f"img_{i:03d}.png").replace(folder / "images" / f"img_{i:03d}.png")
-    datamodule = FolderDataModule(str(folder), split=[0.5, 0.5, 0.0])
+    datamodule = with_defaults(FolderDataModule, str(folder), split=[0.5, 0.5, 0.0])
     with caplog.at_level(logging.INFO, logger="src.data.folder"):
         datamodule.setup()
     assert datamodule.in_channels == 3 and datamodule.scan.converted == 4
     assert "4 files converted to RGB" in caplog.text
     assert datamodule.splits["train"][0]["image"].shape[0] == 3
-    assert FolderDataModule(str(folder), channels=1).in_channels == 1
+    assert with_defaults(FolderDataModule, str(folder), channels=1).in_channels == 1
 
 
 def test_sixteen_bit_images_are_scaled_to_eight_bits(tmp_path: Path) -> None:
@@ -140,25 +141,25 @@ def test_sixteen_bit_images_are_scaled_to_eight_bits(tmp_path: Path) -> None:
 
 def test_masks_decode_to_classes_by_each_encoding(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "spread", n=6, classes=3, mask_encoding="spread")
-    datamodule = FolderDataModule(str(folder), classes=3, mask_values=[0, 128, 255], split=[0.5, 0.5, 0.0])
+    datamodule = with_defaults(FolderDataModule, str(folder), classes=3, mask_values=[0, 128, 255], split=[0.5, 0.5, 0.0])
     datamodule.setup()
     stored = np.asarray(Image.open(datamodule.scan.splits["val"][0].mask))
     served = datamodule.splits["val"][0]["mask"].numpy()  # val: not augmented
     assert served.dtype == np.int64 and np.array_equal(served, np.searchsorted([0, 128, 255], stored))
     assert set(np.unique(stored)) == {0, 128, 255}
     palette = write_folder(tmp_path / "palette", n=6, classes=3, mask_encoding="palette")
-    module = FolderDataModule(str(palette), classes=3, split=[0.5, 0.5, 0.0])
+    module = with_defaults(FolderDataModule, str(palette), classes=3, split=[0.5, 0.5, 0.0])
     module.setup()
     assert set(np.unique(module.splits["train"].masks.numpy())) == {0, 1, 2}
     binary = write_folder(tmp_path / "binary", n=6)
-    module = FolderDataModule(str(binary), split=[0.5, 0.5, 0.0])
+    module = with_defaults(FolderDataModule, str(binary), split=[0.5, 0.5, 0.0])
     module.setup()
     assert module.task == "binary" and set(np.unique(module.splits["train"][0]["mask"].numpy())) <= {0.0, 1.0}
 
 
 def test_unlabelled_pixels_count_in_no_loss_and_no_metric(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6, classes=3, mask_encoding="index", unlabelled=True)
-    datamodule = FolderDataModule(str(folder), classes=3, ignore_index=255, split=[0.5, 0.5, 0.0])
+    datamodule = with_defaults(FolderDataModule, str(folder), classes=3, ignore_index=255, split=[0.5, 0.5, 0.0])
     datamodule.setup()
     target = datamodule.splits["train"][0]["mask"][None]
     assert (target == 255).any()
@@ -174,7 +175,7 @@ def test_unlabelled_pixels_count_in_no_loss_and_no_metric(tmp_path: Path) -> Non
 
 def test_crops_train_at_native_resolution_and_whole_images_are_scored(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", size=MIXED_SIZES)
-    datamodule = FolderDataModule(str(folder), crop_size=32)
+    datamodule = with_defaults(FolderDataModule, str(folder), crop_size=32)
     datamodule.setup()
     train_set = datamodule.splits["train"]
     assert {tuple(train_set[i]["image"].shape) for i in range(len(train_set))} == {(1, 32, 32)}
@@ -191,7 +192,7 @@ def test_two_ddp_ranks_reduce_a_folder_set_to_identical_masks(tmp_path: Path) ->
     saved, digest, output = ddp_reduction_round(tmp_path, "data=folder", f"data.data_dir={folder}", "data.crop_size=32", "model=unet", "reduction=saliency")
     assert f"masks sha256 {digest} (rank 0 of 2)" in output
     assert f"masks sha256 {digest} (rank 1 of 2)" in output
-    datamodule = FolderDataModule(str(folder), crop_size=32)
+    datamodule = with_defaults(FolderDataModule, str(folder), crop_size=32)
     datamodule.setup()
     train_set = datamodule.splits["train"]
     assert saved.shape == (len(train_set), *train_set.images.shape[-2:])

@@ -10,6 +10,7 @@ from PIL import Image
 from skimage.metrics import adapted_rand_error, variation_of_information
 
 from src.config.errors import UserInputError
+from src.config.schemas import with_defaults
 from src.data.border_weights import border_weight_map
 from src.data.membrane import MembraneDataModule, read_membrane, resize_stack
 from src.models.challenge_metrics import InstanceScores, cell_instances
@@ -66,12 +67,12 @@ def test_png_and_tiff_layouts_read_the_same(tmp_path: Path) -> None:
 
 def test_membrane_is_the_foreground_and_splits_are_seeded(tmp_path: Path) -> None:
     root = write_png_layout(tmp_path)
-    dm = MembraneDataModule(str(root), image_size=64, val_count=2, augment=None)
+    dm = with_defaults(MembraneDataModule, str(root), image_size=64, val_count=2, augment=None)
     dm.setup()
     assert len(dm.splits["train"]) == 4 and len(dm.splits["val"]) == 2
     _, labels, _ = read_membrane(root)
     assert dm.splits["train"].masks.mean().item() == pytest.approx((labels == 0).mean(), abs=0.05)
-    other = MembraneDataModule(str(root), image_size=64, val_count=2, augment=None)
+    other = with_defaults(MembraneDataModule, str(root), image_size=64, val_count=2, augment=None)
     other.setup()
     assert torch.equal(dm.splits["val"].images, other.splits["val"].images)
     assert len(dm.predict_dataloader().dataset) == 6
@@ -98,12 +99,12 @@ def test_majority_labels_keep_half_membrane_blocks(tmp_path: Path) -> None:
     for i in range(3):
         Image.fromarray(np.full((32, 32), 128, np.uint8)).save(tmp_path / "train" / "image" / f"{i}.png")
         Image.fromarray(label).save(tmp_path / "train" / "label" / f"{i}.png")
-    dm = MembraneDataModule(str(tmp_path), image_size=16, label_resize="majority", val_count=1, augment=None)
+    dm = with_defaults(MembraneDataModule, str(tmp_path), image_size=16, label_resize="majority", val_count=1, augment=None)
     dm.setup()
     assert dm.splits["val"].masks[0, 0, :2, :3].tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     assert dm.splits["val"].masks.sum().item() == 2
     with pytest.raises(UserInputError, match="label_resize='bicubic'"):
-        MembraneDataModule(str(tmp_path), label_resize="bicubic")
+        with_defaults(MembraneDataModule, str(tmp_path), label_resize="bicubic")
 
 
 @pytest.mark.parametrize(
@@ -212,7 +213,7 @@ def test_membrane_trains_on_256_px_crops_and_scores_the_whole_512_px_images(make
     cfg = make_cfg("train", *REAL_DATA, "data.crop_size=256", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "reduction.rounds=0")
     metrics = train(cfg)
     assert all(np.isfinite(metrics[k]) for k in ("val/acc", "val/rand_error", "test/miou"))
-    datamodule = MembraneDataModule(str(SHARED), crop_size=256)
+    datamodule = with_defaults(MembraneDataModule, str(SHARED), crop_size=256)
     datamodule.setup()
     assert datamodule.train_set[0]["image"].shape == (1, 256, 256)
     batch = next(iter(datamodule.val_dataloader()))

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from src.config.errors import UserInputError
+from src.config.schemas import net_config, with_defaults
 from src.models.fcn import FCN
 from src.models.losses import LOSSES, build_loss, check_task
 from src.models.smp_net import smp_model
@@ -11,23 +12,23 @@ from src.models.unet import UNet
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear", "nearest"])
 @pytest.mark.parametrize("skip", [True, False])
 def test_unet_variants_keep_the_input_size(upsampling: str, skip: bool) -> None:
-    net = UNet(1, 3, depth=3, base_width=4, upsampling=upsampling, skip=skip, dropout=0.5)
+    net = with_defaults(UNet, 1, 3, depth=3, base_width=4, upsampling=upsampling, skip=skip, dropout=0.5)
     assert net(torch.rand(2, 1, 32, 32)).shape == (2, 3, 32, 32)
 
 
 def test_unet_widths_follow_the_paper() -> None:
-    net = UNet(1, 1, depth=4, base_width=64)
+    net = with_defaults(UNet, 1, 1, depth=4, base_width=64)
     assert [e[0].out_channels for e in net.encoders] == [64, 128, 256, 512]
     assert net.bottleneck[0].out_channels == 1024
 
 
 def test_no_skip_ablation_has_no_concatenation() -> None:
-    with_skip, without = UNet(1, 1, depth=2, base_width=4), UNet(1, 1, depth=2, base_width=4, skip=False)
+    with_skip, without = with_defaults(UNet, 1, 1, depth=2, base_width=4), with_defaults(UNet, 1, 1, depth=2, base_width=4, skip=False)
     assert with_skip.decoders[0][0].in_channels == 2 * without.decoders[0][0].in_channels
 
 
 def test_dropout_only_at_the_deepest_levels() -> None:
-    net = UNet(1, 1, depth=4, base_width=4, dropout=0.5, dropout_levels=2)
+    net = with_defaults(UNet, 1, 1, depth=4, base_width=4, dropout=0.5, dropout_levels=2)
     has_dropout = [any(isinstance(m, torch.nn.Dropout2d) for m in e) for e in net.encoders]
     assert has_dropout == [False, False, False, True]
     assert any(isinstance(m, torch.nn.Dropout2d) for m in net.bottleneck)
@@ -35,24 +36,24 @@ def test_dropout_only_at_the_deepest_levels() -> None:
 
 def test_unet_refuses_or_pads_odd_sizes() -> None:
     with pytest.raises(UserInputError, match="divisible by 8.*pad_input=true"):
-        UNet(1, 1, depth=3, base_width=4)(torch.rand(1, 1, 30, 45))
-    out = UNet(1, 1, depth=3, base_width=4, pad_input=True)(torch.rand(1, 1, 30, 45))
+        with_defaults(UNet, 1, 1, depth=3, base_width=4)(torch.rand(1, 1, 30, 45))
+    out = with_defaults(UNet, 1, 1, depth=3, base_width=4, pad_input=True)(torch.rand(1, 1, 30, 45))
     assert out.shape == (1, 1, 30, 45)
 
 
 def test_unet_segments_arbitrary_sizes_divisible_by_2_to_depth() -> None:
-    assert UNet(1, 1, depth=3, base_width=4)(torch.rand(1, 1, 72, 88)).shape == (1, 1, 72, 88)
+    assert with_defaults(UNet, 1, 1, depth=3, base_width=4)(torch.rand(1, 1, 72, 88)).shape == (1, 1, 72, 88)
 
 
 def test_unet_bad_arguments() -> None:
     with pytest.raises(UserInputError, match="upsampling"):
-        UNet(1, 1, upsampling="cubic")
+        with_defaults(UNet, 1, 1, upsampling="cubic")
     with pytest.raises(UserInputError, match="depth"):
-        UNet(1, 1, depth=0)
+        with_defaults(UNet, 1, 1, depth=0)
 
 
 def test_fcn_matches_the_original_study_shapes() -> None:
-    net = FCN(1, 1)
+    net = with_defaults(FCN, 1, 1)
     convs = [m for m in net.layers if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     assert [(type(m).__name__, m.out_channels, m.stride) for m in convs] == [
         ("Conv2d", 20, (2, 2)),
@@ -62,27 +63,27 @@ def test_fcn_matches_the_original_study_shapes() -> None:
     ]
     assert all(m.kernel_size == (5, 5) for m in convs)
     assert net(torch.rand(3, 1, 32, 32)).shape == (3, 1, 32, 32)
-    assert FCN(3, 2, widths=(8, 16, 32))(torch.rand(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+    assert with_defaults(FCN, 3, 2, widths=(8, 16, 32))(torch.rand(1, 3, 64, 64)).shape == (1, 2, 64, 64)
 
 
 @pytest.mark.parametrize("arch", ["Unet", "FPN", "DeepLabV3Plus", "unetplusplus"])
 def test_smp_architectures_by_name(arch: str) -> None:
-    net = smp_model(arch, in_channels=1, out_channels=3, encoder_name="resnet18")
+    net = with_defaults(smp_model, arch, in_channels=1, out_channels=3, encoder_name="resnet18")
     net.eval()
     assert net(torch.rand(1, 1, 64, 64)).shape == (1, 3, 64, 64)
 
 
 def test_smp_bad_names() -> None:
     with pytest.raises(UserInputError, match="unknown model.net.arch"):
-        smp_model("NotANet", 1, 1)
+        with_defaults(smp_model, "NotANet", 1, 1)
     with pytest.raises(UserInputError, match="encoder"):
-        smp_model("Unet", 1, 1, encoder_name="no-such-encoder")
+        with_defaults(smp_model, "Unet", 1, 1, encoder_name="no-such-encoder")
 
 
 def test_smp_pretrained_weights_offline_fail_fast_with_the_fix(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserInputError, match="encoder_weights=null"):
-        smp_model("Unet", 3, 1, encoder_name="resnet18", encoder_weights="imagenet")
+        with_defaults(smp_model, "Unet", 3, 1, encoder_name="resnet18", encoder_weights="imagenet")
 
 
 @pytest.mark.parametrize("task", ["regression", "binary", "multiclass"])
@@ -119,8 +120,9 @@ def test_loss_task_mismatch_is_refused() -> None:
 def test_test_time_augmentation_is_flip_and_rotation_invariant() -> None:
     from src.models.segmentation import SegmentationModule
 
-    module = SegmentationModule(
-        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4},
+    module = with_defaults(
+        SegmentationModule,
+        net=net_config("unet", depth=2, base_width=4),
         task="binary",
         in_channels=1,
         out_channels=1,

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from bench.gpu import throughput
+from src.config.schemas import net_config, with_defaults
 from src.models.segmentation import SegmentationModule
 from src.train import train
 
-NET = {"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 8}
+NET = net_config("unet", depth=2, base_width=8)
 ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
 
 
@@ -26,8 +27,8 @@ def test_bf16_mixed_and_channels_last_train_from_the_cli_config(make_cfg) -> Non
 @pytest.mark.parametrize("option", ["channels_last", pytest.param("compile_net", marks=pytest.mark.slow)])
 def test_a_numeric_option_keeps_the_logits_and_the_plain_checkpoint_keys(option: str) -> None:
     torch.manual_seed(0)
-    eager = SegmentationModule(net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM)
-    variant = SegmentationModule(net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM, **{option: True})
+    eager = with_defaults(SegmentationModule, net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM)
+    variant = with_defaults(SegmentationModule, net=NET, task="binary", in_channels=1, out_channels=1, optimizer=ADAM, **{option: True})
     variant.load_state_dict(eager.state_dict())
     images = torch.rand(2, 1, 16, 16)
     assert torch.allclose(eager(images), variant(images), atol=1e-4)

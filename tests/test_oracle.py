@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.config.schemas import with_defaults
 from src.data.eliret import EliretDataModule
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.reduction.callback import SaliencyReduction, ignoring_removed, shard_masks
@@ -106,7 +107,7 @@ def test_the_oracle_is_identical_across_two_ddp_ranks(tmp_path: Path) -> None:
     assert f"masks sha256 {digest} (rank 0 of 2)" in output and f"masks sha256 {digest} (rank 1 of 2)" in output
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     module = load_module(run / "checkpoints" / "last.ckpt")
-    datamodule = EliretDataModule(str(tmp_path / "data" / "eliret"))
+    datamodule = with_defaults(EliretDataModule, str(tmp_path / "data" / "eliret"))
     datamodule.setup()
     images, targets = datamodule.train_set.images, datamodule.train_set.masks
     present = torch.ones(len(images), 32, 32, dtype=torch.bool)

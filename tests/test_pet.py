@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from src.config.errors import UserInputError
+from src.config.schemas import with_defaults
 from src.data.pet import PetDataModule
 from src.train import train
 
@@ -42,7 +43,7 @@ def test_parsing_agrees_with_torchvision_oxford_iiit_pet(tmp_path: Path) -> None
     from torchvision.datasets import OxfordIIITPet
 
     base = make_pet(tmp_path, size=(32, 32))
-    dm = PetDataModule(str(base), image_size=32, split="official", augment=None)
+    dm = with_defaults(PetDataModule, str(base), image_size=32, split="official", augment=None)
     dm.setup()
     tv = OxfordIIITPet(tmp_path, split="test", target_types=["segmentation", "category", "binary-category"])
     ours = dm.splits["test"]
@@ -57,7 +58,7 @@ def test_parsing_agrees_with_torchvision_oxford_iiit_pet(tmp_path: Path) -> None
 
 
 def test_species_follow_the_file_name_case(tmp_path: Path) -> None:
-    dm = PetDataModule(str(make_pet(tmp_path)), image_size=32, augment=None)
+    dm = with_defaults(PetDataModule, str(make_pet(tmp_path)), image_size=32, augment=None)
     dm.setup()
     for split in ("train", "val", "test"):
         assert len(dm.labels[split]["species"]) == len(dm.splits[split])
@@ -66,16 +67,16 @@ def test_species_follow_the_file_name_case(tmp_path: Path) -> None:
 
 def test_random_split_is_80_10_10_and_seeded(tmp_path: Path) -> None:
     base = make_pet(tmp_path, per_breed=10)
-    dm = PetDataModule(str(base), image_size=32, augment=None)
+    dm = with_defaults(PetDataModule, str(base), image_size=32, augment=None)
     dm.setup()
     assert {k: len(v) for k, v in dm.splits.items()} == {"train": 32, "val": 4, "test": 4}
-    again = PetDataModule(str(base), image_size=32, augment=None)
+    again = with_defaults(PetDataModule, str(base), image_size=32, augment=None)
     again.setup()
     assert torch.equal(dm.splits["val"].images, again.splits["val"].images)
 
 
 def test_binary_folds_the_border_into_the_pet(tmp_path: Path) -> None:
-    dm = PetDataModule(str(make_pet(tmp_path)), image_size=32, classes=2, augment=None)
+    dm = with_defaults(PetDataModule, str(make_pet(tmp_path)), image_size=32, classes=2, augment=None)
     dm.setup()
     mask = dm.splits["train"].masks
     assert dm.task == "binary" and dm.out_channels == 1
@@ -84,27 +85,27 @@ def test_binary_folds_the_border_into_the_pet(tmp_path: Path) -> None:
 
 def test_resized_tensors_are_cached_per_image_size(tmp_path: Path) -> None:
     base = make_pet(tmp_path, varied=True)
-    first = PetDataModule(str(base), image_size=32, augment=None)
+    first = with_defaults(PetDataModule, str(base), image_size=32, augment=None)
     first.setup()
     (cached,) = (base / "cache").glob("*.npz")
     (base / "images" / "Abyssinian_1.jpg").unlink()  # a cache hit no longer reads the JPEGs
-    second = PetDataModule(str(base), image_size=32, augment=None)
+    second = with_defaults(PetDataModule, str(base), image_size=32, augment=None)
     second.setup()
     assert torch.equal(first.splits["train"].images, second.splits["train"].images)
     with pytest.raises(UserInputError, match="Abyssinian_1.jpg is listed in the split files but missing"):
-        PetDataModule(str(base), image_size=24, augment=None).setup()  # new size: cache miss
+        with_defaults(PetDataModule, str(base), image_size=24, augment=None).setup()  # new size: cache miss
 
 
 def test_unexpected_trimap_values_are_named(tmp_path: Path) -> None:
     base = make_pet(tmp_path)
     Image.fromarray(np.full((40, 48), 7, np.uint8)).save(base / "annotations" / "trimaps" / "pug_2.png")
     with pytest.raises(UserInputError, match=r"pug_2\.png has values \[7\]"):
-        PetDataModule(str(base), image_size=32, augment=None).setup()
+        with_defaults(PetDataModule, str(base), image_size=32, augment=None).setup()
 
 
 def test_missing_data_says_where_to_put_it(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="annotations/trainval.txt"):
-        PetDataModule(str(tmp_path / "oxford-iiit-pet"), augment=None).setup()
+        with_defaults(PetDataModule, str(tmp_path / "oxford-iiit-pet"), augment=None).setup()
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from src.config.errors import UserInputError
+from src.config.schemas import with_defaults
 from src.data.png_pairs import load_gray
 from src.predict import predict
 from src.prediction.inputs import RefusedImage, read_image
@@ -117,7 +118,7 @@ def test_trainer_predict_gives_probabilities(checkpoint: Path, data_root: Path) 
     from src.data.eliret import EliretDataModule
 
     module = load_module(checkpoint)
-    datamodule = EliretDataModule(str(data_root / "eliret"), augment="none")
+    datamodule = with_defaults(EliretDataModule, str(data_root / "eliret"), augment="none")
     datamodule.setup()
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     batches = trainer.predict(module, dataloaders=datamodule.test_dataloader())

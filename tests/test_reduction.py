@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from src.config.errors import UserInputError
+from src.config.schemas import net_config, with_defaults
 from src.data.eliret import EliretDataModule
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.models.segmentation import SegmentationModule
@@ -58,7 +59,7 @@ def test_only_the_training_set_is_reduced(make_cfg, data_root: Path) -> None:
     callbacks = build_callbacks(cfg)
     trainer = build_trainer(cfg, callbacks, [])
     trainer.fit(model, datamodule=datamodule)
-    fresh = EliretDataModule(str(data_root / "eliret"))
+    fresh = with_defaults(EliretDataModule, str(data_root / "eliret"))
     fresh.setup()
     reduction = next(c for c in callbacks if isinstance(c, SaliencyReduction))
     for split in ("val", "test"):
@@ -72,8 +73,9 @@ def test_only_the_training_set_is_reduced(make_cfg, data_root: Path) -> None:
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("out_channels", [1, 3])
 def test_every_relevance_method_gives_one_map_per_image(method: str, out_channels: int) -> None:
-    module = SegmentationModule(
-        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4},
+    module = with_defaults(
+        SegmentationModule,
+        net=net_config("unet", depth=2, base_width=4),
         task="multiclass" if out_channels > 1 else "regression",
         in_channels=1,
         out_channels=out_channels,
@@ -87,8 +89,9 @@ def test_every_relevance_method_gives_one_map_per_image(method: str, out_channel
 
 
 def test_prediction_relevance_is_the_non_background_probability() -> None:
-    module = SegmentationModule(
-        net={"_target_": "src.models.unet.UNet", "depth": 1, "base_width": 2},
+    module = with_defaults(
+        SegmentationModule,
+        net=net_config("unet", depth=1, base_width=2),
         task="multiclass",
         in_channels=1,
         out_channels=3,
@@ -146,8 +149,9 @@ def test_background_class_outside_the_model_is_refused(make_cfg, tmp_path: Path)
     # one-channel output: background_class is irrelevant; multi-class outputs check it
     cfg.reduction.background_class = 5
     datamodule = build_datamodule(cfg)
-    model = SegmentationModule(
-        net={"_target_": "src.models.unet.UNet", "depth": 2, "base_width": 4},
+    model = with_defaults(
+        SegmentationModule,
+        net=net_config("unet", depth=2, base_width=4),
         task="multiclass",
         in_channels=1,
         out_channels=2,
@@ -216,7 +220,7 @@ def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> 
 
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     module = load_module(run / "checkpoints" / "last.ckpt")
-    datamodule = EliretDataModule(str(tmp_path / "data" / "eliret"))
+    datamodule = with_defaults(EliretDataModule, str(tmp_path / "data" / "eliret"))
     datamodule.setup()
     images = datamodule.train_set.images
     shard = shard_masks(module, images, torch.ones(len(images), 32, 32, dtype=torch.bool), 90, RelevanceConfig(), 16)

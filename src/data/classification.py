@@ -40,21 +40,21 @@ class EliretShapeDataModule(ClassificationDataModule):
     def __init__(
         self,
         data_dir: str,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        generate: bool = True,
-        n_per_class: int = 2000,
-        image_size: int = 32,
-        noise: float = 0.2,
-        max_offset: float = 1.0,
-        max_rotation: float = 0.0,
-        generator_seed: int = 0,
-        occluders: int = 0,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        generate: bool,
+        n_per_class: int,
+        image_size: int,
+        noise: float,
+        max_offset: float,
+        max_rotation: float,
+        generator_seed: int,
+        occluders: int,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.eliret = EliretDataModule(**self.hparams, augment=None)
+        self.eliret = EliretDataModule(**self.hparams, augment=None, test_split="test")
 
     def prepare_data(self) -> None:
         self.eliret.prepare_data()
@@ -81,20 +81,31 @@ class PetClassificationDataModule(ClassificationDataModule):
     def __init__(
         self,
         data_dir: str,
-        target: str = "species",
-        image_size: int = 128,
-        split: str = "random",
-        split_seed: int = 0,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        download: bool = False,
+        target: str,
+        image_size: int,
+        split: str,
+        split_seed: int,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        download: bool,
     ) -> None:
         super().__init__()
         if target not in ("species", "breed"):
             raise UserInputError(f"data.target={target!r} must be species (cat/dog) or breed (37 classes).")
         self.save_hyperparameters(logger=False)
-        self.pet = PetDataModule(data_dir, image_size=image_size, split=split, split_seed=split_seed, download=download, augment=None)
+        self.pet = PetDataModule(
+            data_dir,
+            image_size=image_size,
+            classes=3,  # the trimaps are not read; the pet set only lists and splits the images
+            split=split,
+            split_seed=split_seed,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            download=download,
+            augment=None,
+        )
 
     @property
     def num_classes(self) -> int:

@@ -95,15 +95,15 @@ class PetDataModule(SplitDataModule):
     def __init__(
         self,
         data_dir: str,
-        image_size: int = 128,
-        classes: int = 3,
-        split: str = "random",
-        split_seed: int = 0,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        download: bool = False,
-        augment: Callable | str | None = "auto",
+        image_size: int,
+        classes: int,
+        split: str,
+        split_seed: int,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        download: bool,
+        augment: Callable | str | None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])

@@ -33,12 +33,12 @@ class EarlyExitClassifier(ConfiguredModule):
         in_channels: int,
         num_classes: int,
         optimizer: Mapping[str, Any],
-        scheduler: Mapping[str, Any] | None = None,
-        exit_weights: Sequence[float] | None = None,
-        monitor: str = "val/loss",
+        scheduler: Mapping[str, Any] | None,
+        exit_weights: Sequence[float] | None,
+        monitor: str,
+        channels_last: bool,
         input_mean: Sequence[float] = (0.0,),
         input_std: Sequence[float] = (1.0,),
-        channels_last: bool = False,
     ) -> None:
         super().__init__(input_mean, input_std)
         net, optimizer, scheduler, exit_weights = (plain(c) for c in (net, optimizer, scheduler, exit_weights))

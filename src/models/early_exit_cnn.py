@@ -51,13 +51,13 @@ class EarlyExitCNN(nn.Module):
         self,
         in_channels: int,
         num_classes: int,
-        stages: int = 4,
-        base_width: int = 16,
-        exit_stages: Sequence[int] = (0, 1, 2, 3),
-        head: str = "pool_linear",
-        head_width: int = 32,
-        batch_norm: bool = True,
-        dropout: float = 0.0,
+        stages: int,
+        base_width: int,
+        exit_stages: Sequence[int],
+        head: str,
+        head_width: int,
+        batch_norm: bool,
+        dropout: float,
     ) -> None:
         super().__init__()
         exit_stages = list(exit_stages)

@@ -29,10 +29,10 @@ class FCN(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        widths: Sequence[int] = (20, 40),
-        kernel_size: int = 5,
-        dropout: float = 0.25,
-        pad_input: bool = False,
+        widths: Sequence[int],
+        kernel_size: int,
+        dropout: float,
+        pad_input: bool,
     ) -> None:
         super().__init__()
         widths = list(widths)

@@ -14,8 +14,8 @@ def smp_model(
     arch: str,
     in_channels: int,
     out_channels: int,
-    encoder_name: str = "resnet18",
-    encoder_weights: str | None = None,
+    encoder_name: str,
+    encoder_weights: str | None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``smp.create_model(arch, ...)``. No pretrained weights unless asked for, so nothing

@@ -58,14 +58,14 @@ class UNet(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        depth: int = 4,
-        base_width: int = 64,
-        upsampling: str = "transpose",
-        batch_norm: bool = True,
-        dropout: float = 0.0,
-        dropout_levels: int = 2,
-        skip: bool = True,
-        pad_input: bool = False,
+        depth: int,
+        base_width: int,
+        upsampling: str,
+        batch_norm: bool,
+        dropout: float,
+        dropout_levels: int,
+        skip: bool,
+        pad_input: bool,
     ) -> None:
         super().__init__()
         if upsampling not in UPSAMPLING:

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from src.config.errors import UserInputError
+from src.config.schemas import check_values
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
 from src.reduction import packed, report
@@ -65,49 +66,34 @@ class SaliencyReduction(Callback):
 
     def __init__(
         self,
-        rounds: int = 3,
-        epochs_per_round: int = 50,
-        percentile: float = 90.0,
-        cumulative: bool = True,
-        fill: str = "zero",
-        method: str = "prediction",
-        keep: str = "most",
-        background_class: int = 0,
-        reinit: bool = False,
-        batch_size: int = 64,
-        examples: int = 6,
-        ig_steps: int = 16,
-        smoothgrad_samples: int = 8,
-        smoothgrad_stdev: float = 0.1,
-        seed: int = 0,
-        smooth_scale: float = 0.1,
-        impute_noise: float = 0.01,
-        oracle_margin: int = 2,
-        removed: str = "label",
-        output_dir: str = "reduction",
+        rounds: int,
+        epochs_per_round: int,
+        percentile: float,
+        cumulative: bool,
+        fill: str,
+        method: str,
+        keep: str,
+        background_class: int,
+        reinit: bool,
+        batch_size: int,
+        examples: int,
+        ig_steps: int,
+        smoothgrad_samples: int,
+        smoothgrad_stdev: float,
+        seed: int,
+        smooth_scale: float,
+        impute_noise: float,
+        oracle_margin: int,
+        removed: str,
+        output_dir: str,
     ) -> None:
-        if not 0 < percentile <= 100:
-            raise UserInputError(f"reduction.percentile={percentile} must be in (0, 100]: the share of pixels kept per round.")
+        # the ranges are the config's (src/config/schemas), checked here too for a callback built in code
+        check_values("reduction", {k: v for k, v in locals().items() if k != "self"})
         if rounds < 1:
-            raise UserInputError(f"reduction.rounds={rounds} must be >= 1 (0 or reduction=none trains once, without reduction).")
-        if epochs_per_round < 1:
-            raise UserInputError(f"reduction.epochs_per_round={epochs_per_round} must be >= 1.")
-        if method not in METHODS:
-            raise UserInputError(f"unknown reduction.method={method!r}; choose one of {', '.join(METHODS)}.")
-        if fill not in FILLS:
-            raise UserInputError(f"unknown reduction.fill={fill!r}; choose one of {', '.join(FILLS)}.")
-        if keep not in KEEPS:
-            raise UserInputError(f"unknown reduction.keep={keep!r}; choose one of {', '.join(KEEPS)}.")
-        if not 0 < smooth_scale <= 1:
-            raise UserInputError(f"reduction.smooth_scale={smooth_scale} must be in (0, 1]: random_smooth's sigma as a fraction of the image side.")
-        if impute_noise < 0:
-            raise UserInputError(f"reduction.impute_noise={impute_noise} must be >= 0.")
-        if batch_size < 1:
-            raise UserInputError(f"reduction.batch_size={batch_size} must be >= 1.")
-        if oracle_margin < 0:
-            raise UserInputError(f"reduction.oracle_margin={oracle_margin} must be >= 0 pixels.")
-        if removed not in REMOVED:
-            raise UserInputError(f"unknown reduction.removed={removed!r}; choose one of {', '.join(REMOVED)}.")
+            raise UserInputError(f"reduction.rounds={rounds} builds no reduction; use reduction=none (or rounds=0 in a config) to train once.")
+        for key, value, choices in (("method", method, METHODS), ("fill", fill, FILLS), ("keep", keep, KEEPS), ("removed", removed, REMOVED)):
+            if value not in choices:
+                raise UserInputError(f"unknown reduction.{key}={value!r}; choose one of {', '.join(choices)}.")
         self.rounds, self.epochs_per_round = rounds, epochs_per_round
         self.percentile, self.cumulative, self.fill = percentile, cumulative, fill
         self.reinit, self.batch_size, self.examples = reinit, batch_size, examples

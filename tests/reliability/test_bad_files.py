@@ -13,6 +13,7 @@ from test_eliret_datamodule import setup_dm
 from test_pet import make_pet
 
 from src.config.errors import UserInputError
+from src.config.schemas import with_defaults
 from src.data.eliret_generator import EliretSpec, generate
 from src.data.pet import PetDataModule
 from src.data.png_pairs import load_gray, read_split_csv
@@ -77,7 +78,7 @@ def test_a_pet_list_line_with_a_word_where_a_number_belongs_is_named(tmp_path) -
     with (base / "annotations" / "test.txt").open("a") as file:
         file.write("\nBengal_9 six 1 9\n")
     with pytest.raises(UserInputError, match=r"test\.txt:\d+: expected 'name class species breed' .*'Bengal_9 six 1 9'"):
-        PetDataModule(str(base), image_size=32).setup()
+        with_defaults(PetDataModule, str(base), image_size=32).setup()
 
 
 def test_a_truncated_pet_jpeg_is_refused_naming_it(tmp_path) -> None:
@@ -85,12 +86,12 @@ def test_a_truncated_pet_jpeg_is_refused_naming_it(tmp_path) -> None:
     image = next((base / "images").glob("*.jpg"))
     image.write_bytes(image.read_bytes()[:200])
     with pytest.raises(UserInputError, match=rf"cannot read {image.name}"):
-        PetDataModule(str(base), image_size=32).setup()
+        with_defaults(PetDataModule, str(base), image_size=32).setup()
 
 
 def test_pet_accepts_the_dataset_folder_or_its_parent(tmp_path) -> None:
     base = make_pet(tmp_path, per_breed=2)
-    by_folder, by_parent = PetDataModule(str(base), image_size=32), PetDataModule(str(tmp_path), image_size=32)
+    by_folder, by_parent = with_defaults(PetDataModule, str(base), image_size=32), with_defaults(PetDataModule, str(tmp_path), image_size=32)
     by_folder.setup()
     by_parent.setup()
     assert by_parent.data_dir == base

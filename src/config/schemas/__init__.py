@@ -1,0 +1,169 @@
+"""Typed schemas (structured configs in Hydra's ConfigStore): the one place of every data, model and
+reduction default, and of the ranges checked before any data is read.
+
+Each YAML option of these groups starts from its schema (``defaults: [/schema/<group>/<name>@_here_,
+_self_]``) and only wires in what the run supplies (paths, the seed, the augment group), so
+``reduction.percentile=abc`` fails while the config is composed, naming the key, and a misspelt key
+(``reduction.percentil=50``) is refused instead of silently ignored. The classes take these as
+required arguments: :func:`with_defaults` builds one outside a config. Ranges are checked by
+:func:`check_ranges` at the start of a run, and by :func:`check_values` where a class is built.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING as NO_DEFAULT
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from src.config.errors import UserInputError
+from src.config.schemas.data import (
+    EliretClsDataSchema,
+    EliretDataSchema,
+    FolderDataSchema,
+    MembraneDataSchema,
+    PetClsDataSchema,
+    PetDataSchema,
+    ShortcutDataSchema,
+)
+from src.config.schemas.models import (
+    SMP_NET,
+    AdamSchema,
+    EarlyExitCNNSchema,
+    EarlyExitModuleSchema,
+    FCNModuleSchema,
+    FCNSchema,
+    SegmentationModuleSchema,
+    SGDSchema,
+    SmpModuleSchema,
+    UNetModuleSchema,
+    UNetSchema,
+)
+from src.config.schemas.reduction import SaliencyReductionSchema
+
+SCHEMAS = {
+    ("reduction", "saliency"): SaliencyReductionSchema,
+    ("model", "unet"): UNetModuleSchema,
+    ("model", "fcn"): FCNModuleSchema,
+    ("model", "smp"): SmpModuleSchema,
+    ("model", "early_exit_cnn"): EarlyExitModuleSchema,
+    ("model/optimizer", "adam"): AdamSchema,
+    ("model/optimizer", "sgd"): SGDSchema,
+    ("data", "eliret"): EliretDataSchema,
+    ("data", "eliret_cls"): EliretClsDataSchema,
+    ("data", "membrane"): MembraneDataSchema,
+    ("data", "shortcut"): ShortcutDataSchema,
+    ("data", "folder"): FolderDataSchema,
+    ("data", "pet"): PetDataSchema,
+    ("data", "pet_cls"): PetClsDataSchema,
+}
+
+# the schema of each class of ours, by its import path (the segmentation module's settings are
+# shared by its nets' options)
+BY_TARGET: dict[str, Any] = {
+    schema._target_: schema
+    for schema in (
+        *(s for (group, _), s in SCHEMAS.items() if group in ("data", "reduction")),
+        SegmentationModuleSchema,
+        EarlyExitModuleSchema,
+        UNetSchema,
+        FCNSchema,
+        EarlyExitCNNSchema,
+    )
+}
+
+
+def schema_defaults(schema: Any) -> dict[str, Any]:
+    """A schema's defaults by field, less the Hydra keys (``_target_``...) and the fields without one."""
+    defaults = {}
+    for f in fields(schema):
+        if f.name.startswith("_"):
+            continue
+        value = f.default_factory() if f.default_factory is not NO_DEFAULT else f.default
+        if value is not MISSING and value is not NO_DEFAULT:
+            defaults[f.name] = OmegaConf.to_container(OmegaConf.structured(value)) if hasattr(value, "__dataclass_fields__") else value
+    return defaults
+
+
+T = TypeVar("T")
+
+
+def with_defaults(cls: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``cls(*args, **kwargs)`` with every argument not given taken from its schema: the classes
+    take their settings as required arguments, and this is how a script or a notebook builds one
+    with the defaults a config would give it (``with_defaults(UNet, 1, 1, depth=4)``)."""
+    target = "src.models.smp_net.smp_model" if getattr(cls, "__name__", "") == "smp_model" else f"{cls.__module__}.{cls.__qualname__}"
+    defaults = dict(SMP_NET) if target == SMP_NET["_target_"] else schema_defaults(BY_TARGET[target])
+    defaults.pop("_target_", None)
+    given = inspect.signature(cls).bind_partial(*args, **kwargs).arguments
+    return cls(**{**defaults, **given})
+
+
+def net_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """A net's config as a module takes it (``_target_`` plus every setting; ``name``: unet, fcn,
+    smp or early_exit_cnn), with ``overrides``: the way to give a module built in code its net."""
+    if name == "smp":
+        return {**SMP_NET, **overrides}
+    schema = {"unet": UNetSchema, "fcn": FCNSchema, "early_exit_cnn": EarlyExitCNNSchema}[name]
+    return {"_target_": schema._target_, **schema_defaults(schema), **overrides}
+
+
+def check_values(group: str, values: Mapping[str, Any]) -> None:
+    """The :data:`RANGES` of ``group`` (e.g. ``reduction``) on a class's arguments, in one error."""
+    problems = _problems({f"{group}.{key}": value for key, value in values.items()})
+    if problems:
+        raise UserInputError("; ".join(problems) + ".")
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    for (group, name), schema in SCHEMAS.items():
+        # in a group of their own (schema/...), so they are never offered as options of the group
+        store.store(group=f"schema/{group}", name=name, node=schema)
+
+
+# key: (check, what the value must be)
+RANGES = {
+    "reduction.percentile": (lambda v: 0 < v <= 100, "in (0, 100]: the share of pixels kept per round"),
+    "reduction.rounds": (lambda v: v >= 0, ">= 0 (0 trains once, without reduction)"),
+    "reduction.epochs_per_round": (lambda v: v >= 1, ">= 1"),
+    "reduction.batch_size": (lambda v: v >= 1, ">= 1"),
+    "reduction.oracle_margin": (lambda v: v >= 0, ">= 0 pixels"),
+    "reduction.smooth_scale": (lambda v: 0 < v <= 1, "in (0, 1]: random_smooth's sigma as a fraction of the image side"),
+    "reduction.impute_noise": (lambda v: v >= 0, ">= 0"),
+    "data.batch_size": (lambda v: v >= 1, ">= 1"),
+    "data.num_workers": (lambda v: v >= 0, ">= 0"),
+    "data.image_size": (lambda v: v >= 8, ">= 8 pixels"),
+    "model.optimizer.lr": (lambda v: 0 < v < 10, "in (0, 10), e.g. 1e-3"),
+    "model.optimizer.weight_decay": (lambda v: v >= 0, ">= 0"),
+    "trainer.max_epochs": (lambda v: v is None or v == -1 or v >= 1, ">= 1 (or -1: no limit)"),
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+}
+
+
+def _problems(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, value in values.items():
+        if key not in RANGES or value is None or isinstance(value, bool):
+            continue
+        valid, meaning = RANGES[key]
+        if not isinstance(value, (int, float)):
+            problems.append(f"{key}={value!r} must be a number {meaning}")
+        elif not valid(value):
+            problems.append(f"{key}={value:g} must be {meaning}")
+    return problems
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Every out-of-range value of :data:`RANGES`, in one error that names each key (the
+    reduction's settings only where it runs)."""
+    reducing = (OmegaConf.select(cfg, "reduction.rounds", default=0) or 0) > 0
+    # rounds=0 or reduction=none: the reduction's other settings do not apply
+    keys = [key for key in RANGES if reducing or not key.startswith("reduction.") or key == "reduction.rounds"]
+    problems = _problems({key: OmegaConf.select(cfg, key, default=None) for key in keys})
+    if problems:
+        raise UserInputError("; ".join(problems) + ".")

@@ -1,0 +1,141 @@
+"""The data sets' settings and their defaults, one dataclass per option of conf/data/ (the YAML
+options only wire in paths and the augment group). Each is the data module's constructor, argument
+for argument."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class EliretDataSchema:
+    _target_: str = "src.data.eliret.EliretDataModule"
+    data_dir: str = MISSING
+    batch_size: int = 10
+    num_workers: int = 0
+    pin_memory: bool = False
+    image_size: int = 32
+    # generate the set when data_dir is empty (a folder with the original download is used as is)
+    generate: bool = True
+    # generator knobs (the defaults reproduce the original study's set: 100 per class, centred, mild noise)
+    n_per_class: int = 100
+    noise: float = 0.08
+    max_offset: float = 0.0
+    max_rotation: float = 0.0
+    generator_seed: int = 0
+    occluders: int = 0
+    augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
+    test_split: str = "test"  # test | maior (the six larger 72x88 / 80x88 images, scored one per batch)
+
+
+@dataclass
+class EliretClsDataSchema:
+    _target_: str = "src.data.classification.EliretShapeDataModule"
+    data_dir: str = MISSING
+    batch_size: int = 64
+    num_workers: int = 0
+    pin_memory: bool = False
+    image_size: int = 32
+    generate: bool = True
+    n_per_class: int = 2000
+    noise: float = 0.2
+    max_offset: float = 1.0
+    max_rotation: float = 0.0
+    generator_seed: int = 0
+    occluders: int = 0  # > 0: gray bars drawn over every image (experiment=eliret_early_exit_hard)
+
+
+@dataclass
+class FolderDataSchema:
+    _target_: str = "src.data.folder.FolderDataModule"
+    data_dir: str = MISSING
+    batch_size: int = 8
+    num_workers: int = 0
+    pin_memory: bool = False
+    image_size: int | None = None  # resize every image to this square side; or
+    crop_size: int | None = None  # train on random crops at native resolution, evaluate whole images in tiles of this side
+    classes: int = 2  # 2: binary (one output channel); N > 2: mask values 0..N-1 or a palette PNG's indices
+    foreground: int | None = None  # binary: the foreground's mask value (null: 1 for 0/1 masks, 255 for 0/255)
+    mask_values: list[int] | None = None  # the stored value of each class, in class order, e.g. [0, 128, 255]
+    ignore_index: int | None = None  # the mask value of unlabelled pixels (e.g. 255): no loss, no metric there
+    channels: int | None = None  # 1 gray | 3 RGB | null: detected from the files
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/val/test fractions when there is no train.txt/val.txt(/test.txt)
+    split_seed: int = 0
+    intensity_max: float | None = None  # 16-bit/float images: the value shown as white (null: 65535 / 1.0)
+    memory_limit_mb: float = 4096.0  # larger sets (decoded, uint8) are read from disk per item instead of held
+    augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
+
+
+@dataclass
+class MembraneDataSchema:
+    _target_: str = "src.data.membrane.MembraneDataModule"
+    data_dir: str = MISSING
+    batch_size: int = 4
+    num_workers: int = 0
+    pin_memory: bool = False
+    image_size: int = 128  # the original study; 512 is full resolution
+    label_resize: str = "majority"  # majority: the class of most pixels an output pixel covers | centre: the pixel at its centre (PIL NEAREST, the original study)
+    val_count: int = 5  # labelled images held out for validation (and test: no public test labels)
+    test_count: int = 0  # > 0: that many more labelled images held out as a separate test split
+    split_seed: int = 0
+    augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
+    crop_size: int | None = None  # N: train on N px crops of the full 512 px images, evaluate whole images in N px tiles
+    border_weights: bool = False  # true for model.loss=weighted_ce (the U-Net paper's weights)
+    w0: float = 10.0
+    sigma: float = 5.0  # pixels at full resolution (scaled to image_size)
+
+
+@dataclass
+class PetDataSchema:
+    _target_: str = "src.data.pet.PetDataModule"
+    data_dir: str = MISSING
+    batch_size: int = 16
+    num_workers: int = 0
+    pin_memory: bool = False
+    image_size: int = 128  # the original study
+    classes: int = 3  # 3: background 0, pet 1, border 2; 2: pet (border folded in) vs rest
+    split: str = "random"  # random: 80/10/10 by split_seed (the original study) | official: trainval/test lists
+    split_seed: int = 0
+    download: bool = False  # true: fetch with torchvision (needs internet)
+    augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
+
+
+@dataclass
+class PetClsDataSchema:
+    _target_: str = "src.data.classification.PetClassificationDataModule"
+    data_dir: str = MISSING
+    batch_size: int = 32
+    num_workers: int = 0
+    pin_memory: bool = False
+    image_size: int = 128
+    target: str = "species"
+    split: str = "random"
+    split_seed: int = 0
+    download: bool = False
+
+
+@dataclass
+class ShortcutDataSchema:
+    _target_: str = "src.data.shortcut.ShortcutDataModule"
+    data_dir: str = MISSING
+    batch_size: int = 20
+    num_workers: int = 0
+    pin_memory: bool = False
+    image_size: int = 32
+    generate: bool = True
+    n_train: int = 200
+    n_val: int = 100
+    n_test: int = 100  # each of the three test splits
+    cue_correlation: float = 0.95  # train and val: P(the background carries the object's own class's cue)
+    noise: float = 0.1  # the shape is the harder feature: noise, low contrast, small rotated objects
+    contrast: float = 0.3
+    min_half_axis: float = 0.15
+    max_half_axis: float = 0.3
+    stripe_amplitude: float = 0.15
+    stripe_period: int = 4
+    generator_seed: int = 0
+    augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
+    test_split: str = "reversed"  # aligned | reversed | neutral: test/... and robustness; every run is also tested on all three

@@ -1,0 +1,34 @@
+"""The saliency reduction's settings and their defaults (conf/reduction/saliency.yaml selects this
+and wires in the run's seed, length and output dir); the ``SaliencyReduction`` callback's
+constructor, argument for argument."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+
+@dataclass
+class SaliencyReductionSchema:
+    _target_: str = "src.reduction.callback.SaliencyReduction"
+    rounds: int = 3  # the original study: 7
+    epochs_per_round: int = MISSING  # the YAML: trainer.max_epochs // rounds, >= 1
+    percentile: float = 90.0  # each round keeps ceil(p/100 * n) of the n pixels still present
+    cumulative: bool = True  # removed pixels stay removed; relevance on the reduced image
+    fill: str = "zero"  # zero | mean | blur | impute (ROAD's noisy linear imputation: no edge at the mask's border)
+    method: str = "prediction"  # prediction | gradient | integrated_gradients | smoothgrad | gradcam | random | random_smooth | oracle (controls)
+    keep: str = "most"  # most | least (ROAR's direction: keep the least relevant pixels)
+    background_class: int = 0
+    reinit: bool = False  # keep training the same weights across rounds (the original study)
+    batch_size: int = 64  # images per relevance batch
+    examples: int = 6  # training images in each round's examples.png
+    ig_steps: int = 16  # integrated_gradients
+    smoothgrad_samples: int = 8  # smoothgrad
+    smoothgrad_stdev: float = 0.1
+    seed: int = MISSING  # random / random_smooth relevance and the impute noise: drawn from (seed, round, image)
+    smooth_scale: float = 0.1  # random_smooth: sigma as a fraction of the image's shorter side
+    impute_noise: float = 0.01  # impute: noise std (images in [0, 1])
+    oracle_margin: int = 2  # oracle (a positive control from the ground truth): objects dilated by this many pixels rank first
+    removed: str = "label"  # label (the original study: removed pixels keep their label) | ignore (no loss on removed pixels)
+    output_dir: str = MISSING
