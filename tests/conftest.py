@@ -13,11 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import DictConfig, open_dict
 
 from src.config.compose import compose_config as compose_run
 from src.reduction.report import read_masks
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one thread each, children included
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # hermetic: a developer's shell may export these (HYDRA_FULL_ERROR while debugging Hydra, SLURM_*
@@ -27,6 +32,12 @@ for name in [k for k in os.environ if k == "HYDRA_FULL_ERROR" or (k.startswith("
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # the end-to-end tests first: under pytest-xdist the long ones start early and the unit tests
+    # fill the workers' ends (a stable sort: file order otherwise)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")

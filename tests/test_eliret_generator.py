@@ -8,6 +8,9 @@ from PIL import Image
 from src.config.errors import UserInputError
 from src.data.eliret_generator import EliretSpec, ensure_eliret, generate, split_indices
 
+# one worker runs the module under pytest-xdist, so its module-scoped fixture is built once
+pytestmark = pytest.mark.xdist_group("eliret_generator")
+
 
 def digest(folder: Path) -> str:
     h = hashlib.sha256()

@@ -20,6 +20,9 @@ from src.prediction.tiling import allow_any_size, predict_probabilities
 from src.storage.checkpoints import load_module
 from src.train import train
 
+# one worker runs the module under pytest-xdist, so its module-scoped fixture is built once
+pytestmark = pytest.mark.xdist_group("predict")
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:

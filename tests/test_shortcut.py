@@ -13,6 +13,9 @@ from src.config.errors import UserInputError
 from src.data.shortcut_generator import HORIZONTAL, NO_CUE, SPLITS, TEST_SPLITS, ShortcutSpec, generate, make_sample
 from src.jobs.builders import build_datamodule
 
+# one worker runs the module under pytest-xdist, so its module-scoped fixture is built once
+pytestmark = pytest.mark.xdist_group("shortcut")
+
 SPEC = ShortcutSpec(n_train=400, n_val=200, n_test=60)
 
 

@@ -26,7 +26,8 @@ import pytest
 from tests.conftest import ROOT, compose_config, logged_epochs, run_cli
 from tests.test_docs_examples import BLOCK
 
-pytestmark = pytest.mark.slow
+# one worker runs the whole module under pytest-xdist: its jobs share one campaign fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 HERE = Path(__file__).parent
 HASH = re.compile(r"reduction round (\d+): masks sha256 ([0-9a-f]{64}) \(rank (\d+) of (\d+)\)")
 TIMING = {"fit_seconds", "relevance_seconds"}
