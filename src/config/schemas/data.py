@@ -77,7 +77,9 @@ class MembraneDataSchema:
     num_workers: int = 0
     pin_memory: bool = False
     image_size: int = 128  # the original study; 512 is full resolution
-    label_resize: str = "majority"  # majority: the class of most pixels an output pixel covers | centre: the pixel at its centre (PIL NEAREST, the original study)
+    label_resize: str = (
+        "majority"  # majority: the class of most pixels an output pixel covers | centre: the pixel at its centre (PIL NEAREST, the original study)
+    )
     val_count: int = 5  # labelled images held out for validation (and test: no public test labels)
     test_count: int = 0  # > 0: that many more labelled images held out as a separate test split
     split_seed: int = 0
