@@ -32,7 +32,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## speed and memory against a plain PyTorch loop (about 10 min): bench/results/latest.{json,md}
+## speed and memory against a plain PyTorch loop (about 10 min): bench/measured/latest.{json,md}
 bench: install
 	$(BIN)/python -m bench $(ARGS)
 

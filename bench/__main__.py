@@ -1,5 +1,5 @@
 """``python -m bench [--quick]`` (``make bench`` / ``make bench-quick``): every section, then
-bench/results/latest.json and latest.md (and a dated copy of each)."""
+bench/measured/latest.json and latest.md (and a dated copy of each)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from bench import cli, data, early_exit, fills, gpu, overhead, relevance
+from bench.page import markdown
 from bench.pet_layout import PET_SIZE, write_pet
-from bench.report import markdown
 from bench.timing import machine, run_probe
 from src.storage.atomic import write_bytes_atomic
 from src.storage.results import write_json_atomic
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("SALSEG_DATA_DIR", ROOT / "data")), help="where eliret and the synthetic Pet are generated"
     )
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "measured")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "src"):

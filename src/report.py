@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.config.errors import UserInputError
-from src.reporting.markdown import run_report, sweep_report
-from src.reporting.runs import is_sweep, load_run, load_sources
+from src.sweep_report.markdown import run_report, sweep_report
+from src.sweep_report.runs import is_sweep, load_run, load_sources
 
 
 def report(path: Path | Sequence[Path], out: Path | None = None, metric: str | None = None) -> Path:

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from src.config.compose import compose_config as compose_run
-from src.reduction.report import read_masks
+from src.reduction.round_outputs import read_masks
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one thread each, children included

@@ -22,7 +22,7 @@ FLOORS: list[set[str]] = [
     {"src", "src.callbacks", "src.loggers", "src.data", "src.saliency"},
     {"src.models"},
     {"src.prediction", "src.reduction", "src.early_exit", "src.robustness", "src.sweeps"},
-    {"src.reporting"},
+    {"src.sweep_report"},
     {"src.jobs"},
     {"src.train", "src.eval", "src.predict", "src.report"},
     {"bench", "hydra_plugins"},

@@ -12,9 +12,9 @@ import torch
 from bench import data, early_exit, fills, overhead, relevance
 from bench.__main__ import run
 from bench.epoch_parts import Stopwatch
+from bench.page import early_exit_section, markdown
 from bench.pet_layout import write_pet
 from bench.reference_loop import plain_fit
-from bench.report import early_exit_section, markdown
 from src.config.schemas import with_defaults
 from src.data.pet import PetDataModule
 

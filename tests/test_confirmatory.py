@@ -13,9 +13,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
-from src.reporting.confirmatory import FamilyPart, Study, confirmatory_table, holm, tost_p
-from src.reporting.runs import Run
-from src.reporting.stats import still_improving
+from src.sweep_report.confirmatory import FamilyPart, Study, confirmatory_table, holm, tost_p
+from src.sweep_report.runs import Run
+from src.sweep_report.stats import still_improving
 from tests.conftest import run_cli
 
 

@@ -14,7 +14,7 @@ from src.config.schemas import with_defaults
 from src.data.border_weights import border_weight_map
 from src.data.membrane import MembraneDataModule, read_membrane, resize_stack
 from src.models.challenge_metrics import InstanceScores, cell_instances
-from src.reduction.report import read_masks
+from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from src.train import train
 

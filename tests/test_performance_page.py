@@ -1,4 +1,4 @@
-"""docs/performance.md shows the committed bench run: its tables are bench/results/latest.md
+"""docs/performance.md shows the committed bench run: its tables are bench/measured/latest.md
 itself (included by the docs build), and the figures its prose and the README quote are that
 run's."""
 
@@ -9,12 +9,12 @@ import json
 from tests.conftest import ROOT
 
 PAGE = ROOT / "docs" / "performance.md"
-LATEST = ROOT / "bench" / "results" / "latest.json"
+LATEST = ROOT / "bench" / "measured" / "latest.json"
 
 
 def test_the_page_includes_the_latest_bench_run() -> None:
-    assert '--8<-- "bench/results/latest.md"' in PAGE.read_text()
-    assert (ROOT / "bench" / "results" / "latest.md").is_file()
+    assert '--8<-- "bench/measured/latest.md"' in PAGE.read_text()
+    assert (ROOT / "bench" / "measured" / "latest.md").is_file()
 
 
 def test_the_quoted_figures_are_the_latest_runs() -> None:

@@ -16,7 +16,7 @@ from src.models.segmentation import SegmentationModule
 from src.reduction.callback import SaliencyReduction, shard_masks
 from src.reduction.packed import unpack
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
-from src.reduction.report import read_masks
+from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from src.train import train
 from tests.conftest import ddp_reduction_round

@@ -12,7 +12,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 from src.report import report
-from src.reporting.stats import mean_std
+from src.sweep_report.stats import mean_std
 from tests.conftest import compose_config, run_cli
 
 QUIET = ("callbacks.progress_bar=null", "logger=csv")

@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from src.early_exit.report import early_exit_report
+from src.early_exit.evaluation_step import early_exit_evaluation
 from src.models.early_exit import EarlyExitClassifier
 from src.robustness.evaluate import is_per_shift, robustness_metrics
 from src.storage.results import print_metrics, write_json_atomic
@@ -45,7 +45,7 @@ def after_test(
     on the validation split too, where it chooses its thresholds)."""
     metrics = split_test_metrics(trainer, model, datamodule, ckpt_path) if tested else {}
     if isinstance(model, EarlyExitClassifier) and trainer.is_global_zero:
-        metrics.update(early_exit_report(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, step))
+        metrics.update(early_exit_evaluation(model, datamodule, output_dir, cfg.early_exit, trainer.loggers, step))
     if tested:
         metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness"))
     return metrics

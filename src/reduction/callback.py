@@ -24,7 +24,7 @@ from src.config.errors import UserInputError
 from src.config.schemas import check_values
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
-from src.reduction import packed, report
+from src.reduction import packed, round_outputs
 from src.reduction.masking import FILLS, KEEPS, REMOVED, fill_stored, keep_mask
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.saliency.measures import moment_of_inertia, spatial_entropy
@@ -160,8 +160,8 @@ class SaliencyReduction(Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.history:
-            report.print_rounds(self.history)
-            report.log_rounds_table(trainer.loggers, self.history)
+            round_outputs.print_rounds(self.history)
+            round_outputs.log_rounds_table(trainer.loggers, self.history)
 
     # ---- one reduction ------------------------------------------------------------------
     def _reduce(self, trainer: L.Trainer, pl_module: L.LightningModule, fit_seconds: float) -> None:
@@ -263,12 +263,12 @@ class SaliencyReduction(Callback):
 
     def _write_round(self, trainer: L.Trainer, row: dict[str, Any], masks: torch.Tensor, relevance: torch.Tensor | None, dataset: SegmentationTensors) -> None:
         round_dir = self.output_dir / f"round_{self.rounds_done:02d}"
-        report.write_masks(round_dir / "masks.npz", masks, torch.arange(len(masks)))
-        report.write_rounds_csv(self.output_dir / "rounds.csv", self.history)
+        round_outputs.write_masks(round_dir / "masks.npz", masks, torch.arange(len(masks)))
+        round_outputs.write_rounds_csv(self.output_dir / "rounds.csv", self.history)
         # the examples come from the first relevance batch, which reduction.batch_size may make the smaller
         k = 0 if relevance is None else min(self.examples, len(masks), len(relevance))
         if k:
-            figure = report.examples_figure(
+            figure = round_outputs.examples_figure(
                 to_unit(self._original[:k]),
                 self._original_targets[:k],
                 relevance[:k],
@@ -277,7 +277,7 @@ class SaliencyReduction(Callback):
                 title=f"round {self.rounds_done}: kept {row['kept_fraction']:.3f} of the pixels ({self.relevance.method})",
             )
             save_figure(figure, round_dir / "examples.png")
-            report.log_round(trainer.loggers, row, round_dir / "examples.png", step=trainer.global_step)
+            round_outputs.log_round(trainer.loggers, row, round_dir / "examples.png", step=trainer.global_step)
 
     # ---- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from src.early_exit.policies import POLICIES
-from src.reporting.runs import Run
-from src.reporting.tables import table_md
+from src.sweep_report.runs import Run
+from src.sweep_report.tables import table_md
 
 SALIENCY_SIGNALS = ("saliency_entropy", "saliency_inertia", "coherence_prev")
 REFERENCE = "calibrated_confidence"

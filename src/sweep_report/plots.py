@@ -9,7 +9,7 @@ import matplotlib
 import pandas as pd
 
 from src.loggers.figures import save_figure, subplots
-from src.reporting.runs import Run
+from src.sweep_report.runs import Run
 
 
 def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, path: Path, split: str) -> bool:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.reporting import confirmatory, plots, stats
-from src.reporting.early_exit import early_exit_section
-from src.reporting.runs import Run
-from src.reporting.tables import table_md
 from src.storage.atomic import write_bytes_atomic
+from src.sweep_report import confirmatory, plots, stats
+from src.sweep_report.early_exit import early_exit_section
+from src.sweep_report.runs import Run
+from src.sweep_report.tables import table_md
 
 # the final metrics a report shows, when a run logged them
 REPORTED = ("miou_object", "miou", "mdice", "acc", "mse", "rand_error", "vi", "loss")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from src.reporting.runs import Run
+from src.sweep_report.runs import Run
 
 # metrics where lower is better; every other metric is better when higher
 LOWER_IS_BETTER = ("loss", "mse", "rand_error", "vi")

@@ -22,8 +22,8 @@ from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
-from src.reporting.runs import Run
-from src.reporting.stats import higher_is_better, metric_of
+from src.sweep_report.runs import Run
+from src.sweep_report.stats import higher_is_better, metric_of
 
 ALPHA = 0.05
 

@@ -14,7 +14,7 @@ from src.loggers.figures import log_images
 from src.models.early_exit import EarlyExitClassifier
 
 
-def early_exit_report(
+def early_exit_evaluation(
     module: EarlyExitClassifier,
     datamodule: L.LightningDataModule,
     output_dir: Path,
