@@ -7,9 +7,7 @@ apart: what the stage shares predict, the network on the real sub-batches, and t
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -17,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.framework import train_config
 from bench.timing import interleaved, median
-from src.early_exit.evaluate import evaluate_exits
+from src.early_exit.evaluate import choose_points, measure_exits
 from src.early_exit.policies import POLICIES, early_exit_predict
 from src.jobs.builders import build_datamodule, build_model
 from src.models.early_exit import EarlyExitClassifier
@@ -103,17 +101,16 @@ def _batched(fn: Callable[[torch.Tensor, slice], object], count: int, batch_size
 def measure_case(overrides: list[str], repetitions: int, epochs: int, batch1_samples: int = 128) -> dict[str, object]:
     torch.manual_seed(0)
     trained, datamodule = _trained(overrides, epochs)
-    with tempfile.TemporaryDirectory() as scratch:
-        metrics = evaluate_exits(trained, datamodule.val_dataloader(), datamodule.test_dataloader(), Path(scratch), timing_samples=8)
-    deployable = [p for p in POLICIES.values() if not p.oracle and f"early_exit/{p.name}/test_flops_saving" in metrics]
-    policy = max(deployable, key=lambda p: metrics[f"early_exit/{p.name}/test_flops_saving"])
-    main = metrics[f"early_exit/{policy.name}/threshold"]
-    threshold = main if policy.gate is None else (main, metrics[f"early_exit/{policy.name}/gate_threshold"])
-    temperatures = [metrics[f"early_exit/temperature_exit{e}"] for e in range(trained.net.num_exits)]
+    options = train_config(overrides).early_exit  # the training job's own settings (saliency method, accuracy budget)
+    measured = measure_exits(trained, datamodule.val_dataloader(), datamodule.test_dataloader(), options.saliency_method)
+    chosen = {name: point for name, point in choose_points(measured, options.max_accuracy_drop).items() if not POLICIES[name].oracle}
+    policy = POLICIES[max(chosen, key=lambda name: chosen[name].test_flops_saving)]
+    threshold = chosen[policy.name].threshold_of(policy)
+    temperatures = measured.test.temperatures.tolist()
     images = torch.cat([batch["image"] for batch in datamodule.test_dataloader()])
     layouts = {"contiguous": _with_layout(trained, False), "channels_last": _with_layout(trained, True)}
     with torch.no_grad():
-        _, taken = early_exit_predict(layouts["contiguous"], images, policy, threshold, "cam", temperatures)
+        _, taken = early_exit_predict(layouts["contiguous"], images, policy, threshold, options.saliency_method, temperatures)
 
     arms: dict[str, Callable[[], None]] = {}
     for layout, module in layouts.items():
@@ -123,7 +120,7 @@ def measure_case(overrides: list[str], repetitions: int, epochs: int, batch1_sam
             key = f"{layout}/{batch_size}"
 
             def early(part: slice, module: EarlyExitClassifier = module) -> None:
-                early_exit_predict(module, images[part], policy, threshold, "cam", temperatures)
+                early_exit_predict(module, images[part], policy, threshold, options.saliency_method, temperatures)
 
             arms[f"early/{key}"] = _batched(early, count, batch_size)
             arms[f"full/{key}"] = _batched(lambda part, module=module: module(images[part]), count, batch_size)
@@ -133,12 +130,12 @@ def measure_case(overrides: list[str], repetitions: int, epochs: int, batch1_sam
         arm()
     times = interleaved(arms, repetitions)
     reach = [float((taken >= k).float().mean()) for k in range(trained.net.num_exits)]
-    flops_fraction = 1.0 - metrics[f"early_exit/{policy.name}/test_flops_saving"]
+    flops_fraction = 1.0 - chosen[policy.name].test_flops_saving
     result: dict[str, object] = {
         "policy": policy.name,
         "threshold": threshold,
-        "test_accuracy": metrics[f"early_exit/{policy.name}/test_accuracy"],
-        "final_exit_test_accuracy": metrics[f"test/acc_exit{trained.net.num_exits - 1}"],
+        "test_accuracy": chosen[policy.name].test_accuracy,
+        "final_exit_test_accuracy": measured.accuracy("test", trained.net.num_exits - 1),
         "test_images": len(images),
         "image_shape": list(images.shape[1:]),
         "epochs": epochs,

@@ -3,8 +3,6 @@ on test; curves, plots and wall-clock timings in ``<run dir>/early_exit/``."""
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import time
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from src.early_exit.quality import signal_quality
 from src.early_exit.scores import SALIENCY_METHODS, ExitRecord, cosine, exit_saliency, record_exits, unit_range
 from src.loggers.figures import save_figure, subplots
 from src.models.early_exit import EarlyExitClassifier
-from src.storage.atomic import write_bytes_atomic
+from src.storage.results import write_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +161,6 @@ def wall_clock(
     return early, full
 
 
-def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
-    buffer = io.StringIO()
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes_atomic(path, buffer.getvalue().encode())
-
-
 def plot_tradeoff(path: Path, test_rows: list[dict[str, object]], chosen: dict[str, dict], costs: ExitCosts) -> None:
     fig, ax = subplots(figsize=(7, 4.5))
     for name in dict.fromkeys(r["policy"] for r in test_rows):
@@ -208,17 +197,15 @@ def plot_saliency(path: Path, images: torch.Tensor, record: ExitRecord, count: i
     save_figure(fig, path)
 
 
-def calibrate(val: ExitRecord, test: ExitRecord) -> dict[str, float]:
-    """Fit one temperature per exit on validation, set it on both records, and return each
+def calibrate(val: ExitRecord, test: ExitRecord) -> Calibration:
+    """Fit one temperature per exit on validation, set it on both records, and measure each
     exit's test ECE before and after."""
     temperatures = torch.tensor([fit_temperature(val.logits[e], val.labels) for e in range(len(val.logits))])
     val.temperatures = test.temperatures = temperatures
-    metrics = {}
-    for e, temperature in enumerate(temperatures.tolist()):
-        metrics[f"early_exit/temperature_exit{e}"] = temperature
-        metrics[f"test/ece_exit{e}_before"] = expected_calibration_error(test.logits[e], test.labels)
-        metrics[f"test/ece_exit{e}_after"] = expected_calibration_error(test.logits[e], test.labels, temperature)
-    return metrics
+    values = temperatures.tolist()
+    before = [expected_calibration_error(test.logits[e], test.labels) for e in range(len(values))]
+    after = [expected_calibration_error(test.logits[e], test.labels, t) for e, t in enumerate(values)]
+    return Calibration(values, before, after)
 
 
 def plot_signal_quality(path: Path, rows: list[dict[str, object]]) -> None:
@@ -235,85 +222,171 @@ def plot_signal_quality(path: Path, rows: list[dict[str, object]]) -> None:
     save_figure(fig, path)
 
 
+@dataclass
+class Calibration:
+    """One temperature per exit, fitted on validation, and each exit's test ECE before and after."""
+
+    temperatures: list[float]
+    ece_before: list[float]
+    ece_after: list[float]
+
+
+@dataclass
+class ExitMeasurements:
+    """Everything the evaluation measures before choosing: both splits' exits, their calibration,
+    the FLOPs of each part, every policy x threshold on both splits, and each signal's quality."""
+
+    val: ExitRecord
+    test: ExitRecord
+    test_images: torch.Tensor
+    calibration: Calibration
+    costs: ExitCosts
+    val_rows: list[dict[str, object]]
+    test_rows: list[dict[str, object]]
+    quality: list[dict[str, object]]
+
+    def accuracy(self, split: str, e: int) -> float:
+        record = self.val if split == "val" else self.test
+        return (record.predictions[e] == record.labels).float().mean().item()
+
+
+@dataclass
+class OperatingPoint:
+    """A policy's threshold chosen on validation, and what it gives on test."""
+
+    threshold: float
+    gate_threshold: float | None
+    val_accuracy: float
+    test_accuracy: float
+    test_mean_flops: float
+    test_flops_saving: float
+    test_exit_fractions: list[float]
+
+    def row(self) -> dict[str, object]:
+        fields = {k: v for k, v in vars(self).items() if k != "test_exit_fractions"}
+        return {**fields, **{f"test_exit{e}_fraction": f for e, f in enumerate(self.test_exit_fractions)}}
+
+    def threshold_of(self, policy: Policy) -> Threshold:
+        return self.threshold if policy.gate is None else (self.threshold, self.gate_threshold)
+
+
+@dataclass
+class Timing:
+    """Mean wall-clock milliseconds per image at batch size 1 of the best deployable policy."""
+
+    policy: str
+    early_ms: float
+    full_ms: float
+
+
+def measure_exits(module: EarlyExitClassifier, val_loader, test_loader, saliency_method: str) -> ExitMeasurements:
+    """Record every exit on validation and test, calibrate, count FLOPs, sweep every policy's
+    thresholds and rate every signal."""
+    if saliency_method not in SALIENCY_METHODS:
+        raise UserInputError(f"early_exit.saliency_method={saliency_method!r}; choose one of {', '.join(SALIENCY_METHODS)}.")
+    val, test = record_exits(module, val_loader, saliency_method), record_exits(module, test_loader, saliency_method)
+    calibration = calibrate(val, test)
+    test_images = torch.cat([b["image"] for b in test_loader])
+    costs = measure_costs(module, test_images[:1].to(module.device), saliency_method)
+    quality = signal_quality(test.signals(), test.predictions, test.labels)
+    return ExitMeasurements(val, test, test_images, calibration, costs, sweep(val, costs), sweep(test, costs), quality)
+
+
+def choose_points(measured: ExitMeasurements, max_accuracy_drop: float) -> dict[str, OperatingPoint]:
+    """Each policy's cheapest threshold within ``max_accuracy_drop`` of the final exit's validation
+    accuracy, reported on test; a policy no threshold satisfies is left out."""
+    final_val = measured.accuracy("val", len(measured.val.logits) - 1)
+    signals = measured.test.signals()
+    chosen: dict[str, OperatingPoint] = {}
+    for policy in available(measured.test):
+        pick = choose(measured.val_rows, policy.name, final_val, max_accuracy_drop)
+        if pick is None:
+            continue
+        point = operating_point(measured.test, signals, measured.costs, policy, pick["threshold"])
+        main, gate = (pick["threshold"], None) if policy.gate is None else pick["threshold"]
+        fractions = [point[f"exit{e}_fraction"] for e in range(len(measured.costs.heads))]
+        chosen[policy.name] = OperatingPoint(main, gate, pick["accuracy"], point["accuracy"], point["mean_flops"], point["flops_saving"], fractions)
+    return chosen
+
+
+def time_best(module: EarlyExitClassifier, measured: ExitMeasurements, chosen: dict[str, OperatingPoint], saliency_method: str, samples: int) -> Timing | None:
+    """Wall-clock the deployable policy (no oracle) that saves the most FLOPs on test."""
+    deployable = {n: c for n, c in chosen.items() if not POLICIES[n].oracle}
+    if not deployable:
+        return None
+    best = max(deployable, key=lambda n: deployable[n].test_flops_saving)
+    images = measured.test_images[:samples].to(module.device)
+    temperatures = measured.test.temperatures.tolist()
+    early, full = wall_clock(module, images, POLICIES[best], deployable[best].threshold_of(POLICIES[best]), saliency_method, temperatures)
+    log.info("best deployable policy: %s", best)
+    return Timing(best, early * 1e3, full * 1e3)
+
+
+def exit_metrics(measured: ExitMeasurements, chosen: dict[str, OperatingPoint], timing: Timing | None) -> dict[str, float]:
+    """The flat metrics for metrics.json and the loggers."""
+    costs, calibration = measured.costs, measured.calibration
+    metrics: dict[str, float] = {}
+    for e, temperature in enumerate(calibration.temperatures):
+        metrics[f"early_exit/temperature_exit{e}"] = temperature
+        metrics[f"test/ece_exit{e}_before"] = calibration.ece_before[e]
+        metrics[f"test/ece_exit{e}_after"] = calibration.ece_after[e]
+    metrics["full_network_flops"] = float(costs.full_network)
+    for e in range(len(costs.heads)):  # what a saliency map adds to the exit's own cost
+        metrics[f"early_exit/saliency_cost_ratio_exit{e}"] = costs.cost_of_exit(POLICIES["saliency_entropy"], e) / costs.cost_of_exit(POLICIES["confidence"], e)
+    for split, record in (("val", measured.val), ("test", measured.test)):
+        for e in range(len(record.logits)):
+            metrics[f"{split}/acc_exit{e}"] = measured.accuracy(split, e)
+    metrics.update({f"test/{k}": v for k, v in coherence_summary(measured.test).items()})
+    for row in measured.quality:
+        metrics[f"test/auroc_exit{row['exit']}/{row['signal']}"] = row["auroc"]
+        metrics[f"test/aurc_exit{row['exit']}/{row['signal']}"] = row["aurc"]
+    for name, point in chosen.items():
+        for key in ("threshold", "gate_threshold", "test_accuracy", "test_mean_flops", "test_flops_saving"):
+            if getattr(point, key) is not None:
+                metrics[f"early_exit/{name}/{key}"] = getattr(point, key)
+    if timing is not None:
+        metrics.update({"early_exit/wall_ms_early": timing.early_ms, "early_exit/wall_ms_full": timing.full_ms})
+    return metrics
+
+
+def write_exits(output_dir: Path, measured: ExitMeasurements, chosen: dict[str, OperatingPoint], timing: Timing | None) -> None:
+    """curves.csv, chosen.csv, signal_quality.csv, calibration.csv and the three figures."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(output_dir / "curves.csv", [{"split": "val", **r} for r in measured.val_rows] + [{"split": "test", **r} for r in measured.test_rows])
+    rows = {name: point.row() for name, point in chosen.items()}
+    if timing is not None:
+        rows[timing.policy].update({"wall_ms_batch1": timing.early_ms, "wall_ms_full_batch1": timing.full_ms})
+    write_csv_atomic(output_dir / "chosen.csv", [{"policy": n, **r} for n, r in rows.items()])
+    write_csv_atomic(output_dir / "signal_quality.csv", measured.quality)
+    calibration = measured.calibration
+    write_csv_atomic(
+        output_dir / "calibration.csv",
+        [
+            {"exit": e, "temperature": t, "test_ece_before": before, "test_ece_after": after}
+            for e, (t, before, after) in enumerate(zip(calibration.temperatures, calibration.ece_before, calibration.ece_after))
+        ],
+    )
+    plot_tradeoff(output_dir / "tradeoff.png", measured.test_rows, rows, measured.costs)
+    plot_signal_quality(output_dir / "signal_quality.png", measured.quality)
+    plot_saliency(output_dir / "saliency_exits.png", measured.test_images, measured.test)
+
+
 def evaluate_exits(
     module: EarlyExitClassifier,
     val_loader,
     test_loader,
     output_dir: Path,
-    saliency_method: str = "cam",
-    max_accuracy_drop: float = 0.01,
-    timing_samples: int = 200,
+    saliency_method: str,
+    max_accuracy_drop: float,
+    timing_samples: int,
 ) -> dict[str, float]:
-    """The whole early-exit evaluation; returns flat metrics for metrics.json. Writes
-    curves.csv (every policy x threshold, val and test), chosen.csv (the operating point of each
-    policy chosen on validation, reported on test), signal_quality.csv (AUROC/AURC of every
-    signal at every exit), calibration.csv (temperature and ECE per exit), tradeoff.png,
-    signal_quality.png and saliency_exits.png."""
-    if saliency_method not in SALIENCY_METHODS:
-        raise UserInputError(f"early_exit.saliency_method={saliency_method!r}; choose one of {', '.join(SALIENCY_METHODS)}.")
-    val, test = record_exits(module, val_loader, saliency_method), record_exits(module, test_loader, saliency_method)
-    metrics: dict[str, float] = calibrate(val, test)
-    test_images = torch.cat([b["image"] for b in test_loader])
-    costs = measure_costs(module, test_images[:1].to(module.device), saliency_method)
-    metrics["full_network_flops"] = float(costs.full_network)
-    for e in range(len(costs.heads)):  # what a saliency map adds to the exit's own cost
-        metrics[f"early_exit/saliency_cost_ratio_exit{e}"] = costs.cost_of_exit(POLICIES["saliency_entropy"], e) / costs.cost_of_exit(POLICIES["confidence"], e)
-    val_rows, test_rows = sweep(val, costs), sweep(test, costs)
-    for split, record in (("val", val), ("test", test)):
-        for e in range(len(record.logits)):
-            metrics[f"{split}/acc_exit{e}"] = (record.predictions[e] == record.labels).float().mean().item()
-    metrics.update({f"test/{k}": v for k, v in coherence_summary(test).items()})
-    test_signals = test.signals()
-    quality = signal_quality(test_signals, test.predictions, test.labels)
-    for row in quality:
-        metrics[f"test/auroc_exit{row['exit']}/{row['signal']}"] = row["auroc"]
-        metrics[f"test/aurc_exit{row['exit']}/{row['signal']}"] = row["aurc"]
-    final_val = metrics[f"val/acc_exit{len(val.logits) - 1}"]
-    chosen: dict[str, dict] = {}
-    for policy in available(test):
-        pick = choose(val_rows, policy.name, final_val, max_accuracy_drop)
-        if pick is None:
-            continue
-        point = operating_point(test, test_signals, costs, policy, pick["threshold"])
-        main, gate = (pick["threshold"], None) if policy.gate is None else pick["threshold"]
-        chosen[policy.name] = {
-            "threshold": main,
-            "gate_threshold": gate,
-            "val_accuracy": pick["accuracy"],
-            "test_accuracy": point["accuracy"],
-            "test_mean_flops": point["mean_flops"],
-            "test_flops_saving": point["flops_saving"],
-            **{f"test_{k}": v for k, v in point.items() if k.endswith("_fraction")},
-        }
-        for key in ("threshold", "gate_threshold", "test_accuracy", "test_mean_flops", "test_flops_saving"):
-            if chosen[policy.name][key] is not None:
-                metrics[f"early_exit/{policy.name}/{key}"] = chosen[policy.name][key]
-    deployable = {n: c for n, c in chosen.items() if not POLICIES[n].oracle}
-    if deployable:
-        best = max(deployable, key=lambda n: deployable[n]["test_flops_saving"])
-        threshold = deployable[best]["threshold"] if POLICIES[best].gate is None else (deployable[best]["threshold"], deployable[best]["gate_threshold"])
-        early, full = wall_clock(module, test_images[:timing_samples].to(module.device), POLICIES[best], threshold, saliency_method, test.temperatures.tolist())
-        metrics.update({"early_exit/wall_ms_early": early * 1e3, "early_exit/wall_ms_full": full * 1e3})
-        chosen[best]["wall_ms_batch1"] = early * 1e3
-        chosen[best]["wall_ms_full_batch1"] = full * 1e3
-        log.info("best deployable policy: %s", best)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(output_dir / "curves.csv", [{"split": "val", **r} for r in val_rows] + [{"split": "test", **r} for r in test_rows])
-    write_csv(output_dir / "chosen.csv", [{"policy": n, **c} for n, c in chosen.items()])
-    write_csv(output_dir / "signal_quality.csv", quality)
-    write_csv(
-        output_dir / "calibration.csv",
-        [
-            {
-                "exit": e,
-                "temperature": metrics[f"early_exit/temperature_exit{e}"],
-                "test_ece_before": metrics[f"test/ece_exit{e}_before"],
-                "test_ece_after": metrics[f"test/ece_exit{e}_after"],
-            }
-            for e in range(len(costs.heads))
-        ],
-    )
-    plot_tradeoff(output_dir / "tradeoff.png", test_rows, chosen, costs)
-    plot_signal_quality(output_dir / "signal_quality.png", quality)
-    plot_saliency(output_dir / "saliency_exits.png", test_images, test)
-    return metrics
+    """The whole early-exit evaluation: measure, choose on validation, time the best policy, and
+    write ``output_dir`` (curves.csv: every policy x threshold, val and test; chosen.csv: each
+    policy's operating point chosen on validation, reported on test; signal_quality.csv: AUROC and
+    AURC of every signal at every exit; calibration.csv: temperature and ECE per exit; tradeoff.png,
+    signal_quality.png, saliency_exits.png). Returns the flat metrics for metrics.json."""
+    measured = measure_exits(module, val_loader, test_loader, saliency_method)
+    chosen = choose_points(measured, max_accuracy_drop)
+    timing = time_best(module, measured, chosen, saliency_method, timing_samples)
+    write_exits(output_dir, measured, chosen, timing)
+    return exit_metrics(measured, chosen, timing)
