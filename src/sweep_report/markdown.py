@@ -6,6 +6,7 @@ import math
 import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -211,19 +212,50 @@ def _selection(runs: Sequence[Run]) -> str:
     return f"the checkpoint with the best validation `{monitor}` ({mode})"
 
 
-def sweep_report(runs: Sequence[Run], sources: Sequence[Path], out: Path, headline: str | None = None) -> Path:
-    """report.md of the runs of one study (one or several sweeps, or their summaries): the
-    confirmatory analysis its preset names first, then every exploratory table."""
+@dataclass
+class SweepData:
+    """What every section of a sweep report reads: the runs, the swept keys, the one table of
+    their metrics, and which metrics the study reports."""
+
+    ok: list[Run]
+    failed: list[Run]
+    sources: Sequence[Path]
+    out: Path
+    study: confirmatory.Study | None
+    headline: str
+    keys: list[str]
+    table: pd.DataFrame
+    metrics: list[str]  # the split's reported metrics, then the mean over shifts of the headline
+    robust: list[str]
+    in_final_round: list[str]
+    shifts: list[str]
+    per_shift: dict[str, str]
+    final_per_shift: dict[str, str]
+    splits: dict[str, str]
+
+    @property
+    def split(self) -> str:
+        return self.headline.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.headline.split("/", 1)[1]
+
+    @property
+    def groups(self) -> list[str]:
+        return self.keys or ["baseline"]
+
+
+def sweep_data(runs: Sequence[Run], sources: Sequence[Path], out: Path, headline: str | None) -> SweepData:
     ok = [r for r in runs if r.metrics]
     failed = [r for r in runs if not r.metrics]
     if not ok:
         raise ValueError(f"no run of {', '.join(str(s) for s in sources)} finished (no metrics); nothing to report.")
     study = confirmatory.study_of(ok)
     headline = headline or (study_headline(study.primary) if study else "test/miou")
-    split = headline.split("/", 1)[0]
+    split, name = headline.split("/", 1)
     keys = stats.swept_keys(runs)
     metrics = reported_metrics(ok, split, headline)
-    name = headline.split("/", 1)[1]
     logged = {k for run in ok for k in run.metrics}
     shifts = shift_names(ok, split)
     robust = [f"{split}_shift/{name}"] if f"{split}_shift/{name}" in logged else []
@@ -232,24 +264,32 @@ def sweep_report(runs: Sequence[Run], sources: Sequence[Path], out: Path, headli
     final_per_shift = {s: f"{stats.FINAL_ROUND}{m}" for s, m in per_shift.items() if f"{stats.FINAL_ROUND}{m}" in logged}
     splits = test_splits(ok, name)
     table = stats.runs_table(ok, keys, [*metrics, *robust, *in_final_round, *per_shift.values(), *final_per_shift.values(), *splits.values()])
-    metrics = [*metrics, *robust]
-    seeds = sorted(table.seed.unique())
-    title = study.name if study else str(ok[0].value("task_name", sources[0].name))
-    lines = [
+    return SweepData(
+        ok, failed, sources, out, study, headline, keys, table, [*metrics, *robust], robust, in_final_round, shifts, per_shift, final_per_shift, splits
+    )
+
+
+def header_section(data: SweepData, runs: Sequence[Run]) -> list[str]:
+    ok, failed = data.ok, data.failed
+    seeds = sorted(data.table.seed.unique())
+    title = data.study.name if data.study else str(ok[0].value("task_name", data.sources[0].name))
+    return [
         f"# Study report: `{title}`",
         "",
-        f"- from {', '.join(f'`{source_name(s)}`' for s in sources)}: {len(runs)} jobs, {len(ok)} finished, {len(failed)} without results"
+        f"- from {', '.join(f'`{source_name(s)}`' for s in data.sources)}: {len(runs)} jobs, {len(ok)} finished, {len(failed)} without results"
         + (f" ({', '.join(r.path.name for r in failed)})" if failed else ""),
-        f"- swept: {', '.join(f'`{k}`' for k in keys) or 'nothing'}; seeds {', '.join(map(str, seeds))}",
-        f"- metrics: `{split}/*` on the {split} split, from {_selection(ok)} of each run; "
+        f"- swept: {', '.join(f'`{k}`' for k in data.keys) or 'nothing'}; seeds {', '.join(map(str, seeds))}",
+        f"- metrics: `{data.split}/*` on the {data.split} split, from {_selection(ok)} of each run; "
         "↑ higher is better for mIoU / Dice / accuracy, ↓ lower for loss / MSE / Rand error / VI",
         "- std: sample standard deviation over seeds (n - 1); every run and its metrics: `sweep_summary.csv`",
         "",
     ]
-    lines += confirmatory_section(ok, keys, study)
-    lines += convergence_warnings(ok)
-    mean_table, dropped = narrowed(_with_best_rounds(_mean_std(stats.grouped(table, keys or ["baseline"], metrics), metrics), table, keys), keys)
-    lines += [
+
+
+def mean_section(data: SweepData) -> list[str]:
+    table, keys = data.table, data.keys
+    mean_table, dropped = narrowed(_with_best_rounds(_mean_std(stats.grouped(table, data.groups, data.metrics), data.metrics), table, keys), keys)
+    lines = [
         "## Mean and spread over seeds",
         "",
         table_md(mean_table),
@@ -262,102 +302,165 @@ def sweep_report(runs: Sequence[Run], sources: Sequence[Path], out: Path, headli
         + (f" Not shown here: {', '.join(f'`{c}`' for c in dropped)} (in `sweep_summary.csv`)." if dropped else ""),
         "",
     ]
-    if robust:
+    if data.robust:
         lines += [
-            f"`{robust[0]}`: the mean over the shifts ({', '.join(shifts)}) and their severities 1-3 of each run's `robustness/robustness.csv`.",
+            f"`{data.robust[0]}`: the mean over the shifts ({', '.join(data.shifts)}) and their severities 1-3 of each run's `robustness/robustness.csv`.",
             "",
         ]
-    if in_final_round:
-        lines += [
-            "## Selection inside the final round",
-            "",
-            "When a reduction hurts, the best checkpoint falls back to weights from before it (best round 1). Here each reduced "
-            "run is scored at the best checkpoint *within its final round* (the same monitor), which is what training on the "
-            "reduced set yields; runs without reduction keep their best checkpoint.",
-            "",
-            table_md(_mean_std(stats.grouped(table, keys or ["baseline"], in_final_round), in_final_round)),
-            "",
-        ]
-    final = stats.last_epoch(ok, keys, f"val/{headline.split('/', 1)[1]}")
-    if not final.empty:
-        lines += [
-            "## At the end of training, without checkpoint selection",
-            "",
-            "The validation metric after the last epoch (mean ± std over seeds): what training on the reduced "
-            "set leads to, where selection may have fallen back to an earlier round.",
-            "",
-            table_md(final),
-            "",
-        ]
-    if table.baseline.any() and (~table.baseline).any():
-        lines += ["## Each reduction setting against the no-reduction baseline of the same seed", ""]
-        lines += [
-            f"{EXPLORATORY} Difference = setting − baseline, per seed; mean with its 95% t-interval over the pairs; wins = seeds where the setting is better.",
-            "",
-        ]
-        # within the final round: the headline and its robustness only (the rest is in the table above)
-        for metric in [*metrics, *(m for m in in_final_round if m.endswith(f"/{name}"))]:
-            arrow = "↑" if stats.higher_is_better(metric) else "↓"
-            lines += [f"**{metric}** ({arrow})", "", table_md(stats.paired_with_baseline(table, keys, metric)), ""]
-    headlines = [headline, *(m for m in (*robust, *in_final_round) if m.endswith(f"/{name}"))]
-    if not stats.paired_with_random(table, keys, headline).empty:
-        lines += [
-            "## Each setting against random removal at the same kept fraction",
-            "",
-            f"{EXPLORATORY} Difference = setting − `method=random` at the same percentile, fill and seed (ROAR's control: without it an effect "
-            "cannot be told apart from less input acting as a regulariser); mean with its 95% t-interval; wins = seeds where the "
-            "setting is better.",
-            "",
-        ]
-        for metric in headlines:
-            arrow = "↑" if stats.higher_is_better(metric) else "↓"
-            lines += [f"**{metric}** ({arrow})", "", table_md(stats.paired_with_random(table, keys, metric)), "", beats_random(table, keys, metric), ""]
-    if shifts:
-        lines += [
-            "## Robustness, shift by shift",
-            "",
-            f"`{name}` under each shift (mean over severities 1-3), mean ± std over seeds, best checkpoint:",
-            "",
-        ]
-        by_shift = _mean_std(stats.grouped(table, keys or ["baseline"], list(per_shift.values())), list(per_shift.values())).rename(
-            columns={m: s for s, m in per_shift.items()}
-        )
-        lines += [part for chunk in column_chunks(by_shift, [*keys, "n"] if keys else ["baseline", "n"]) for part in (table_md(chunk), "")]
-        for title, columns in (("best checkpoint", per_shift), ("best checkpoint within the final round", final_per_shift)):
-            for against, compare in (("the no-reduction baseline", stats.paired_with_baseline), ("`method=random`", stats.paired_with_random)):
-                grid = paired_grid(table, keys, columns, compare) if columns and keys else pd.DataFrame()
-                if not grid.empty:
-                    lines += [f"**Against {against}, {title}**: paired difference in `{name}` per shift, mean [95% interval] ({EXPLORATORY_WORDS})", ""]
-                    lines += [part for chunk in column_chunks(grid, keys) for part in (table_md(chunk), "")]
-    if plots.metric_vs_settings(table, keys, headline, out / "metric_vs_settings.png", split):
-        lines += ["## The headline metric against each swept value", "", "![metric vs settings](metric_vs_settings.png)", ""]
-    val_metric = f"val/{headline.split('/', 1)[1]}"
-    conv = stats.convergence(ok, keys, val_metric)
-    if conv.empty and all(run.epochs is None for run in ok):
-        lines += ["## Convergence", "", "The per-epoch curves are not in a `sweep_summary.csv`; the epochs to 95% of the baseline need the run dirs.", ""]
-    if not conv.empty:
-        arrow = "≥ 0.95 ×" if stats.higher_is_better(val_metric) else "≤ 1/0.95 ×"
-        lines += [
-            "## Convergence",
-            "",
-            f"Epochs counted from the start of training (and wall seconds, validation included) until `{val_metric}` first "
-            f"reaches {arrow} the best validation score of the no-reduction run of the same seed; mean over the runs that reach it.",
-            "",
-            table_md(conv),
-            "",
-        ]
-    lines += test_splits_section(table, keys, splits)
-    labels = {run.path: _label(run, keys) for run in ok}
-    if plots.mean_curves(ok, labels, val_metric, out / "curves.png"):
-        lines += ["## Validation curves (mean over seeds)", "", "![validation curves](curves.png)", ""]
-    lines += early_exit_section(ok, keys)
-    if failed:
-        lines += [
-            "## Jobs without results",
-            "",
-            *(f"- `{r.path.name}`: {without_paths(' '.join(f'{k}={v}' for k, v in r.overrides.items()))}" for r in failed),
-            "",
-        ]
+    return lines
+
+
+def final_round_section(data: SweepData) -> list[str]:
+    if not data.in_final_round:
+        return []
+    return [
+        "## Selection inside the final round",
+        "",
+        "When a reduction hurts, the best checkpoint falls back to weights from before it (best round 1). Here each reduced "
+        "run is scored at the best checkpoint *within its final round* (the same monitor), which is what training on the "
+        "reduced set yields; runs without reduction keep their best checkpoint.",
+        "",
+        table_md(_mean_std(stats.grouped(data.table, data.groups, data.in_final_round), data.in_final_round)),
+        "",
+    ]
+
+
+def last_epoch_section(data: SweepData) -> list[str]:
+    final = stats.last_epoch(data.ok, data.keys, f"val/{data.name}")
+    if final.empty:
+        return []
+    return [
+        "## At the end of training, without checkpoint selection",
+        "",
+        "The validation metric after the last epoch (mean ± std over seeds): what training on the reduced "
+        "set leads to, where selection may have fallen back to an earlier round.",
+        "",
+        table_md(final),
+        "",
+    ]
+
+
+def baseline_section(data: SweepData) -> list[str]:
+    table, keys = data.table, data.keys
+    if not (table.baseline.any() and (~table.baseline).any()):
+        return []
+    lines = ["## Each reduction setting against the no-reduction baseline of the same seed", ""]
+    lines += [
+        f"{EXPLORATORY} Difference = setting − baseline, per seed; mean with its 95% t-interval over the pairs; wins = seeds where the setting is better.",
+        "",
+    ]
+    # within the final round: the headline and its robustness only (the rest is in the table above)
+    for metric in [*data.metrics, *(m for m in data.in_final_round if m.endswith(f"/{data.name}"))]:
+        arrow = "↑" if stats.higher_is_better(metric) else "↓"
+        lines += [f"**{metric}** ({arrow})", "", table_md(stats.paired_with_baseline(table, keys, metric)), ""]
+    return lines
+
+
+def random_section(data: SweepData) -> list[str]:
+    table, keys = data.table, data.keys
+    if stats.paired_with_random(table, keys, data.headline).empty:
+        return []
+    lines = [
+        "## Each setting against random removal at the same kept fraction",
+        "",
+        f"{EXPLORATORY} Difference = setting − `method=random` at the same percentile, fill and seed (ROAR's control: without it an effect "
+        "cannot be told apart from less input acting as a regulariser); mean with its 95% t-interval; wins = seeds where the "
+        "setting is better.",
+        "",
+    ]
+    for metric in [data.headline, *(m for m in (*data.robust, *data.in_final_round) if m.endswith(f"/{data.name}"))]:
+        arrow = "↑" if stats.higher_is_better(metric) else "↓"
+        lines += [f"**{metric}** ({arrow})", "", table_md(stats.paired_with_random(table, keys, metric)), "", beats_random(table, keys, metric), ""]
+    return lines
+
+
+def shift_section(data: SweepData) -> list[str]:
+    if not data.shifts:
+        return []
+    table, keys, name, per_shift = data.table, data.keys, data.name, data.per_shift
+    lines = [
+        "## Robustness, shift by shift",
+        "",
+        f"`{name}` under each shift (mean over severities 1-3), mean ± std over seeds, best checkpoint:",
+        "",
+    ]
+    by_shift = _mean_std(stats.grouped(table, data.groups, list(per_shift.values())), list(per_shift.values())).rename(
+        columns={m: s for s, m in per_shift.items()}
+    )
+    lines += [part for chunk in column_chunks(by_shift, [*keys, "n"] if keys else ["baseline", "n"]) for part in (table_md(chunk), "")]
+    for title, columns in (("best checkpoint", per_shift), ("best checkpoint within the final round", data.final_per_shift)):
+        for against, compare in (("the no-reduction baseline", stats.paired_with_baseline), ("`method=random`", stats.paired_with_random)):
+            grid = paired_grid(table, keys, columns, compare) if columns and keys else pd.DataFrame()
+            if not grid.empty:
+                lines += [f"**Against {against}, {title}**: paired difference in `{name}` per shift, mean [95% interval] ({EXPLORATORY_WORDS})", ""]
+                lines += [part for chunk in column_chunks(grid, keys) for part in (table_md(chunk), "")]
+    return lines
+
+
+def settings_plot_section(data: SweepData) -> list[str]:
+    if not plots.metric_vs_settings(data.table, data.keys, data.headline, data.out / "metric_vs_settings.png", data.split):
+        return []
+    return ["## The headline metric against each swept value", "", "![metric vs settings](metric_vs_settings.png)", ""]
+
+
+def convergence_section(data: SweepData) -> list[str]:
+    val_metric = f"val/{data.name}"
+    conv = stats.convergence(data.ok, data.keys, val_metric)
+    if conv.empty and all(run.epochs is None for run in data.ok):
+        return ["## Convergence", "", "The per-epoch curves are not in a `sweep_summary.csv`; the epochs to 95% of the baseline need the run dirs.", ""]
+    if conv.empty:
+        return []
+    arrow = "≥ 0.95 ×" if stats.higher_is_better(val_metric) else "≤ 1/0.95 ×"
+    return [
+        "## Convergence",
+        "",
+        f"Epochs counted from the start of training (and wall seconds, validation included) until `{val_metric}` first "
+        f"reaches {arrow} the best validation score of the no-reduction run of the same seed; mean over the runs that reach it.",
+        "",
+        table_md(conv),
+        "",
+    ]
+
+
+def curves_section(data: SweepData) -> list[str]:
+    labels = {run.path: _label(run, data.keys) for run in data.ok}
+    if not plots.mean_curves(data.ok, labels, f"val/{data.name}", data.out / "curves.png"):
+        return []
+    return ["## Validation curves (mean over seeds)", "", "![validation curves](curves.png)", ""]
+
+
+def failed_section(data: SweepData) -> list[str]:
+    if not data.failed:
+        return []
+    return [
+        "## Jobs without results",
+        "",
+        *(f"- `{r.path.name}`: {without_paths(' '.join(f'{k}={v}' for k, v in r.overrides.items()))}" for r in data.failed),
+        "",
+    ]
+
+
+def sweep_report(runs: Sequence[Run], sources: Sequence[Path], out: Path, headline: str | None = None) -> Path:
+    """report.md of the runs of one study (one or several sweeps, or their summaries): the
+    confirmatory analysis its preset names first, then every exploratory table."""
+    data = sweep_data(runs, sources, out, headline)
+    lines = [
+        *header_section(data, runs),
+        *confirmatory_section(data.ok, data.keys, data.study),
+        *convergence_warnings(data.ok),
+        *mean_section(data),
+        *final_round_section(data),
+        *last_epoch_section(data),
+        *baseline_section(data),
+        *random_section(data),
+        *shift_section(data),
+        *settings_plot_section(data),
+        *convergence_section(data),
+        *test_splits_section(data.table, data.keys, data.splits),
+        *curves_section(data),
+        *early_exit_section(data.ok, data.keys),
+        *failed_section(data),
+    ]
     return _write(out, lines)
 
 
