@@ -128,6 +128,11 @@ def test_importing_every_module_leaves_the_users_backend_alone() -> None:
     assert result.stdout.strip().splitlines()[-1] == "svg"
 
 
+def test_images_are_opened_in_one_module() -> None:
+    openers = [str(path.relative_to(ROOT)) for path in code_files() if "Image.open(" in path.read_text()]
+    assert openers == ["src/storage/image_files.py"]
+
+
 def test_no_comment_or_doc_cites_material_outside_the_repository() -> None:
     pattern = re.compile(r"\bthe notes\b|seed-digest|\bdigest (section|\d)|shared/docs|\bseeds/", re.IGNORECASE)
     texts = [*code_files(), *(ROOT / "src" / "conf").rglob("*.yaml"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "docs").glob("*.md"), ROOT / "README.md"]

@@ -17,9 +17,9 @@ from PIL import Image
 from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
 from src.data.folder import FolderDataModule
-from src.data.folder_files import read_image
 from src.models.losses import build_loss
 from src.predict import predict
+from src.storage.image_files import read_image
 from src.train import train
 from tests.conftest import compose_config, ddp_reduction_round
 from tests.folder_sets import write_folder

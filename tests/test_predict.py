@@ -13,11 +13,11 @@ from PIL import Image
 
 from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
-from src.data.png_pairs import load_gray
 from src.predict import predict
 from src.prediction.inputs import RefusedImage, read_image
 from src.prediction.tiling import allow_any_size, predict_probabilities
 from src.storage.checkpoints import load_module
+from src.storage.image_files import read_gray
 from src.train import train
 
 # one worker runs the module under pytest-xdist, so its module-scoped fixture is built once
@@ -72,7 +72,7 @@ def test_tiled_prediction_equals_untiled_within_the_stated_tolerance(checkpoint:
     that favour tile centres) keep that small: the stated tolerance of docs/prediction.md."""
     module = load_module(checkpoint).eval()
     allow_any_size(module)
-    tiles = [torch.from_numpy(load_gray(path)).float() / 255 for path in sorted((data_root / "eliret").glob("0[0-9][0-9]x.png"))[:36]]
+    tiles = [torch.from_numpy(read_gray(path)).float() / 255 for path in sorted((data_root / "eliret").glob("0[0-9][0-9]x.png"))[:36]]
     mosaic = torch.cat([torch.cat(tiles[row * 6 : row * 6 + 6], 1) for row in range(6)], 0)[None]  # 192 x 192
     whole = predict_probabilities(module, mosaic)
     tiled = predict_probabilities(module, mosaic, roi_size=128, overlap=0.5)

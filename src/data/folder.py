@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.config.errors import UserInputError
 from src.data.augment import dihedral, resolve
-from src.data.folder_files import GRAY_MODES, SPLITS, Pair, find_pairs, header, read_image, read_raw_mask, read_split_lists
+from src.data.folder_files import GRAY_MODES, SPLITS, Pair, find_pairs, read_split_lists
 from src.data.mask_decoding import MaskDecoding
 from src.data.resizing import resize_image, resize_mask
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader, random_crop, to_unit
 from src.seeding import item_seed
+from src.storage.image_files import header, read_image, read_raw_mask
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class FolderDataModule(SplitDataModule):
             sizes[split] = []
             for pair in members:
                 mode, width, height = header(pair.image)
-                _, mask_width, mask_height = header(pair.mask)
+                _, mask_width, mask_height = header(pair.mask, "mask")
                 if (mask_width, mask_height) != (width, height):
                     raise UserInputError(
                         f"image {pair.image} is {width}x{height} but its mask {pair.mask} is {mask_width}x{mask_height}; "

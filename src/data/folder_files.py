@@ -3,12 +3,8 @@ and the decoding of one image file, each problem refused with the file named."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from src.config.errors import UserInputError
 
@@ -84,52 +80,3 @@ def read_split_lists(data_dir: Path, stems: set[str]) -> dict[str, list[str]] | 
         lists[split] = names
     lists.setdefault("test", lists["val"])
     return lists
-
-
-def header(path: Path) -> tuple[str, int, int]:
-    """(mode, width, height) from the file's header, without decoding it."""
-    try:
-        with Image.open(path) as image:
-            return image.mode, image.width, image.height
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserInputError(f"cannot read {path}: {err}. The file is corrupt or not an image; replace or remove it.") from err
-
-
-def read_image(path: Path, channels: int, intensity_max: float | None) -> np.ndarray:
-    """(channels, H, W) uint8: RGB(A)/palette to gray by luminance or gray to RGB by repetition;
-    16-bit and float images scaled by ``intensity_max`` (None: 65535 for 16 bits, 1.0 for float)."""
-    try:
-        with warnings.catch_warnings(), Image.open(path) as image:
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-            if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-                top = intensity_max or (1.0 if image.mode == "F" else 65535.0)
-                gray = np.clip(np.round(np.asarray(image, dtype=np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
-                array = gray[None]
-            elif channels == 1:
-                array = np.asarray(image.convert("L"), dtype=np.uint8)[None]
-            else:
-                array = np.asarray(image.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as err:
-        raise UserInputError(f"cannot read image {path}: {err}. The file is corrupt or not an image; replace or remove it.") from err
-    if array.shape[0] != channels:
-        array = np.repeat(array, channels, axis=0)
-    return np.require(array, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])
-
-
-def read_raw_mask(path: Path) -> np.ndarray:
-    """(H, W) int64 mask values as stored: palette indices for a palette PNG, gray values
-    otherwise; a colour mask whose channels differ is refused."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("RGB", "RGBA"):
-                rgb = np.asarray(image.convert("RGB"))
-                if not ((rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])).all():
-                    raise UserInputError(f"mask {path} is a colour image; save masks as one channel of class values or as a palette PNG (mode P).")
-                return rgb[..., 0].astype(np.int64)
-            if image.mode == "LA":
-                image = image.convert("L")
-            return np.asarray(image).astype(np.int64)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserInputError(f"cannot read mask {path}: {err}. The file is corrupt or not an image; replace or remove it.") from err

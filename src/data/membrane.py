@@ -8,31 +8,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageSequence, UnidentifiedImageError
 from torch.utils.data import DataLoader
 
 from src.config.errors import UserInputError
 from src.data.augment import dihedral, resolve
 from src.data.border_weights import border_weights
-from src.data.png_pairs import load_gray
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
+from src.storage.image_files import read_gray, read_stack
 
 TIFF_FILES = {"image": "train-volume.tif", "label": "train-labels.tif", "test": "test-volume.tif"}
-
-
-def _read_tiff_stack(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as stack:
-            return np.stack([np.asarray(page.convert("L"), dtype=np.uint8) for page in ImageSequence.Iterator(stack)])
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserInputError(f"cannot read TIFF stack {path}: {err}. Replace the file.") from err
 
 
 def _png_stack(folder: Path) -> tuple[list[str], np.ndarray | None]:
     names = sorted((p.name for p in folder.glob("*.png")), key=lambda n: (len(n), n))
     if not names:
         return [], None
-    images = [load_gray(folder / name) for name in names]
+    images = [read_gray(folder / name) for name in names]
     for name, image in zip(names, images):
         if image.shape != images[0].shape:
             raise UserInputError(f"{folder / name} is {image.shape[1]}x{image.shape[0]}, not {images[0].shape[1]}x{images[0].shape[0]} like {names[0]}.")
@@ -56,15 +47,15 @@ def read_membrane(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
             )
         _, test = _png_stack(data_dir / "test" / "image")
     elif (data_dir / TIFF_FILES["image"]).exists():
-        images = _read_tiff_stack(data_dir / TIFF_FILES["image"])
+        images = read_stack(data_dir / TIFF_FILES["image"])
         label_path = data_dir / TIFF_FILES["label"]
         if not label_path.exists():
             raise UserInputError(f"{label_path} is missing; it holds the labels of {TIFF_FILES['image']}.")
-        labels = _read_tiff_stack(label_path)
+        labels = read_stack(label_path)
         if len(images) != len(labels):
             raise UserInputError(f"{TIFF_FILES['image']} has {len(images)} pages but {TIFF_FILES['label']} has {len(labels)}; they must pair page by page.")
         test_path = data_dir / TIFF_FILES["test"]
-        test = _read_tiff_stack(test_path) if test_path.exists() else None
+        test = read_stack(test_path) if test_path.exists() else None
     else:
         raise UserInputError(
             f"ISBI 2012 membrane data not found in {data_dir}. Put train/image/*.png + train/label/*.png "

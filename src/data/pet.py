@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
 from src.config.errors import UserInputError
 from src.data.augment import JointAugment, resolve
 from src.data.resizing import resize_image, resize_mask
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
+from src.storage.image_files import read_raw_mask, read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,13 @@ def load_pair(images_dir: Path, trimaps_dir: Path, image_id: str, size: int, cla
     for path in (image_path, trimap_path):
         if not path.exists():
             raise UserInputError(f"{path} is listed in the split files but missing; restore it or remove its line.")
-    try:
-        image = Image.open(image_path).convert("RGB")
-        trimap = np.asarray(Image.open(trimap_path))
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserInputError(f"cannot read {image_path.name} / {trimap_path.name}: {err}. Replace the file.") from err
+    image, trimap = read_rgb(image_path), read_raw_mask(trimap_path)
     values = set(np.unique(trimap).tolist())
     if not values <= {1, 2, 3}:
         raise UserInputError(f"trimap {trimap_path} has values {sorted(values)}; a Pet trimap holds only 1, 2, 3.")
-    if trimap.shape != (image.height, image.width):
-        raise UserInputError(f"trimap {trimap_path.name} is {trimap.shape[1]}x{trimap.shape[0]} but its image is {image.width}x{image.height}.")
-    return resize_image(np.array(image).transpose(2, 0, 1), size), resize_mask(TRIMAP_TO_CLASS[classes][trimap].astype(np.uint8), size)
+    if trimap.shape != image.shape[:2]:
+        raise UserInputError(f"trimap {trimap_path.name} is {trimap.shape[1]}x{trimap.shape[0]} but its image is {image.shape[1]}x{image.shape[0]}.")
+    return resize_image(image.transpose(2, 0, 1), size), resize_mask(TRIMAP_TO_CLASS[classes][trimap].astype(np.uint8), size)
 
 
 def as_images(pixels: np.ndarray) -> torch.Tensor:

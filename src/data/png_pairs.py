@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from src.config.errors import UserInputError
+from src.storage.image_files import read_gray
 
 
 def read_split_csv(csv_path: Path) -> list[tuple[Path, Path]]:
@@ -32,25 +32,10 @@ def read_split_csv(csv_path: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def load_gray(path: Path) -> np.ndarray:
-    """An 8-bit grayscale image as a (H, W) uint8 array: colour is converted to luminance, and a
-    16-bit image is scaled to 8 bits (value / 257), not clipped."""
-    try:
-        with Image.open(path) as image:
-            if image.mode.startswith(("I;16", "I")):
-                wide = np.asarray(image).astype(np.float64)
-                return np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
-            return np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserInputError(
-            f"cannot read image {path}: {err}. The file is corrupt or not an image; replace it (or delete the data folder to regenerate a generated set)."
-        ) from err
-
-
 def load_mask(path: Path) -> np.ndarray:
     """A binary mask as (H, W) uint8 0/255; 0/1 masks are scaled. Any other value is refused: it
     would silently become a soft target."""
-    mask = load_gray(path)
+    mask = read_gray(path)
     values = np.unique(mask)
     if set(values.tolist()) <= {0, 1}:
         return mask * np.uint8(255)
@@ -68,7 +53,7 @@ def load_pairs(pairs: list[tuple[Path, Path]]) -> tuple[np.ndarray, np.ndarray]:
     that all pairs share one size (they are batched together)."""
     images, masks = [], []
     for x_path, y_path in pairs:
-        image, mask = load_gray(x_path), load_mask(y_path)
+        image, mask = read_gray(x_path), load_mask(y_path)
         if image.shape != mask.shape:
             raise UserInputError(
                 f"image {x_path.name} is {image.shape[1]}x{image.shape[0]} but its mask {y_path.name} is "

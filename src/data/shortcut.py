@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from src.config.errors import UserInputError
 from src.data.augment import resolve
-from src.data.png_pairs import load_gray
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
 from src.data.shortcut_generator import TEST_SPLITS, ShortcutSpec, ensure_shortcut, split_size
+from src.storage.image_files import read_gray, read_raw_mask
 
 
 class ShortcutDataModule(SplitDataModule):
@@ -99,9 +98,8 @@ def load_split(folder: Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 1, H, W) float images in [0, 1] and (N, H, W) long classes of one split folder."""
     images, classes = [], []
     for index in range(count):
-        images.append(load_gray(folder / f"{index:04d}x.png"))
-        with Image.open(folder / f"{index:04d}y.png") as mask:
-            classes.append(np.asarray(mask, dtype=np.uint8).copy())
+        images.append(read_gray(folder / f"{index:04d}x.png"))
+        classes.append(read_raw_mask(folder / f"{index:04d}y.png").astype(np.uint8))
     found = np.unique(np.stack(classes))
     if not set(found.tolist()) <= {0, 1, 2}:
         raise UserInputError(f"the masks in {folder} hold values {found.tolist()}; the shortcut set's classes are 0, 1, 2. Delete the folder to regenerate it.")

@@ -16,9 +16,9 @@ import numpy as np
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
 
 from src.storage.atomic import write_bytes_atomic
+from src.storage.image_files import read_rgb
 
 
 def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
@@ -41,5 +41,5 @@ def log_images(loggers: Sequence[Logger], images: Mapping[str, Path], step: int,
             if isinstance(logger, WandbLogger):
                 logger.log_image(key=key, images=[str(path)], step=step, caption=[caption or key])
             elif isinstance(logger, TensorBoardLogger):
-                pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+                pixels = read_rgb(path).astype(np.float32) / 255.0
                 logger.experiment.add_image(key, pixels, global_step=step, dataformats="HWC")

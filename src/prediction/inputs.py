@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,9 @@ import torch
 from PIL import Image
 
 from src.config.errors import UserInputError
-from src.data.folder_files import read_raw_mask
 from src.data.mask_decoding import MaskDecoding
+from src.storage.image_files import opened, read_raw_mask
+from src.storage.image_files import read_label as read_label_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 # label files found beside an image: <stem>_label / <stem>_mask, or eliret's NNNx -> NNNy
@@ -67,18 +67,14 @@ def read_image(path: Path, channels: int, max_pixels: int) -> InputImage:
     """The image as (C, H, W) in [0, 1] with the checkpoint's channel count: RGB(A) -> gray by
     luminance, gray -> RGB by repetition, 16-bit scaled by 65535. Raises RefusedImage."""
     try:
-        with Image.open(path) as image:
+        with opened(path) as image:
             width, height = image.size  # read from the header, before decoding any pixel
             if width * height > max_pixels:
                 raise RefusedImage(f"{width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels}")
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image.load()
+            image.load()
             array, note = _to_array(image, channels)
-    except RefusedImage:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-        raise RefusedImage(f"unreadable ({err})") from err
+    except UserInputError as err:  # a prediction run lists an unreadable file and goes on
+        raise RefusedImage(f"unreadable ({err.__cause__})") from err
     return InputImage(path, torch.from_numpy(array), note)
 
 
@@ -119,8 +115,7 @@ def read_folder_label(path: Path, data: Mapping[str, Any]) -> torch.Tensor:
 def read_label(path: Path, task: str, foreground: str) -> torch.Tensor:
     """(H, W) long: for one-channel tasks 1 where the label is bright (``foreground=bright``) or
     dark (``dark``: membrane labels mark membranes black); class indices for multi-class."""
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("L") if image.mode not in ("L", "P") else image)
+    array = read_label_file(path)
     if task == "multiclass":
         return torch.from_numpy(array.astype(np.int64))
     bright = array > 127
