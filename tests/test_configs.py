@@ -75,8 +75,10 @@ def test_logger_options_instantiate(make_cfg, logger: str) -> None:
 
 
 @pytest.mark.parametrize("preset", [f"experiment={e}" for e in options("experiment")] + [f"debug={d}" for d in options("debug")])
-def test_presets_compose(make_cfg, preset: str) -> None:
+def test_presets_compose(make_cfg, data_root: Path, preset: str) -> None:
     cfg = make_cfg("train", preset)
+    if cfg.data._target_.endswith("FolderDataModule") and not (data_root / "folder").is_dir():  # its own data, whatever ran first
+        write_folder(data_root / "folder", n=10)
     build_model(cfg, build_datamodule(cfg))
 
 
