@@ -100,8 +100,15 @@ def _finished(process: subprocess.Popen, deadline: float) -> subprocess.Complete
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+_RAN: list[Campaign] = []
+
+
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
+    # once per process: pytest-xdist may tear a module fixture down between two of its tests (a
+    # worker that waits for more tests tears everything down), and the jobs must not run twice
+    if _RAN:
+        return _RAN[0]
     _scheduler_or_skip()
     script, sweep_command = _doc_blocks()
     root = tmp_path_factory.mktemp("slurm")
@@ -163,6 +170,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
         local_root=local_root,
     )
     campaign.notes["signalled_after_epochs"] = signalled_after
+    _RAN.append(campaign)
     return campaign
 
 
