@@ -11,12 +11,21 @@ from omegaconf import MISSING
 
 
 @dataclass
-class EliretDataSchema:
-    _target_: str = "src.data.eliret.EliretDataModule"
+class DataSchema:
+    """What every data set takes: its folder and the loader's settings."""
+
+    _target_: str = MISSING
     data_dir: str = MISSING
-    batch_size: int = 10
+    batch_size: int = MISSING
     num_workers: int = 0
     pin_memory: bool = False
+
+
+@dataclass
+class GeneratedEliretSchema(DataSchema):
+    """The generated eliret sets' shared settings (the segmentation set's values)."""
+
+    batch_size: int = 10
     image_size: int = 32
     # generate the set when data_dir is empty (a folder with the original download is used as is)
     generate: bool = True
@@ -26,35 +35,31 @@ class EliretDataSchema:
     max_offset: float = 0.0
     max_rotation: float = 0.0
     generator_seed: int = 0
-    occluders: int = 0
+    occluders: int = 0  # > 0: gray bars drawn over every image (experiment=eliret_early_exit_hard)
+
+
+@dataclass
+class EliretDataSchema(GeneratedEliretSchema):
+    _target_: str = "src.data.eliret.EliretDataModule"
     augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
     test_split: str = "test"  # test | maior (the six larger 72x88 / 80x88 images, scored one per batch)
 
 
 @dataclass
-class EliretClsDataSchema:
+class EliretClsDataSchema(GeneratedEliretSchema):
+    """Harder than the segmentation set: noisier, off-centre, 2000 images per class."""
+
     _target_: str = "src.data.classification.EliretShapeDataModule"
-    data_dir: str = MISSING
     batch_size: int = 64
-    num_workers: int = 0
-    pin_memory: bool = False
-    image_size: int = 32
-    generate: bool = True
     n_per_class: int = 2000
     noise: float = 0.2
     max_offset: float = 1.0
-    max_rotation: float = 0.0
-    generator_seed: int = 0
-    occluders: int = 0  # > 0: gray bars drawn over every image (experiment=eliret_early_exit_hard)
 
 
 @dataclass
-class FolderDataSchema:
+class FolderDataSchema(DataSchema):
     _target_: str = "src.data.folder.FolderDataModule"
-    data_dir: str = MISSING
     batch_size: int = 8
-    num_workers: int = 0
-    pin_memory: bool = False
     image_size: int | None = None  # resize every image to this square side; or
     crop_size: int | None = None  # train on random crops at native resolution, evaluate whole images in tiles of this side
     classes: int = 2  # 2: binary (one output channel); N > 2: mask values 0..N-1 or a palette PNG's indices
@@ -70,12 +75,9 @@ class FolderDataSchema:
 
 
 @dataclass
-class MembraneDataSchema:
+class MembraneDataSchema(DataSchema):
     _target_: str = "src.data.membrane.MembraneDataModule"
-    data_dir: str = MISSING
     batch_size: int = 4
-    num_workers: int = 0
-    pin_memory: bool = False
     image_size: int = 128  # the original study; 512 is full resolution
     label_resize: str = (
         "majority"  # majority: the class of most pixels an output pixel covers | centre: the pixel at its centre (PIL NEAREST, the original study)
@@ -91,12 +93,9 @@ class MembraneDataSchema:
 
 
 @dataclass
-class PetDataSchema:
+class PetDataSchema(DataSchema):
     _target_: str = "src.data.pet.PetDataModule"
-    data_dir: str = MISSING
     batch_size: int = 16
-    num_workers: int = 0
-    pin_memory: bool = False
     image_size: int = 128  # the original study
     classes: int = 3  # 3: background 0, pet 1, border 2; 2: pet (border folded in) vs rest
     split: str = "random"  # random: 80/10/10 by split_seed (the original study) | official: trainval/test lists
@@ -106,12 +105,9 @@ class PetDataSchema:
 
 
 @dataclass
-class PetClsDataSchema:
+class PetClsDataSchema(DataSchema):
     _target_: str = "src.data.classification.PetClassificationDataModule"
-    data_dir: str = MISSING
     batch_size: int = 32
-    num_workers: int = 0
-    pin_memory: bool = False
     image_size: int = 128
     target: str = "species"
     split: str = "random"
@@ -120,12 +116,9 @@ class PetClsDataSchema:
 
 
 @dataclass
-class ShortcutDataSchema:
+class ShortcutDataSchema(DataSchema):
     _target_: str = "src.data.shortcut.ShortcutDataModule"
-    data_dir: str = MISSING
     batch_size: int = 20
-    num_workers: int = 0
-    pin_memory: bool = False
     image_size: int = 32
     generate: bool = True
     n_train: int = 200
