@@ -19,9 +19,9 @@ install: $(STAMP)
 train: install
 	$(BIN)/python -m src.train $(ARGS)
 
-## the whole suite, slow tests included (what CI runs), on two workers (pytest-xdist; under 10 min on 2 cores)
+## the whole suite, slow tests included (what CI runs); `ARGS="-n 2 --dist loadgroup"` tries two pytest-xdist workers
 test: install
-	$(BIN)/python -m pytest -m "" -n 2 --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest -m "" $(ARGS)
 
 ## the unit tests only, on tiny tensors (the default of a bare `pytest`; about a minute on 2 cores)
 test-fast: install
