@@ -8,8 +8,11 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -18,6 +21,8 @@ from omegaconf import DictConfig, open_dict
 
 from src.config.compose import compose_config as compose_run
 from src.reduction.round_outputs import read_masks
+
+T = TypeVar("T")
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one thread each, children included
@@ -35,9 +40,47 @@ CONF = ROOT / "conf"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # the end-to-end tests first: under pytest-xdist the long ones start early and the unit tests
-    # fill the workers' ends (a stable sort: file order otherwise)
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # the tests whose runs start with the suite (below) last, then the end-to-end tests first:
+    # under pytest-xdist the long ones start early and the unit tests fill the workers' ends (a
+    # stable sort: file order otherwise)
+    items.sort(key=lambda item: (item.get_closest_marker("started_early") is not None, item.get_closest_marker("slow") is None))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # runs that mostly wait (on a scheduler's time limit, or on one core while the other idles)
+    # start now, beside the rest of the suite; their tests, run last, collect them. Under
+    # pytest-xdist each worker collects everything, so the worker that runs such a test starts it.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    for item in session.items:
+        marker = item.get_closest_marker("started_early")
+        if marker is not None:
+            started(getattr(item.module, marker.args[0]), session.config._tmp_path_factory)  # the tmp_path_factory fixture's object
+
+
+def started(start: Callable[[pytest.TempPathFactory], Callable[[], T]], tmp_path_factory: pytest.TempPathFactory) -> Future[T]:
+    """Once per process: ``start`` launches its runs (a skip or a failure is kept for the test),
+    and the function it returns gathers them on a daemon thread (pytest exits without it)."""
+    # kept on the test module's function: this file is imported twice, as `conftest` by pytest
+    # and as `tests.conftest` by tests, so a registry here would exist twice
+    if hasattr(start, "future"):
+        return start.future
+    future: Future[T] = Future()
+    start.future = future
+    try:
+        gather = start(tmp_path_factory)
+    except BaseException as error:  # a skip too (no scheduler here): the test raises it
+        future.set_exception(error)
+        return future
+
+    def run() -> None:
+        try:
+            future.set_result(gather())
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, name=start.__name__, daemon=True).start()
+    return future
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,9 @@ does): docs/cluster.md's sweep and batch script as written, DDP across a job's t
 outside Slurm, a pre-empted job and a sweep job past its time limit that requeue and resume to the
 uninterrupted results, and a job the scheduler refuses.
 
-All the jobs are started together by one fixture (the node offers more CPUs than the machine has,
-so they run side by side) and each test checks its part. Without ``sbatch`` the tests skip; in CI
+All the jobs are started together when the suite starts (tests/conftest.py; the node offers more
+CPUs than the machine has, so they run side by side, beside the other tests) and each test, run
+last, checks its part. Without ``sbatch`` the tests skip; in CI
 (``CI=true``) a missing scheduler fails them instead.
 """
 
@@ -18,16 +19,17 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, compose_config, logged_epochs, run_cli
+from tests.conftest import ROOT, compose_config, logged_epochs, run_cli, started
 from tests.test_docs_examples import BLOCK
 
 # one worker runs the whole module under pytest-xdist: its jobs share one campaign fixture
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm"), pytest.mark.started_early("start_campaign")]
 HERE = Path(__file__).parent
 HASH = re.compile(r"reduction round (\d+): masks sha256 ([0-9a-f]{64}) \(rank (\d+) of (\d+)\)")
 TIMING = {"fit_seconds", "relevance_seconds"}
@@ -100,15 +102,9 @@ def _finished(process: subprocess.Popen, deadline: float) -> subprocess.Complete
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-_RAN: list[Campaign] = []
-
-
-@pytest.fixture(scope="module")
-def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
-    # once per process: pytest-xdist may tear a module fixture down between two of its tests (a
-    # worker that waits for more tests tears everything down), and the jobs must not run twice
-    if _RAN:
-        return _RAN[0]
+def start_campaign(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Campaign]:
+    """Submit every job now; the function returned gathers them. Most of the campaign is waiting
+    on the scheduler (a job held until its time limit), so the conftest starts it with the suite."""
     _scheduler_or_skip()
     script, sweep_command = _doc_blocks()
     root = tmp_path_factory.mktemp("slurm")
@@ -137,10 +133,12 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
     sweep_args = _arguments(sweep_command)
     timed_out_args = [a if a != "seed=0,1" else "seed=0" for a in sweep_args] + [
         # in its first run the job waits at epoch 1 (epoch 0's checkpoint written) until Slurm's
-        # signal comes: 40 s before the 2 min limit, and up to 60 s earlier (Slurm's resolution)
+        # signal comes: 40 s before the 3 min limit, and up to 60 s earlier (Slurm's resolution),
+        # so at least 80 s in, time enough to reach epoch 1 beside the rest of the suite (the
+        # wait overlaps the other tests)
         "+callbacks.stall._target_=killpoints.StallUntilRequeued",
         "+callbacks.stall.epoch=1",
-        "hydra.launcher.timeout_min=2",
+        "hydra.launcher.timeout_min=3",
         "hydra.launcher.signal_delay_s=40",
         "hydra.launcher.max_num_timeout=2",
     ]
@@ -149,29 +147,37 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
     ddp_job, preempted_job = submit(), submit()
     local = python("src.train", *_arguments(script), cwd=ROOT, extra={"PROJECT_ROOT": str(local_root), "SALSEG_DATA_DIR": str(root / "data")})
 
-    # pre-empt the second job once it has logged 3 epochs, then wait for its requeued run
-    preempted_run = root / "outputs" / "train" / "runs" / f"slurm-{preempted_job}.0"
-    while logged_epochs(preempted_run) < 3:
-        assert time.time() < deadline, f"job {preempted_job} logged no 3 epochs: {_job_state(preempted_job)}"
-        assert _job_state(preempted_job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), _job_state(preempted_job)
-        time.sleep(0.5)
-    subprocess.run(["scancel", "--signal=USR1", preempted_job], check=True)
-    signalled_after = logged_epochs(preempted_run)
+    def gather() -> Campaign:
+        # pre-empt the second job once it has logged 3 epochs, then wait for its requeued run
+        preempted_run = root / "outputs" / "train" / "runs" / f"slurm-{preempted_job}.0"
+        while logged_epochs(preempted_run) < 3:
+            assert time.time() < deadline, f"job {preempted_job} logged no 3 epochs: {_job_state(preempted_job)}"
+            assert _job_state(preempted_job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), _job_state(preempted_job)
+            time.sleep(0.5)
+        subprocess.run(["scancel", "--signal=USR1", preempted_job], check=True)
+        signalled_after = logged_epochs(preempted_run)
+        campaign = Campaign(
+            root=root,
+            sweep=_finished(sweep, deadline),
+            timed_out_sweep=_finished(timed_out, deadline),
+            ddp_job=ddp_job,
+            ddp_state=_wait_for_job(ddp_job, deadline),
+            preempted_job=preempted_job,
+            preempted_state=_wait_for_job(preempted_job, deadline),
+            local_ddp=_finished(local, deadline),
+            local_root=local_root,
+        )
+        campaign.notes["signalled_after_epochs"] = signalled_after
+        return campaign
 
-    campaign = Campaign(
-        root=root,
-        sweep=_finished(sweep, deadline),
-        timed_out_sweep=_finished(timed_out, deadline),
-        ddp_job=ddp_job,
-        ddp_state=_wait_for_job(ddp_job, deadline),
-        preempted_job=preempted_job,
-        preempted_state=_wait_for_job(preempted_job, deadline),
-        local_ddp=_finished(local, deadline),
-        local_root=local_root,
-    )
-    campaign.notes["signalled_after_epochs"] = signalled_after
-    _RAN.append(campaign)
-    return campaign
+    return gather
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
+    # started with the suite (the conftest); under pytest-xdist, whose worker may tear a module
+    # fixture down between two of its tests, it starts here, once
+    return started(start_campaign, tmp_path_factory).result()
 
 
 def _metrics(run: Path) -> dict[str, float]:

@@ -9,7 +9,8 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -41,9 +42,10 @@ def _rounds(run: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(file)]
 
 
-def _train(root: Path, run: Path, *args: str) -> None:
+def _train(root: Path, run: Path, *args: str) -> Path:
     result = run_cli("src.train", *RUN, f"paths.data_dir={root / 'data'}", f"hydra.run.dir={run}", *args, project_root=root, env={"PYTHONPATH": str(HERE)})
     assert result.returncode == 0, result.stderr[-3000:]
+    return run
 
 
 def _killed_then_resumed(root: Path, point: str, epoch: int) -> Path:
@@ -66,13 +68,21 @@ def _killed_then_resumed(root: Path, point: str, epoch: int) -> Path:
     return run
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[Path]]:
+    """The uninterrupted run every resumed one ends like, run once for the module on a thread: the
+    first test that asks for it runs its killed runs beside it."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(_train, root, root / "run")
+
+
 @pytest.mark.slow
-def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
-    full = tmp_path / "uninterrupted"
-    _train(tmp_path, full)
+def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(tmp_path: Path, uninterrupted: Future[Path]) -> None:
     points = [("fit", 3), ("relevance", 3), ("checkpoint", 3)]  # all in round 2
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda p: _killed_then_resumed(tmp_path, *p), points))
+    full = uninterrupted.result()
     for (point, _), run in zip(points, runs, strict=True):
         assert json.loads((run / "metrics.json").read_text()) == json.loads((full / "metrics.json").read_text()), point
         assert _rounds(run) == _rounds(full), point
@@ -87,15 +97,13 @@ def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_to_the_same_result(tmp_path: Path) -> None:
+def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_to_the_same_result(tmp_path: Path, uninterrupted: Future[Path]) -> None:
     """The writer dies mid-write of epoch 3's checkpoints (round 1's last epoch) while training
     is already in epoch 4 on round 2's reduced set: the resume starts from epoch 2's checkpoint."""
-    with ThreadPoolExecutor(2) as pool:
-        full = pool.submit(_train, tmp_path, tmp_path / "uninterrupted")
-        run = _killed_then_resumed(tmp_path, "background", 3)
-        full.result()
-    assert json.loads((run / "metrics.json").read_text()) == json.loads((tmp_path / "uninterrupted" / "metrics.json").read_text())
-    assert _rounds(run) == _rounds(tmp_path / "uninterrupted")
+    run = _killed_then_resumed(tmp_path, "background", 3)
+    full = uninterrupted.result()
+    assert json.loads((run / "metrics.json").read_text()) == json.loads((full / "metrics.json").read_text())
+    assert _rounds(run) == _rounds(full)
     record = json.loads((run / "run.json").read_text())
     assert record["resumed"][0]["from_checkpoint"].endswith("last.ckpt")
     assert not list((run / "checkpoints").glob(".*.tmp")), "a killed checkpoint write left its temporary file"
@@ -111,29 +119,26 @@ def _readme_resume_command() -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(tmp_path: Path) -> None:
+def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(tmp_path: Path, uninterrupted: Future[Path]) -> None:
     """SIGKILLed from outside once it has logged 3 epochs, then the README's line with the same
     overrides: the run goes on in its own dir and ends with the uninterrupted run's results."""
     args = (*RUN, f"paths.data_dir={tmp_path / 'data'}")
     runs = tmp_path / "outputs" / "train" / "runs"
     env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path)}
-    with ThreadPoolExecutor(1) as pool:
-        full = pool.submit(_train, tmp_path / "reference", tmp_path / "reference" / "uninterrupted")
-        killed = subprocess.Popen([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 600
-        while not any(logged_epochs(run) >= 3 for run in runs.glob("*")):
-            assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
-            time.sleep(0.2)
-        killed.kill()
-        killed.wait()
-        (run,) = runs.iterdir()
-        assert not (run / "metrics.json").exists()
-        resumed = run_cli("src.train", *_readme_resume_command(), *args, project_root=tmp_path)
-        full.result()
+    killed = subprocess.Popen([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while not any(logged_epochs(run) >= 3 for run in runs.glob("*")):
+        assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    killed.kill()
+    killed.wait()
+    (run,) = runs.iterdir()
+    assert not (run / "metrics.json").exists()
+    resumed = run_cli("src.train", *_readme_resume_command(), *args, project_root=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [p.name for p in runs.iterdir()] == [run.name], "the resume made a new run dir"
     assert f"ckpt_path=last: resuming {run}" in resumed.stderr
-    reference = tmp_path / "reference" / "uninterrupted"
+    reference = uninterrupted.result()
     assert json.loads((run / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
     assert _rounds(run) == _rounds(reference)
     assert len(json.loads((run / "run.json").read_text())["resumed"]) == 1
