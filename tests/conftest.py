@@ -113,15 +113,17 @@ def make_cfg(tmp_path: Path, data_root: Path) -> Callable[..., DictConfig]:
 def run_cli(module: str, *args: str, project_root: Path, timeout: int = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <args>`` as a user would, with outputs and data under ``project_root``
     (``env``: extra environment variables)."""
-    env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(project_root), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=_cli_env(project_root, env), capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(module: str, *args: str, project_root: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``run_cli``'s run, started and not waited for (its stdout dropped, its stderr kept)."""
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.Popen(command, cwd=ROOT, env=_cli_env(project_root, env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _cli_env(project_root: Path, env: dict[str, str] | None) -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(project_root), **(env or {})}
 
 
 def logged_epochs(run: Path) -> int:

@@ -1,9 +1,7 @@
 """Training end to end through the composed config (the public entry point minus the CLI)."""
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import torch
 from src.jobs.evaluation import evaluate
 from src.storage.checkpoints import load_module
 from src.train import train
-from tests.conftest import ROOT, started
+from tests.conftest import start_cli, started
 
 ONCE = ("reduction=none",)
 DEBUG = (*ONCE, "trainer.max_epochs=2", "trainer.limit_train_batches=3")
@@ -107,12 +105,9 @@ def start_unet_and_fcn(tmp_path_factory: pytest.TempPathFactory) -> Callable[[],
 
     def start(model: str) -> subprocess.Popen:
         run = root / model
+        # each its own data dir: two runs generating one dir side by side would race (it takes well under a second)
         overrides = (*ONCE, "trainer.max_epochs=150", f"paths.data_dir={run / 'data'}", "torch_threads=1", "logger=none", f"hydra.run.dir={run}")
-        env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(root)}
-        choice = "model=unet" if model == "unet" else "experiment=eliret_fcn"
-        return subprocess.Popen(
-            [sys.executable, "-m", "src.train", *overrides, choice], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        return start_cli("src.train", *overrides, "model=unet" if model == "unet" else "experiment=eliret_fcn", project_root=root)
 
     runs = {model: start(model) for model in ("unet", "fcn")}
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, logged_epochs, run_cli
+from conftest import ROOT, logged_epochs, run_cli, start_cli
 
 HERE = Path(__file__).parent
 # 3 rounds of 2 epochs, dropout (fcn), shift augmentation and smoothgrad's noise: every random
@@ -124,8 +121,7 @@ def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(tmp_path: P
     overrides: the run goes on in its own dir and ends with the uninterrupted run's results."""
     args = (*RUN, f"paths.data_dir={tmp_path / 'data'}")
     runs = tmp_path / "outputs" / "train" / "runs"
-    env = {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(tmp_path)}
-    killed = subprocess.Popen([sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killed = start_cli("src.train", *args, project_root=tmp_path)
     deadline = time.time() + 600
     while not any(logged_epochs(run) >= 3 for run in runs.glob("*")):
         assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
