@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,22 +66,54 @@ def _killed_then_resumed(root: Path, point: str, epoch: int) -> Path:
     return run
 
 
+def _readme_resume_command() -> list[str]:
+    """The README's resume line, `python -m src.train ckpt_path=last ...`, as its words."""
+    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("**Resume**"))
+    (command,) = re.findall(r"`(python -m src\.train [^`]*)`", line)
+    words = command.split()
+    assert words[:3] == ["python", "-m", "src.train"] and words[-1] == "...", command
+    return words[3:-1]
+
+
+def _killed_from_outside_then_resumed_by_the_readmes_line(root: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    """SIGKILLed from outside once it has logged 3 epochs, then the README's line with the same overrides."""
+    args = (*RUN, f"paths.data_dir={root / 'data'}")
+    runs = root / "outputs" / "train" / "runs"
+    killed = start_cli("src.train", *args, project_root=root)
+    deadline = time.time() + 600
+    while not any(logged_epochs(run) >= 3 for run in runs.glob("*")):
+        assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    killed.kill()
+    killed.wait()
+    (run,) = runs.iterdir()
+    assert not (run / "metrics.json").exists()
+    return run, run_cli("src.train", *_readme_resume_command(), *args, project_root=root)
+
+
+POINTS = [("fit", 3), ("relevance", 3), ("checkpoint", 3)]  # all in round 2
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[Path]]:
-    """The uninterrupted run every resumed one ends like, run once for the module on a thread: the
-    first test that asks for it runs its killed runs beside it."""
-    root = tmp_path_factory.mktemp("uninterrupted")
-    with ThreadPoolExecutor(1) as pool:
-        yield pool.submit(_train, root, root / "run")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future]]:
+    """Every run of the module, two at a time (each has one torch thread): the uninterrupted run,
+    runs killed at each point and resumed, and the README's resume; each test waits for its own."""
+    root = {name: tmp_path_factory.mktemp(name) for name in ("uninterrupted", "killed", "background", "readme")}
+    with ThreadPoolExecutor(2) as pool:
+        futures = {"uninterrupted": pool.submit(_train, root["uninterrupted"], root["uninterrupted"] / "run")}
+        futures |= {point: pool.submit(_killed_then_resumed, root["killed"], point, epoch) for point, epoch in POINTS}
+        futures["background"] = pool.submit(_killed_then_resumed, root["background"], "background", 3)
+        futures["readme"] = pool.submit(_killed_from_outside_then_resumed_by_the_readmes_line, root["readme"])
+        yield futures
+        for future in futures.values():
+            future.cancel()
 
 
 @pytest.mark.slow
-def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(tmp_path: Path, uninterrupted: Future[Path]) -> None:
-    points = [("fit", 3), ("relevance", 3), ("checkpoint", 3)]  # all in round 2
-    with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda p: _killed_then_resumed(tmp_path, *p), points))
-    full = uninterrupted.result()
-    for (point, _), run in zip(points, runs, strict=True):
+def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(runs: dict[str, Future]) -> None:
+    full = runs["uninterrupted"].result()
+    for point, _ in POINTS:
+        run = runs[point].result()
         assert json.loads((run / "metrics.json").read_text()) == json.loads((full / "metrics.json").read_text()), point
         assert _rounds(run) == _rounds(full), point
         for round_dir in sorted((full / "reduction").glob("round_*")):
@@ -94,11 +127,10 @@ def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_to_the_same_result(tmp_path: Path, uninterrupted: Future[Path]) -> None:
+def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_to_the_same_result(runs: dict[str, Future]) -> None:
     """The writer dies mid-write of epoch 3's checkpoints (round 1's last epoch) while training
     is already in epoch 4 on round 2's reduced set: the resume starts from epoch 2's checkpoint."""
-    run = _killed_then_resumed(tmp_path, "background", 3)
-    full = uninterrupted.result()
+    run, full = runs["background"].result(), runs["uninterrupted"].result()
     assert json.loads((run / "metrics.json").read_text()) == json.loads((full / "metrics.json").read_text())
     assert _rounds(run) == _rounds(full)
     record = json.loads((run / "run.json").read_text())
@@ -106,35 +138,15 @@ def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_
     assert not list((run / "checkpoints").glob(".*.tmp")), "a killed checkpoint write left its temporary file"
 
 
-def _readme_resume_command() -> list[str]:
-    """The README's resume line, `python -m src.train ckpt_path=last ...`, as its words."""
-    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("**Resume**"))
-    (command,) = re.findall(r"`(python -m src\.train [^`]*)`", line)
-    words = command.split()
-    assert words[:3] == ["python", "-m", "src.train"] and words[-1] == "...", command
-    return words[3:-1]
-
-
 @pytest.mark.slow
-def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(tmp_path: Path, uninterrupted: Future[Path]) -> None:
+def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(runs: dict[str, Future]) -> None:
     """SIGKILLed from outside once it has logged 3 epochs, then the README's line with the same
     overrides: the run goes on in its own dir and ends with the uninterrupted run's results."""
-    args = (*RUN, f"paths.data_dir={tmp_path / 'data'}")
-    runs = tmp_path / "outputs" / "train" / "runs"
-    killed = start_cli("src.train", *args, project_root=tmp_path)
-    deadline = time.time() + 600
-    while not any(logged_epochs(run) >= 3 for run in runs.glob("*")):
-        assert killed.poll() is None and time.time() < deadline, "the run ended before it could be killed"
-        time.sleep(0.2)
-    killed.kill()
-    killed.wait()
-    (run,) = runs.iterdir()
-    assert not (run / "metrics.json").exists()
-    resumed = run_cli("src.train", *_readme_resume_command(), *args, project_root=tmp_path)
+    run, resumed = runs["readme"].result()
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert [p.name for p in runs.iterdir()] == [run.name], "the resume made a new run dir"
+    assert [p.name for p in run.parent.iterdir()] == [run.name], "the resume made a new run dir"
     assert f"ckpt_path=last: resuming {run}" in resumed.stderr
-    reference = uninterrupted.result()
+    reference = runs["uninterrupted"].result()
     assert json.loads((run / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
     assert _rounds(run) == _rounds(reference)
     assert len(json.loads((run / "run.json").read_text())["resumed"]) == 1
