@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -24,16 +25,20 @@ from src.reduction.round_outputs import read_masks
 
 T = TypeVar("T")
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `make test` runs two workers on two cores: one thread each, children included
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
+# the suite keeps two things running on two cores (the main thread and the started_early lane
+# below, or two pytest-xdist workers): one thread each, children included. Two OpenMP teams on two
+# cores spin against each other (the quick bench took 99 s instead of 13).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # hermetic: a developer's shell may export these (HYDRA_FULL_ERROR while debugging Hydra, SLURM_*
 # inside an allocation); the tests and every child process they start run as a user's shell would
 for name in [k for k in os.environ if k == "HYDRA_FULL_ERROR" or (k.startswith("SLURM_") and k != "SLURM_CONF")]:
     del os.environ[name]
+# what child processes started off the main thread see: not a variable that a test running
+# meanwhile on the main thread has set with monkeypatch (SLURM_JOB_ID, a PATH with a fake scontrol)
+SESSION_ENV = dict(os.environ)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -48,19 +53,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     # runs that mostly wait (on a scheduler's time limit, or on one core while the other idles)
-    # start now, beside the rest of the suite; their tests, run last, collect them. Under
-    # pytest-xdist each worker collects everything, so the worker that runs such a test starts it.
+    # start now, beside the rest of the suite; their tests, run last, collect them. The
+    # `serial=True` ones share one lane, one after another (`first=True` ones at its head), so
+    # the suite keeps about two things running on two cores. Under pytest-xdist each worker
+    # collects everything, so the worker that runs such a test starts it.
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    for item in session.items:
-        marker = item.get_closest_marker("started_early")
-        if marker is not None:
-            started(getattr(item.module, marker.args[0]), session.config._tmp_path_factory)  # the tmp_path_factory fixture's object
+    markers = [(item, item.get_closest_marker("started_early")) for item in session.items]
+    early = [(item, marker) for item, marker in markers if marker is not None]
+    early.sort(key=lambda pair: not pair[1].kwargs.get("first", False))  # stable: item order otherwise
+    lane = serial_lane()
+    for item, marker in early:
+        start = getattr(item.module, marker.args[0])
+        started(start, session.config._tmp_path_factory, lane if marker.kwargs.get("serial") else None)  # the tmp_path_factory fixture's object
 
 
-def started(start: Callable[[pytest.TempPathFactory], Callable[[], T]], tmp_path_factory: pytest.TempPathFactory) -> Future[T]:
-    """Once per process: ``start`` launches its runs (a skip or a failure is kept for the test),
-    and the function it returns gathers them on a daemon thread (pytest exits without it)."""
+def serial_lane() -> Callable[[Callable[[], None]], None]:
+    """A daemon thread that runs the jobs put on it one after another (pytest exits without it)."""
+    jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def work() -> None:
+        while True:
+            jobs.get()()
+
+    threading.Thread(target=work, name="started_early lane", daemon=True).start()
+    return jobs.put
+
+
+def started(
+    start: Callable[[pytest.TempPathFactory], Callable[[], T]],
+    tmp_path_factory: pytest.TempPathFactory,
+    lane: Callable[[Callable[[], None]], None] | None = None,
+) -> Future[T]:
+    """Once per process: ``start`` launches its runs or only prepares them (a skip or a failure is
+    kept for the test), and the function it returns does the rest, on ``lane`` or on a daemon
+    thread of its own (pytest exits without it)."""
     # kept on the test module's function: this file is imported twice, as `conftest` by pytest
     # and as `tests.conftest` by tests, so a registry here would exist twice
     if hasattr(start, "future"):
@@ -79,8 +106,22 @@ def started(start: Callable[[pytest.TempPathFactory], Callable[[], T]], tmp_path
         except BaseException as error:
             future.set_exception(error)
 
-    threading.Thread(target=run, name=start.__name__, daemon=True).start()
+    if lane is None:
+        threading.Thread(target=run, name=start.__name__, daemon=True).start()
+    else:
+        lane(run)
     return future
+
+
+def in_own_dir(body: Callable[[Path], T]) -> Callable[[pytest.TempPathFactory], Callable[[], T]]:
+    """A start function for ``started`` that only prepares: ``body`` runs later, in a fresh dir."""
+
+    def start(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], T]:
+        path = tmp_path_factory.mktemp(body.__name__)
+        return lambda: body(path)
+
+    start.__name__ = start.__qualname__ = body.__name__
+    return start
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +164,12 @@ def start_cli(module: str, *args: str, project_root: Path, env: dict[str, str] |
 
 
 def _cli_env(project_root: Path, env: dict[str, str] | None) -> dict[str, str]:
-    return {**os.environ, "WANDB_MODE": "offline", "PROJECT_ROOT": str(project_root), **(env or {})}
+    return {**child_env(), "WANDB_MODE": "offline", "PROJECT_ROOT": str(project_root), **(env or {})}
+
+
+def child_env() -> dict[str, str]:
+    """The environment a child process starts with: the session's, off the main thread."""
+    return dict(os.environ if threading.current_thread() is threading.main_thread() else SESSION_ENV)
 
 
 def logged_epochs(run: Path) -> int:

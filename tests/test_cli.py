@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 
 from src.data.eliret_generator import EliretSpec, generate
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, in_own_dir, run_cli, started
 
 
 def run_dirs(root: Path, task: str = "train") -> list[Path]:
     return sorted((root / "outputs" / task / "runs").iterdir())
 
 
-@pytest.mark.slow
-def test_train_then_eval_from_the_command_line(tmp_path: Path) -> None:
+@in_own_dir
+def train_then_eval(tmp_path: Path) -> None:
+    """``src.train`` then ``src.eval`` on its checkpoint, from the command line."""
     result = run_cli("src.train", "debug=fast", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "data" / "eliret" / "treino.csv").exists()
@@ -30,6 +31,12 @@ def test_train_then_eval_from_the_command_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     (eval_run,) = run_dirs(tmp_path, "eval")
     assert set(json.loads((eval_run / "metrics.json").read_text())) == {k for k in metrics if k.startswith("test/")}
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("train_then_eval", serial=True)
+def test_train_then_eval_from_the_command_line(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(train_then_eval, tmp_path_factory).result()
 
 
 @pytest.mark.slow
@@ -61,13 +68,20 @@ def test_corrupt_data_is_named_before_training(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
-@pytest.mark.slow
-def test_multirun_gives_each_job_its_own_dir(tmp_path: Path) -> None:
+@in_own_dir
+def multirun_of_two_models(tmp_path: Path) -> None:
+    """A two-job multirun from the command line."""
     result = run_cli("src.train", "-m", "model=unet,fcn", "debug=fast", "logger=none", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "debug" / "multiruns").iterdir()
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
     assert all((sweep / job / "metrics.json").exists() for job in ("0", "1"))
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("multirun_of_two_models", serial=True)
+def test_multirun_gives_each_job_its_own_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(multirun_of_two_models, tmp_path_factory).result()
 
 
 @pytest.mark.slow

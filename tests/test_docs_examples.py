@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env, in_own_dir, started
 
 BLOCK = re.compile(r"^```(\w+)(?: title=\"([^\"]+)\")?\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
@@ -21,9 +21,10 @@ def run_page(page: str, workdir: Path) -> None:
     """Save every titled block under its title, then run every bash block, in page order."""
     blocks = BLOCK.findall((ROOT / "docs" / page).read_text())
     assert any(language == "bash" for language, _, _ in blocks), f"{page} has no commands to run"
+    base = child_env()
     env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        **base,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{base['PATH']}",
         "PYTHONPATH": os.pathsep.join([str(workdir), str(ROOT)]),
         "PROJECT_ROOT": str(workdir),
         "WANDB_MODE": "offline",
@@ -42,13 +43,20 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.slow
-def test_the_own_data_walkthrough_runs_as_written(tmp_path: Path) -> None:
+@in_own_dir
+def own_data_walkthrough(tmp_path: Path) -> None:
+    """docs/own_data.md, run as written."""
     run_page("own_data.md", tmp_path)
     assert len(rows(tmp_path / "outputs" / "train" / "runs" / "my_cells" / "reduction" / "rounds.csv")) == 2
     predicted = rows(tmp_path / "outputs" / "my_cells_predicted" / "predictions.csv")
     assert len(predicted) == 24
     assert all((row["height"], row["width"]) == ("64", "80") and 0 <= float(row["iou"]) <= 1 for row in predicted)
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("own_data_walkthrough", serial=True)
+def test_the_own_data_walkthrough_runs_as_written(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(own_data_walkthrough, tmp_path_factory).result()
 
 
 @pytest.mark.slow

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import in_own_dir, run_cli, started
 
 from src.early_exit.policies import POLICIES
 
 
-@pytest.mark.slow
-def test_an_early_exit_sweep_report_compares_saliency_with_calibrated_confidence(tmp_path: Path) -> None:
+@in_own_dir
+def early_exit_sweep_and_report(tmp_path: Path) -> None:
+    """An early-exit sweep and its report."""
     sweep = tmp_path / "sweep"
     result = run_cli(
         "src.train",
@@ -39,3 +40,9 @@ def test_an_early_exit_sweep_report_compares_saliency_with_calibrated_confidence
     for signal in ("calibrated_confidence", "saliency_entropy", "coherence_prev"):
         assert f"| {signal} | " in text
     assert "| 0 | " in text and "ECE after" in text and " ± " in text
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("early_exit_sweep_and_report", serial=True)
+def test_an_early_exit_sweep_report_compares_saliency_with_calibrated_confidence(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(early_exit_sweep_and_report, tmp_path_factory).result()

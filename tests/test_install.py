@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import child_env, in_own_dir, started
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_the_wheel_trains_and_reports_from_outside_the_checkout(tmp_path: Path, data_root: Path) -> None:
+@in_own_dir
+def wheel_from_outside_the_checkout(tmp_path: Path) -> None:
+    """Build the wheel, install it into a fresh venv and run it from outside the checkout."""
+    data_root = tmp_path / "data"
     source = tmp_path / "source"  # build from a copy: no build/ or egg-info in the checkout
     shutil.copytree(ROOT, source, ignore=_top_level(".venv", ".git", "outputs", "data", "tests", "docs", "build"), symlinks=True)
     subprocess.run(
@@ -37,7 +40,7 @@ def test_the_wheel_trains_and_reports_from_outside_the_checkout(tmp_path: Path, 
 
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PROJECT_ROOT", "PYTHONPATH")}
+    env = {k: v for k, v in child_env().items() if k not in ("PROJECT_ROOT", "PYTHONPATH")}
     where = subprocess.run([venv / "bin" / "python", "-c", "import src; print(src.__file__)"], cwd=work, env=env, capture_output=True, text=True, check=True)
     assert str(venv) in where.stdout  # the installed package, not the checkout
 
@@ -61,6 +64,12 @@ def test_the_wheel_trains_and_reports_from_outside_the_checkout(tmp_path: Path, 
     for script, process in helps.items():
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0 and "ckpt_path" in out, f"{script}: {err[-2000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("wheel_from_outside_the_checkout", serial=True)
+def test_the_wheel_trains_and_reports_from_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(wheel_from_outside_the_checkout, tmp_path_factory).result()
 
 
 def _top_level(*names: str):

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from src.report import report
 from src.sweep_report.stats import mean_std
-from tests.conftest import compose_config, run_cli
+from tests.conftest import compose_config, in_own_dir, run_cli, started
 
 QUIET = ("callbacks.progress_bar=null", "logger=csv")
 
@@ -58,9 +58,11 @@ def test_a_sweep_summarises_itself_and_records_a_failed_job(tmp_path: Path, data
             assert row["best_epoch"] in {"0", "1"}
 
 
-@pytest.mark.slow
-def test_the_study_preset_sweeps_a_union_of_grids_and_its_report_renders(tmp_path: Path, data_root: Path) -> None:
+@in_own_dir
+def study_preset_sweep(tmp_path: Path) -> None:
+    """The study preset's sweep over a union of grids, and its report."""
     grids = "hydra.sweeper.grids=[{reduction.percentile:'50,90'},{reduction.rounds:0}]"
+    data_root = tmp_path / "data"
     result = run_cli(
         "src.train",
         "experiment=reduction_study_eliret",
@@ -93,8 +95,16 @@ def test_the_study_preset_sweeps_a_union_of_grids_and_its_report_renders(tmp_pat
 
 
 @pytest.mark.slow
-def test_the_controls_preset_reports_shifts_the_final_round_and_the_comparison_with_random(tmp_path: Path, data_root: Path) -> None:
+@pytest.mark.started_early("study_preset_sweep", serial=True)
+def test_the_study_preset_sweeps_a_union_of_grids_and_its_report_renders(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(study_preset_sweep, tmp_path_factory).result()
+
+
+@in_own_dir
+def controls_preset_sweep(tmp_path: Path) -> None:
+    """The controls preset's sweep, and its report."""
     grids = "hydra.sweeper.grids=[{reduction.method:'prediction,random'},{reduction.rounds:0}]"
+    data_root = tmp_path / "data"
     result = run_cli(
         "src.train",
         "experiment=reduction_controls_eliret",
@@ -132,7 +142,15 @@ def test_the_controls_preset_reports_shifts_the_final_round_and_the_comparison_w
 
 
 @pytest.mark.slow
-def test_an_optuna_search_runs_its_trials(tmp_path: Path, data_root: Path) -> None:
+@pytest.mark.started_early("controls_preset_sweep", serial=True)
+def test_the_controls_preset_reports_shifts_the_final_round_and_the_comparison_with_random(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(controls_preset_sweep, tmp_path_factory).result()
+
+
+@in_own_dir
+def optuna_search(tmp_path: Path) -> None:
+    """An Optuna search of three trials."""
+    data_root = tmp_path / "data"
     result = run_cli(
         "src.train",
         "hparams_search=reduction_optuna",
@@ -148,6 +166,12 @@ def test_an_optuna_search_runs_its_trials(tmp_path: Path, data_root: Path) -> No
     assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
     best = yaml.safe_load((path / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(min(float(r["val/loss"]) for r in rows), rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("optuna_search", serial=True)
+def test_an_optuna_search_runs_its_trials(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(optuna_search, tmp_path_factory).result()
 
 
 def test_a_single_seed_shows_its_mean_without_a_spread() -> None:
@@ -197,9 +221,11 @@ def table_rows(markdown: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
-@pytest.mark.slow
-def test_a_sweep_runs_through_submitit_locally(tmp_path: Path, data_root: Path) -> None:
+@in_own_dir
+def submitit_sweep(tmp_path: Path) -> None:
+    """A sweep through submitit's local launcher."""
     # the same launcher plugin as hydra/launcher=slurm, with local processes instead of sbatch
+    data_root = tmp_path / "data"
     result = run_cli(
         "src.train",
         "-m",
@@ -213,6 +239,12 @@ def test_a_sweep_runs_through_submitit_locally(tmp_path: Path, data_root: Path) 
     assert result.returncode == 0, result.stderr[-3000:]
     rows = summary_rows(sweep_dir(tmp_path))
     assert [r["status"] for r in rows] == ["ok", "ok"] and {r["overrides"].split()[-1] for r in rows} == {"seed=0", "seed=1"}
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("submitit_sweep", serial=True)
+def test_a_sweep_runs_through_submitit_locally(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(submitit_sweep, tmp_path_factory).result()
 
 
 def test_the_slurm_launcher_runs_one_task_per_device(tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def start_unet_and_fcn(tmp_path_factory: pytest.TempPathFactory) -> Callable[[],
 
 
 @pytest.mark.slow
-@pytest.mark.started_early("start_unet_and_fcn")
+@pytest.mark.started_early("start_unet_and_fcn", serial=True, first=True)
 def test_unet_beats_fcn_on_eliret_with_the_default_budget(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The original study's headline eliret result: U-Net's test MSE is well below the FCN's."""
     mse = started(start_unet_and_fcn, tmp_path_factory).result()

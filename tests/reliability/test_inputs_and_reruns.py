@@ -9,7 +9,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from conftest import CONF, run_cli
+from conftest import CONF, in_own_dir, run_cli, started
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
@@ -96,8 +96,9 @@ def test_run_dir_arguments_expand_to_the_recorded_overrides(tmp_path: Path) -> N
         expand_arguments(["train", "--rerun", str(tmp_path)])
 
 
-@pytest.mark.slow
-def test_rerun_repeats_a_run_exactly_in_a_new_dir(tmp_path: Path) -> None:
+@in_own_dir
+def rerun_in_a_new_dir(tmp_path: Path) -> None:
+    """A run and its ``--rerun``, one after the other."""
     first = run_cli("src.train", "seed=11", "reduction.rounds=2", "trainer.max_epochs=2", "logger=none", "callbacks.progress_bar=null", project_root=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     (original,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
@@ -108,3 +109,9 @@ def test_rerun_repeats_a_run_exactly_in_a_new_dir(tmp_path: Path) -> None:
     for masks in (original / "reduction").rglob("masks.npz"):
         assert (rerun / masks.relative_to(original)).read_bytes() == masks.read_bytes()
     assert (rerun / ".hydra" / "overrides.yaml").read_text() == (original / ".hydra" / "overrides.yaml").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("rerun_in_a_new_dir", serial=True)
+def test_rerun_repeats_a_run_exactly_in_a_new_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(rerun_in_a_new_dir, tmp_path_factory).result()
