@@ -39,10 +39,11 @@ def training_epoch(module: SegmentationModule, images: torch.Tensor, masks: torc
     train_epoch(module, [{"image": x, "mask": y} for x, y in batches])
 
 
-def relevance_pass(module: SegmentationModule, images: torch.Tensor, method: str) -> torch.Tensor:
-    """The reduction's own pass (``shard_masks``, one process): relevance, keep-masks at p=90."""
+def relevance_pass(module: SegmentationModule, images: torch.Tensor, method: str, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """The reduction's own pass (``shard_masks``, one process): relevance, keep-masks at p=90
+    (``targets``: the ground truth, which the oracle ranks by)."""
     present = torch.ones(len(images), *images.shape[-2:], dtype=torch.bool)
-    return shard_masks(module, images, present, 90.0, RelevanceConfig(method=method), BATCH).masks
+    return shard_masks(module, images, present, 90.0, RelevanceConfig(method=method), BATCH, targets=targets).masks
 
 
 def measure(repetitions: int, sizes: tuple[int, ...], methods: tuple[str, ...] = METHODS, train_images: int = 100) -> dict[str, object]:
@@ -50,7 +51,7 @@ def measure(repetitions: int, sizes: tuple[int, ...], methods: tuple[str, ...] =
     module = unet_module()
     images, masks = eliret_like(train_images)
     arms = {"training_epoch": lambda: training_epoch(module, images, masks)}
-    arms.update({method: (lambda m=method: relevance_pass(module, images, m)) for method in methods})
+    arms.update({method: (lambda m=method: relevance_pass(module, images, m, masks)) for method in methods})
     times = interleaved(arms, repetitions)
     epoch = median(times["training_epoch"])
     per_method = {m: {"seconds": median(times[m]), "vs_training_epoch": median(times[m]) / epoch} for m in methods}
