@@ -2,11 +2,13 @@
 
 import csv
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from src.config.errors import UserInputError
 from src.config.schemas import net_config, with_defaults
@@ -14,6 +16,7 @@ from src.data.eliret import EliretDataModule
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.models.segmentation import SegmentationModule
 from src.reduction.callback import SaliencyReduction, shard_masks
+from src.reduction.masking import fill_stored
 from src.reduction.packed import unpack
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.reduction.round_outputs import read_masks
@@ -35,7 +38,18 @@ def test_three_rounds_keep_0_9_0_81_0_729(make_cfg, tmp_path: Path) -> None:
     rows = rounds_csv(tmp_path)
     assert [int(r["round"]) for r in rows] == [1, 2, 3]
     assert [float(r["kept_fraction"]) for r in rows] == pytest.approx([0.9, 0.81, 0.729], abs=0.01)
-    for column in ("val/loss", "val/miou", "val/mdice", "val/mse", "mean_spatial_entropy", "mean_moment_of_inertia", "fit_seconds", "relevance_seconds"):
+    for column in (
+        "val/loss",
+        "val/miou",
+        "val/mdice",
+        "val/mse",
+        "mean_spatial_entropy",
+        "mean_moment_of_inertia",
+        "fit_seconds",
+        "relevance_seconds",
+        "fill_seconds",
+        "swap_seconds",
+    ):
         assert all(np.isfinite(float(r[column])) for r in rows), column
     previous = None
     for r in (1, 2, 3):
@@ -225,6 +239,26 @@ def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> 
     images = datamodule.train_set.images
     shard = shard_masks(module, images, torch.ones(len(images), 32, 32, dtype=torch.bool), 90, RelevanceConfig(), 16)
     assert hashlib.sha256(shard.masks.numpy().tobytes()).hexdigest() == digest
+
+
+@pytest.mark.slow
+def test_two_ddp_ranks_each_fill_half_and_hold_the_one_process_fill(tmp_path: Path) -> None:
+    """The impute fill split across two gloo ranks: each fills its half of the training set and
+    says so in its progress lines (the run's output is redirected), the halves are exchanged,
+    and both ranks hold the images a one-process fill of the saved masks gives."""
+    saved, _, output = ddp_reduction_round(tmp_path, "reduction.fill=impute")
+    digests = re.findall(r"reduction round 1: images sha256 ([0-9a-f]{64}) \(rank (\d) of 2\)", output)
+    assert sorted(rank for _, rank in digests) == ["0", "1"] and digests[0][0] == digests[1][0]
+    assert "reduction round 1: impute fill of 50 of 100 images on each rank: 100% (50 of 50 images" in output
+    assert re.search(r"reduction round 1: relevance \(prediction\): 100% \(\d+ of \d+ images", output)
+    assert re.search(r"reduction round 1: relevance [0-9.]+ s, fill \(impute\) [0-9.]+ s, swap [0-9.]+ s", output)
+
+    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    seed = OmegaConf.load(run / ".hydra" / "config.yaml").reduction.seed
+    datamodule = with_defaults(EliretDataModule, str(tmp_path / "data" / "eliret"))
+    datamodule.setup()
+    one_process = fill_stored(datamodule.train_set.images, torch.from_numpy(saved), "impute", noise_seed=(seed, 1))
+    assert hashlib.sha256(one_process.numpy().tobytes()).hexdigest() == digests[0][0]
 
 
 @pytest.mark.slow

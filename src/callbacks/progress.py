@@ -1,14 +1,16 @@
 """What a run shows while it trains: Lightning's tqdm bar in a terminal, one short line per epoch
 anywhere else (a Slurm log, CI, ``> run.log``), where a bar rewriting itself at every step fills
-the file with carriage-return updates."""
+the file with carriage-return updates; and the same choice for the work between epochs."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
+from rich.progress import Progress, TimeElapsedColumn
 
 from src.config.errors import UserInputError
 
@@ -72,3 +74,38 @@ def progress_bar(mode: str = "auto", refresh_rate: int = 1) -> ProgressBar:
     if mode == "bar" or (mode == "auto" and sys.stdout.isatty()):
         return TQDMProgressBar(refresh_rate=refresh_rate)
     return LinePerEpochProgressBar()
+
+
+class WorkProgress:
+    """Progress through ``total`` items of work between epochs (a reduction round's relevance
+    pass and fill): rich's bar in a terminal, else a log line at every tenth of the way, so a
+    redirected run shows that thousands of images are being worked on. ``shown=False`` (the
+    other DDP ranks) says nothing."""
+
+    def __init__(self, description: str, total: int, shown: bool = True, logger: logging.Logger | None = None) -> None:
+        self.description, self.total, self.done = description, max(total, 1), 0
+        self._log = logger or logging.getLogger(__name__)
+        self._started = time.perf_counter()
+        self._tenths = 0
+        self._bar: Progress | None = None
+        if shown and sys.stdout.isatty():
+            self._bar = Progress(*Progress.get_default_columns(), TimeElapsedColumn(), transient=True)
+            self._task = self._bar.add_task(description, total=self.total)
+            self._bar.start()
+        self._shown = shown
+
+    def advance(self, items: int) -> None:
+        self.done += items
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+        elif self._shown:
+            tenths = min(10, self.done * 10 // self.total)
+            if tenths > self._tenths:
+                self._tenths = tenths
+                seconds = time.perf_counter() - self._started
+                self._log.info("%s: %d%% (%d of %d images, %.1f s)", self.description, 10 * tenths, self.done, self.total, seconds)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from src.callbacks.progress import WorkProgress
 from src.config.errors import UserInputError
 from src.config.schemas import check_values
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
@@ -30,6 +32,8 @@ from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 
 log = logging.getLogger(__name__)
+# images filled (and exchanged between ranks) at a time: a uint8 set is never held as float all at once
+FILL_CHUNK = 256
 
 
 class SaliencyReduction(Callback):
@@ -148,7 +152,7 @@ class SaliencyReduction(Callback):
         self._original = dataset.images.clone()
         self._original_targets = dataset.masks.clone()
         if self.masks is not None:  # resumed: train on the reduced set of the checkpoint
-            self._swap_in(dataset, self.masks)
+            self._swap_in(trainer, pl_module, dataset, self.masks)
         self._round_started = time.perf_counter()
         # a checkpoint written at a round's last epoch predates that round's reduction: redo it
         if self.rounds_done < min(trainer.current_epoch // self.epochs_per_round, self.rounds):
@@ -173,12 +177,22 @@ class SaliencyReduction(Callback):
         source = dataset.images if self.cumulative else self._original
         masks, entropy, inertia, example_relevance = self._sharded_masks(trainer, pl_module, source, present)
         digest = hashlib.sha256(masks.numpy().tobytes()).hexdigest()
-        self._check_ranks_agree(trainer, digest)
+        self._check_ranks_agree(trainer, digest, "masks")
         log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, trainer.global_rank, trainer.world_size)
+        relevance_seconds = time.perf_counter() - started
 
         self.masks = masks
         self.rounds_done += 1  # before the fill: a resumed run refills with the same count
-        self._swap_in(dataset, masks)
+        filled_at = time.perf_counter()
+        images = self._filled(trainer, pl_module, masks)
+        swapped_at = time.perf_counter()
+        self._replace(dataset, images, masks)
+        seconds = {"relevance_seconds": relevance_seconds, "fill_seconds": swapped_at - filled_at, "swap_seconds": time.perf_counter() - swapped_at}
+        log.info(
+            "reduction round %d: relevance %.1f s, fill (%s) %.1f s, swap %.1f s",
+            self.rounds_done,
+            *(seconds["relevance_seconds"], self.fill, seconds["fill_seconds"], seconds["swap_seconds"]),
+        )
         row: dict[str, Any] = {
             "round": self.rounds_done,
             "kept_fraction": (masks.flatten(1).sum(1) / valid.flatten(1).sum(1)).mean().item(),
@@ -186,7 +200,7 @@ class SaliencyReduction(Callback):
             "mean_spatial_entropy": entropy.mean().item(),
             "mean_moment_of_inertia": inertia.mean().item(),
             "fit_seconds": fit_seconds,
-            "relevance_seconds": time.perf_counter() - started,
+            **seconds,
             "masks_sha256": digest[:16],
         }
         self.history.append(row)
@@ -196,16 +210,58 @@ class SaliencyReduction(Callback):
             _reinitialise(trainer, pl_module, seed=self.rounds_done)
         self._round_started = time.perf_counter()
 
-    def _swap_in(self, dataset: SegmentationTensors, masks: torch.Tensor) -> None:
+    def _swap_in(self, trainer: L.Trainer, pl_module: L.LightningModule, dataset: SegmentationTensors, masks: torch.Tensor) -> None:
+        self._replace(dataset, self._filled(trainer, pl_module, masks), masks)
+
+    def _replace(self, dataset: SegmentationTensors, images: torch.Tensor, masks: torch.Tensor) -> None:
         """The reduced training set: filled images and, with removed=ignore, targets whose
         removed pixels are the ignore index."""
-        dataset.replace_images(self._filled(masks))
+        dataset.replace_images(images)
         if self.removed == "ignore":
             dataset.replace_masks(ignoring_removed(self._original_targets, masks, self._ignore_index))
 
-    def _filled(self, masks: torch.Tensor) -> torch.Tensor:
-        # the impute noise: drawn from (seed, reductions done, image), the same after a resume
-        return fill_stored(self._original, masks, self.fill, noise_seed=(self.seed, self.rounds_done), impute_noise=self.impute_noise)
+    def _filled(self, trainer: L.Trainer, pl_module: L.LightningModule, masks: torch.Tensor) -> torch.Tensor:
+        """The original images with the removed pixels filled: each rank fills its share, on the
+        model's device, and the shares are exchanged, so every rank holds the whole set, equal
+        to a one-process fill (the impute noise of image i is drawn from the seed, the
+        reductions done and i, so it is the same after a resume and on any rank)."""
+        world, rank = trainer.world_size, trainer.global_rank
+        n, chunk = len(self._original), FILL_CHUNK
+        share = math.ceil(n / world)
+        out = torch.empty_like(self._original)
+        description = f"reduction round {self.rounds_done}: {self.fill} fill" + (f" of {share} of {n} images on each rank" if world > 1 else "")
+        progress = WorkProgress(description, min(share, n), shown=trainer.is_global_zero, logger=log)
+        try:
+            for step in range(math.ceil(share / chunk)):
+                # chunk `step` of every rank's share: [start, stop) of rank r
+                bounds = [(r * share + step * chunk, min(r * share + step * chunk + chunk, (r + 1) * share, n)) for r in range(world)]
+                start, stop = bounds[rank]
+                part, failure = torch.empty(0, *self._original.shape[1:], dtype=self._original.dtype), None
+                if stop > start:
+                    try:
+                        part = fill_stored(
+                            self._original[start:stop].to(pl_module.device),
+                            masks[start:stop].to(pl_module.device),
+                            self.fill,
+                            noise_seed=(self.seed, self.rounds_done),
+                            impute_noise=self.impute_noise,
+                            first=start,
+                        ).cpu()
+                    except Exception as error:  # re-raised below, after telling the other ranks
+                        failure = error
+                _raise_if_any_rank_failed(trainer, failure, pl_module.device, "the fill")
+                every = _gather(trainer, _padded(part, chunk, 0).to(pl_module.device)).cpu()
+                for r, (begin, end) in enumerate(bounds):
+                    if end > begin:
+                        out[begin:end] = every[r * chunk : r * chunk + end - begin]
+                progress.advance(max(0, stop - start))
+        finally:
+            progress.close()
+        if world > 1:
+            digest = hashlib.sha256(out.numpy().tobytes()).hexdigest()
+            self._check_ranks_agree(trainer, digest, "filled images")
+            log.info("reduction round %d: images sha256 %s (rank %d of %d)", self.rounds_done, digest, rank, world)
+        return out
 
     def _sharded_masks(
         self, trainer: L.Trainer, pl_module: L.LightningModule, images: torch.Tensor, present: torch.Tensor
@@ -218,6 +274,9 @@ class SaliencyReduction(Callback):
         per_rank = math.ceil(math.ceil(n / self.batch_size) / world) * self.batch_size
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
         failure: BaseException | None = None
+        mine = sum(min(self.batch_size, n - start) for start in list(range(0, n, self.batch_size))[trainer.global_rank :: world])
+        description = f"reduction round {self.rounds_done + 1}: relevance ({self.relevance.method})"
+        progress = WorkProgress(description, mine, shown=trainer.is_global_zero, logger=log)
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(20_000 + self.rounds_done)  # smoothgrad's noise: the same after a resume
             try:
@@ -234,9 +293,12 @@ class SaliencyReduction(Callback):
                     keep=self.keep,
                     round_=self.rounds_done,
                     targets=self._original_targets,
+                    progress=progress.advance,
                 )
             except Exception as error:  # re-raised below, after telling the other ranks
                 failure = error
+            finally:
+                progress.close()
         _raise_if_any_rank_failed(trainer, failure, pl_module.device)
         ids = _padded(shard.ids, per_rank, -1)
         masks = _padded(shard.masks, per_rank, 0)
@@ -253,13 +315,13 @@ class SaliencyReduction(Callback):
         return masks_out, measures_out[:, 0], measures_out[:, 1], shard.first_relevance
 
     @staticmethod
-    def _check_ranks_agree(trainer: L.Trainer, digest: str) -> None:
+    def _check_ranks_agree(trainer: L.Trainer, digest: str, what: str) -> None:
         if trainer.world_size == 1:
             return
         mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8, device=trainer.strategy.root_device)
         every = _gather(trainer, mine.unsqueeze(0)).cpu()
         if not (every == every[0]).all():
-            raise RuntimeError("reduction masks differ between ranks; the reduced training sets would diverge")
+            raise RuntimeError(f"reduction {what} differ between ranks; the reduced training sets would diverge")
 
     def _write_round(self, trainer: L.Trainer, row: dict[str, Any], masks: torch.Tensor, relevance: torch.Tensor | None, dataset: SegmentationTensors) -> None:
         round_dir = self.output_dir / f"round_{self.rounds_done:02d}"
@@ -312,10 +374,12 @@ def shard_masks(
     keep: str = "most",
     round_: int = 0,
     targets: torch.Tensor | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Shard:
     """Keep-masks for this rank's share of ``images``: relevance batch b goes to rank b % world,
     so each batch holds the same images as in a one-process run (identical numbers). ``targets``
-    (the training set's ground truth) is read by the oracle alone."""
+    (the training set's ground truth) is read by the oracle alone; ``progress`` is told each
+    batch's size once it is done."""
     n, _, height, width = images.shape
     ids, masks, entropy, inertia, first = [], [], [], [], None
     was_training = module.training
@@ -331,6 +395,8 @@ def shard_masks(
             ids.append(batch_ids)
             if start == 0:
                 first = relevance[:keep_relevance]
+            if progress is not None:
+                progress(len(batch_ids))
     finally:
         module.train(was_training)
     if not ids:  # more ranks than batches
@@ -345,15 +411,15 @@ def ignoring_removed(targets: torch.Tensor, keep: torch.Tensor, ignore_index: in
     return torch.where(keep, targets, torch.full_like(targets, ignore_index))
 
 
-def _raise_if_any_rank_failed(trainer: L.Trainer, failure: BaseException | None, device: torch.device) -> None:
+def _raise_if_any_rank_failed(trainer: L.Trainer, failure: BaseException | None, device: torch.device, stage: str = "the relevance pass") -> None:
     """Every rank learns whether any rank failed its shard, so all stop together instead of the
-    healthy ones waiting forever for the failed one's masks."""
+    healthy ones waiting forever for the failed one's share."""
     failed = torch.tensor([failure is not None], dtype=torch.uint8, device=device)
     ranks = _gather(trainer, failed.unsqueeze(0)).flatten().nonzero().flatten().tolist() if trainer.world_size > 1 else []
     if failure is not None:
         raise failure
     if ranks:
-        raise RuntimeError(f"reduction round stopped: rank(s) {', '.join(map(str, ranks))} failed in the relevance pass (their error is in their log)")
+        raise RuntimeError(f"reduction round stopped: rank(s) {', '.join(map(str, ranks))} failed in {stage} (their error is in their log)")
 
 
 def _padded(tensor: torch.Tensor, length: int, value: float) -> torch.Tensor:

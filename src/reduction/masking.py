@@ -89,14 +89,21 @@ def fill_removed(
 
 
 def fill_stored(
-    original: torch.Tensor, keep: torch.Tensor, fill: str, chunk: int = 256, noise_seed: Sequence[int] = (), impute_noise: float = 0.01
+    original: torch.Tensor,
+    keep: torch.Tensor,
+    fill: str,
+    chunk: int = 256,
+    noise_seed: Sequence[int] = (),
+    impute_noise: float = 0.01,
+    first: int = 0,
 ) -> torch.Tensor:
     """``original`` images (uint8 or float, as a data set stores them) with the removed pixels
     filled, in the same type, a chunk at a time: a uint8 set is never held as float all at once.
-    The impute fill's noise for image i is drawn from (``noise_seed``, i)."""
+    The impute fill's noise for image i is drawn from (``noise_seed``, ``first`` + i): ``first``
+    is the position of ``original[0]`` in the whole set when this is one rank's share."""
     out = torch.empty_like(original)
     for start in range(0, len(out), chunk):
         part = slice(start, start + chunk)
-        seeds = [(*noise_seed, i) for i in range(part.start, min(part.stop, len(out)))]
+        seeds = [(*noise_seed, first + i) for i in range(part.start, min(part.stop, len(out)))]
         out[part] = like_stored(fill_removed(to_unit(original[part]), keep[part], fill, seeds, impute_noise), out.dtype)
     return out

@@ -99,6 +99,7 @@ TABLE_COLUMNS = (
     ("mean_moment_of_inertia", "inertia"),
     ("fit_seconds", "fit s"),
     ("relevance_seconds", "relevance s"),
+    ("fill_seconds", "fill s"),
 )
 
 

@@ -32,7 +32,7 @@ RUN = (
     "callbacks.progress_bar=null",
     "callbacks.model_summary=null",
 )
-TIMING = {"fit_seconds", "relevance_seconds"}
+TIMING = {"fit_seconds", "relevance_seconds", "fill_seconds", "swap_seconds"}
 
 
 def _rounds(run: Path) -> list[dict[str, str]]:
