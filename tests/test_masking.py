@@ -1,4 +1,4 @@
-"""Property tests of the reduction's masking (exact quota, monotone, idempotent)."""
+"""Property tests of the reduction's masking (exact quota, monotone, idempotent) and its fills."""
 
 import math
 from decimal import Decimal
@@ -7,8 +7,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torchvision.transforms.v2 import functional as TF
 
 from src.config.errors import TrainingDiverged
+from src.reduction.blur import gaussian_blur
 from src.reduction.masking import fill_removed, keep_mask, quota
 from src.reduction.packed import pack, unpack
 
@@ -98,6 +100,31 @@ def test_fills() -> None:
     assert (fill_removed(images, keep, "zero")[~keep.unsqueeze(1).expand_as(images)] == 0).all()
     mean = fill_removed(images, keep, "mean")
     assert torch.allclose(mean[0, 1][~keep[0]], images[0, 1].mean().expand(int((~keep[0]).sum())))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 70), st.integers(2, 70), st.integers(0, 2**16), st.sampled_from([1, 3]))
+def test_the_blur_fill_equals_torchvisions_blur(height, width, seed, channels) -> None:
+    """The blur as two matrix products is torchvision's (reflect-padded) Gaussian blur, at every
+    size the fill meets (non-square ones included) and every share of removed pixels, from one
+    pixel to all of them."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(3, channels, height, width, generator=generator)
+    side = min(height, width)
+    kernel = max(3, (side // 4) | 1)
+    expected = TF.gaussian_blur(images, [kernel, kernel], [kernel / 3.0, kernel / 3.0])
+    assert (gaussian_blur(images, kernel, kernel / 3.0) - expected).abs().max() < 1e-5
+    keep = torch.ones(3, height, width, dtype=torch.bool)
+    keep[0, 0, 0] = False  # one pixel removed
+    keep[1] = torch.rand(height, width, generator=generator) < 0.05  # about 95% removed
+    keep[2] = False  # all of them
+    filled = fill_removed(images, keep, "blur")
+    assert (filled - torch.where(keep.unsqueeze(1), images, expected)).abs().max() < 1e-5
+
+
+def test_a_blur_kernel_reflect_padding_cannot_hold_is_refused() -> None:
+    with pytest.raises(ValueError, match="at most 5 wide"):
+        gaussian_blur(torch.rand(1, 1, 3, 8), 7, 2.0)
 
 
 @settings(max_examples=50, deadline=None)

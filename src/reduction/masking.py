@@ -8,10 +8,10 @@ from fractions import Fraction
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 from src.config.errors import TrainingDiverged
 from src.data.segmentation_dataset import like_stored, to_unit
+from src.reduction.blur import gaussian_blur
 from src.reduction.imputation import impute
 
 FILLS = ("zero", "mean", "blur", "impute")
@@ -82,7 +82,7 @@ def fill_removed(
     elif fill == "blur":
         side = min(images.shape[-2:])
         kernel = max(3, (side // 4) | 1)
-        background = TF.gaussian_blur(images, [kernel, kernel], [kernel / 3.0, kernel / 3.0])
+        background = gaussian_blur(images, kernel, kernel / 3.0)
     else:
         raise ValueError(f"unknown fill {fill!r}; choose one of {', '.join(FILLS)}")
     return torch.where(keep4, images, background)
