@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.transforms.v2 import functional as TF
@@ -125,6 +126,21 @@ def test_the_blur_fill_equals_torchvisions_blur(height, width, seed, channels) -
 def test_a_blur_kernel_reflect_padding_cannot_hold_is_refused() -> None:
     with pytest.raises(ValueError, match="at most 5 wide"):
         gaussian_blur(torch.rand(1, 1, 3, 8), 7, 2.0)
+
+
+def test_impute_solves_only_an_images_own_pixels_on_a_larger_canvas() -> None:
+    generator = torch.Generator().manual_seed(3)
+    alone = torch.rand(1, 3, 9, 13, generator=generator)
+    keep = torch.rand(1, 9, 13, generator=generator) < 0.4
+    canvas = torch.rand(1, 3, 16, 20, generator=generator)  # padding with values of its own
+    canvas[:, :, :9, :13] = alone
+    own = torch.zeros(1, 16, 20, dtype=torch.bool)
+    own[:, :9, :13] = True
+    filled = fill_removed(canvas, own & F.pad(keep, (0, 7, 0, 7)), "impute", valid=own)
+    assert torch.equal(filled[:, :, :9, :13], fill_removed(alone, keep, "impute"))  # as if the image were alone
+    assert torch.equal(filled[:, :, 9:], canvas[:, :, 9:]) and torch.equal(filled[..., 13:], canvas[..., 13:])  # padding untouched
+    with pytest.raises(ValueError, match="top-left corner"):
+        fill_removed(canvas, own, "impute", valid=own.flip(-1))
 
 
 @settings(max_examples=50, deadline=None)

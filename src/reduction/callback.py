@@ -227,6 +227,7 @@ class SaliencyReduction(Callback):
         reductions done and i, so it is the same after a resume and on any rank)."""
         world, rank = trainer.world_size, trainer.global_rank
         n, chunk = len(self._original), FILL_CHUNK
+        valid = trainer.datamodule.train_set.valid_pixels()  # on a shared canvas, impute solves each image's own pixels
         share = math.ceil(n / world)
         out = torch.empty_like(self._original)
         description = f"reduction round {self.rounds_done}: {self.fill} fill" + (f" of {share} of {n} images on each rank" if world > 1 else "")
@@ -246,6 +247,7 @@ class SaliencyReduction(Callback):
                             noise_seed=(self.seed, self.rounds_done),
                             impute_noise=self.impute_noise,
                             first=start,
+                            valid=valid[start:stop].to(pl_module.device),
                         ).cpu()
                     except Exception as error:  # re-raised below, after telling the other ranks
                         failure = error

@@ -58,23 +58,28 @@ def keep_mask(relevance: torch.Tensor, present: torch.Tensor, percentile: float,
 
 
 def fill_removed(
-    images: torch.Tensor, keep: torch.Tensor, fill: str, noise_seeds: Sequence[Sequence[int]] | None = None, impute_noise: float = 0.01
+    images: torch.Tensor,
+    keep: torch.Tensor,
+    fill: str,
+    noise_seeds: Sequence[Sequence[int]] | None = None,
+    impute_noise: float = 0.01,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Images (N, C, H, W) with the pixels outside ``keep`` (N, H, W) replaced.
 
     zero: 0 (the original study); mean: each image's per-channel mean; blur: a strong Gaussian blur of
     the image (kernel about a quarter of its side), so removed regions keep only coarse context;
     impute: ROAD's noisy linear imputation (no edge at the mask's border), its noise drawn per
-    image from ``noise_seeds[i]`` (default: the image's position).
+    image from ``noise_seeds[i]`` (default: the image's position). On a canvas shared by images
+    of several sizes, ``valid`` (N, H, W) marks each image's own pixels (the canvas's top-left
+    h x w): impute solves only those, as if the image were alone, and leaves the padding as it is.
     """
     keep4 = keep.unsqueeze(1)
     if fill == "impute":
         seeds = noise_seeds if noise_seeds is not None else [(i,) for i in range(len(images))]
-        filled = [
-            impute(image.double().numpy(), mask.numpy(), impute_noise, np.random.default_rng(list(seed)))
-            for image, mask, seed in zip(images.cpu(), keep.cpu(), seeds)
-        ]
-        return torch.from_numpy(np.stack(filled)).to(images.dtype)
+        owns = valid.cpu() if valid is not None else [None] * len(images)
+        filled = [_impute_own_pixels(image, mask, own, impute_noise, seed) for image, mask, own, seed in zip(images.cpu(), keep.cpu(), owns, seeds)]
+        return torch.stack(filled).to(images.dtype)
     if fill == "zero":
         background = torch.zeros_like(images)
     elif fill == "mean":
@@ -88,6 +93,17 @@ def fill_removed(
     return torch.where(keep4, images, background)
 
 
+def _impute_own_pixels(image: torch.Tensor, keep: torch.Tensor, own: torch.Tensor | None, noise: float, seed: Sequence[int]) -> torch.Tensor:
+    height, width = keep.shape
+    if own is not None:
+        height, width = int(own.any(1).sum()), int(own.any(0).sum())
+        if int(own.sum()) != height * width or not own[:height, :width].all():
+            raise ValueError("an image's own pixels must be the top-left corner of its canvas")
+    out = image.to(torch.float64, copy=True)
+    out[:, :height, :width] = torch.from_numpy(impute(out[:, :height, :width].numpy(), keep[:height, :width].numpy(), noise, np.random.default_rng(list(seed))))
+    return out
+
+
 def fill_stored(
     original: torch.Tensor,
     keep: torch.Tensor,
@@ -96,14 +112,17 @@ def fill_stored(
     noise_seed: Sequence[int] = (),
     impute_noise: float = 0.01,
     first: int = 0,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``original`` images (uint8 or float, as a data set stores them) with the removed pixels
     filled, in the same type, a chunk at a time: a uint8 set is never held as float all at once.
     The impute fill's noise for image i is drawn from (``noise_seed``, ``first`` + i): ``first``
-    is the position of ``original[0]`` in the whole set when this is one rank's share."""
+    is the position of ``original[0]`` in the whole set when this is one rank's share. ``valid``:
+    each image's own pixels on a shared canvas (``fill_removed``)."""
     out = torch.empty_like(original)
     for start in range(0, len(out), chunk):
         part = slice(start, start + chunk)
         seeds = [(*noise_seed, first + i) for i in range(part.start, min(part.stop, len(out)))]
-        out[part] = like_stored(fill_removed(to_unit(original[part]), keep[part], fill, seeds, impute_noise), out.dtype)
+        own = None if valid is None else valid[part]
+        out[part] = like_stored(fill_removed(to_unit(original[part]), keep[part], fill, seeds, impute_noise, own), out.dtype)
     return out
