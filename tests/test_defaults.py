@@ -4,6 +4,7 @@ option is composed through Hydra and checked against its class's signature, so a
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from pathlib import Path
@@ -14,7 +15,10 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.schemas import SCHEMAS, with_defaults
+from src.config.schemas.data import EliretDataSchema, ShortcutDataSchema
 from src.config.schemas.models import UNetSchema
+from src.data.eliret_generator import EliretSpec
+from src.data.shortcut_generator import ShortcutSpec
 from src.models.unet import UNet
 from tests.conftest import compose_config
 
@@ -93,3 +97,17 @@ def test_the_architecture_pages_example_builds_a_module_with_the_configs_default
     scope: dict = {}
     exec(code, scope)  # noqa: S102 - the page's own example, run as written
     assert len(scope["net"].ups) == 4 and scope["module"].hparams.net["depth"] == UNetSchema.depth
+
+
+# a generator spec's field -> the data schema's setting it comes from
+SPEC_FIELDS = {"size": "image_size", "seed": "generator_seed"}
+
+
+@pytest.mark.parametrize(("spec", "schema"), [(EliretSpec, EliretDataSchema), (ShortcutSpec, ShortcutDataSchema)], ids=["eliret", "shortcut"])
+def test_a_generator_spec_takes_every_default_from_its_data_schema(spec, schema) -> None:
+    """The generated sets' specs (built in code by tests and the bench) default to the schema's
+    values, read from it: a literal default there would be a second place."""
+    for field in dataclasses.fields(spec):
+        assert field.default == getattr(schema, SPEC_FIELDS.get(field.name, field.name)), field.name
+    source = inspect.getsource(spec)
+    assert not re.search(r"^\s+\w+: \w+ = [-0-9\"']", source, re.MULTILINE), "a literal default in the spec"

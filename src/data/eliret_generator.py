@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from src.config.errors import UserInputError
+from src.config.schemas.data import EliretDataSchema
 from src.data import generated_set
 from src.data.generated_set import write_generated
 
@@ -31,13 +32,14 @@ MIN_CONTRAST = 0.25
 class EliretSpec:
     """Everything that determines the generated files; stored beside them as ``eliret.json``."""
 
-    n_per_class: int = 100
-    size: int = 32
-    noise: float = 0.08
-    max_offset: float = 0.0
-    max_rotation: float = 0.0
-    seed: int = 0
-    occluders: int = 0  # random gray bars drawn over each single-shape image (a harder classification set)
+    # the defaults are the data schema's (`data=eliret`), their one place
+    n_per_class: int = EliretDataSchema.n_per_class
+    size: int = EliretDataSchema.image_size
+    noise: float = EliretDataSchema.noise
+    max_offset: float = EliretDataSchema.max_offset
+    max_rotation: float = EliretDataSchema.max_rotation
+    seed: int = EliretDataSchema.generator_seed
+    occluders: int = EliretDataSchema.occluders  # random gray bars drawn over each single-shape image (a harder classification set)
 
     def __post_init__(self) -> None:
         if self.n_per_class < 4:

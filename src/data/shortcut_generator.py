@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from src.config.errors import UserInputError
+from src.config.schemas.data import ShortcutDataSchema
 from src.data import generated_set
 from src.data.eliret_generator import shape_mask
 from src.data.generated_set import write_generated
@@ -44,18 +45,19 @@ NO_CUE, HORIZONTAL, VERTICAL = 0, 1, 2
 class ShortcutSpec:
     """Everything that determines the generated files; stored beside them as ``shortcut.json``."""
 
-    n_train: int = 200
-    n_val: int = 100
-    n_test: int = 100
-    size: int = 32
-    cue_correlation: float = 0.95
-    noise: float = 0.1
-    contrast: float = 0.3  # the smallest gray-level difference between object and background
-    min_half_axis: float = 0.15  # half axes as fractions of the side
-    max_half_axis: float = 0.3
-    stripe_amplitude: float = 0.15
-    stripe_period: int = 4
-    seed: int = 0
+    # the defaults are the data schema's (`data=shortcut`), their one place
+    n_train: int = ShortcutDataSchema.n_train
+    n_val: int = ShortcutDataSchema.n_val
+    n_test: int = ShortcutDataSchema.n_test
+    size: int = ShortcutDataSchema.image_size
+    cue_correlation: float = ShortcutDataSchema.cue_correlation
+    noise: float = ShortcutDataSchema.noise
+    contrast: float = ShortcutDataSchema.contrast  # the smallest gray-level difference between object and background
+    min_half_axis: float = ShortcutDataSchema.min_half_axis  # half axes as fractions of the side
+    max_half_axis: float = ShortcutDataSchema.max_half_axis
+    stripe_amplitude: float = ShortcutDataSchema.stripe_amplitude
+    stripe_period: int = ShortcutDataSchema.stripe_period
+    seed: int = ShortcutDataSchema.generator_seed
 
     def __post_init__(self) -> None:
         if min(self.n_train, self.n_val, self.n_test) < 2:
