@@ -191,7 +191,10 @@ class SaliencyReduction(Callback):
         log.info(
             "reduction round %d: relevance %.1f s, fill (%s) %.1f s, swap %.1f s",
             self.rounds_done,
-            *(seconds["relevance_seconds"], self.fill, seconds["fill_seconds"], seconds["swap_seconds"]),
+            relevance_seconds,
+            self.fill,
+            seconds["fill_seconds"],
+            seconds["swap_seconds"],
         )
         row: dict[str, Any] = {
             "round": self.rounds_done,
@@ -237,7 +240,8 @@ class SaliencyReduction(Callback):
                 # chunk `step` of every rank's share: [start, stop) of rank r
                 bounds = [(r * share + step * chunk, min(r * share + step * chunk + chunk, (r + 1) * share, n)) for r in range(world)]
                 start, stop = bounds[rank]
-                part, failure = torch.empty(0, *self._original.shape[1:], dtype=self._original.dtype), None
+                part = torch.empty(0, *self._original.shape[1:], dtype=self._original.dtype, device=pl_module.device)
+                failure = None
                 if stop > start:
                     try:
                         part = fill_stored(
@@ -248,11 +252,11 @@ class SaliencyReduction(Callback):
                             impute_noise=self.impute_noise,
                             first=start,
                             valid=valid[start:stop].to(pl_module.device),
-                        ).cpu()
+                        )
                     except Exception as error:  # re-raised below, after telling the other ranks
                         failure = error
                 _raise_if_any_rank_failed(trainer, failure, pl_module.device, "the fill")
-                every = _gather(trainer, _padded(part, chunk, 0).to(pl_module.device)).cpu()
+                every = _gather(trainer, _padded(part, chunk, 0)).cpu()  # the part stays on the device until exchanged
                 for r, (begin, end) in enumerate(bounds):
                     if end > begin:
                         out[begin:end] = every[r * chunk : r * chunk + end - begin]
@@ -276,7 +280,7 @@ class SaliencyReduction(Callback):
         per_rank = math.ceil(math.ceil(n / self.batch_size) / world) * self.batch_size
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
         failure: BaseException | None = None
-        mine = sum(min(self.batch_size, n - start) for start in list(range(0, n, self.batch_size))[trainer.global_rank :: world])
+        mine = sum(min(self.batch_size, n - start) for start in _batch_starts(n, self.batch_size, trainer.global_rank, world))
         description = f"reduction round {self.rounds_done + 1}: relevance ({self.relevance.method})"
         progress = WorkProgress(description, mine, shown=trainer.is_global_zero, logger=log)
         with torch.random.fork_rng(devices=devices):
@@ -387,7 +391,7 @@ def shard_masks(
     was_training = module.training
     module.eval()
     try:
-        for start in list(range(0, n, batch_size))[rank::world]:
+        for start in _batch_starts(n, batch_size, rank, world):
             batch_ids = torch.arange(start, min(start + batch_size, n))
             batch_targets = None if targets is None else targets[batch_ids].to(module.device)
             relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config, batch_ids, round_, batch_targets).float().cpu()
@@ -424,8 +428,13 @@ def _raise_if_any_rank_failed(trainer: L.Trainer, failure: BaseException | None,
         raise RuntimeError(f"reduction round stopped: rank(s) {', '.join(map(str, ranks))} failed in {stage} (their error is in their log)")
 
 
+def _batch_starts(n: int, batch_size: int, rank: int, world: int) -> list[int]:
+    """The first image of each relevance batch of this rank: batch b goes to rank b % world."""
+    return list(range(0, n, batch_size))[rank::world]
+
+
 def _padded(tensor: torch.Tensor, length: int, value: float) -> torch.Tensor:
-    pad = torch.full((length - len(tensor), *tensor.shape[1:]), value, dtype=tensor.dtype)
+    pad = torch.full((length - len(tensor), *tensor.shape[1:]), value, dtype=tensor.dtype, device=tensor.device)
     return torch.cat([tensor, pad])
 
 
