@@ -11,3 +11,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 def item_seed(epoch_seed: int, index: int) -> int:
     return (epoch_seed * 1_000_033 + index) % 2**62
+
+
+# the reduction's draws that are not per image, each its own stream of (run seed, round)
+REINIT_STREAM = 1
+SMOOTHGRAD_STREAM = 2
+
+
+def round_seed(seed: int, round_: int, stream: int) -> int:
+    """The seed of one of the reduction's draws (``stream``) in ``round_`` of the run seeded with
+    ``seed``: another seed or round gives another draw, a resume the same."""
+    return item_seed(epoch_seed(seed, round_), stream)

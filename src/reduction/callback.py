@@ -30,6 +30,7 @@ from src.reduction import packed, round_outputs
 from src.reduction.masking import FILLS, KEEPS, REMOVED, fill_stored, keep_mask
 from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.saliency.measures import moment_of_inertia, spatial_entropy
+from src.seeding import REINIT_STREAM, SMOOTHGRAD_STREAM, round_seed
 
 log = logging.getLogger(__name__)
 # images filled (and exchanged between ranks) at a time: a uint8 set is never held as float all at once
@@ -52,7 +53,8 @@ class SaliencyReduction(Callback):
         (a Gaussian-smoothed random field, blob-shaped like Grad-CAM's maps).
     keep: most (the original study) | least: keep the least relevant pixels (ROAR's direction; a map
         that carries task information must hurt more than random there).
-    seed: the random controls' and the impute noise's draws come from (seed, round, image).
+    seed: the run's seed: the random controls', the impute noise's and smoothgrad's draws come
+        from (seed, round, image), and reinit's weights from (seed, round).
     smooth_scale: random_smooth's sigma as a fraction of the image's shorter side.
     impute_noise: the impute fill's noise (standard deviation, images in [0, 1]).
     oracle_margin: method=oracle (a positive control: relevance from the ground truth) ranks
@@ -62,7 +64,9 @@ class SaliencyReduction(Callback):
         ``ignore_index`` in the training targets: no loss, no training metric; validation and
         test are unchanged).
     background_class: the class whose probability is not relevance (multi-class outputs).
-    reinit: re-initialise the weights (and optimizer state) at the start of every new round.
+    reinit: re-initialise the weights (and optimizer state) at the start of every new round (at
+        its first epoch's start, so the previous round's checkpoints hold its trained weights),
+        drawn from (seed, round): two seeds never share a round's initial weights.
     batch_size: images per relevance batch.
     examples: training images shown in each round's examples.png.
     output_dir: where reduction/ outputs go (rank 0 writes them).
@@ -108,6 +112,7 @@ class SaliencyReduction(Callback):
         self.rounds_done = 0
         self.masks: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
+        self.initialised_round = 1  # the round whose initial weights the model was given
         self._original: torch.Tensor | None = None
         self._original_targets: torch.Tensor | None = None
         self._ignore_index: int | None = None
@@ -157,6 +162,14 @@ class SaliencyReduction(Callback):
         # a checkpoint written at a round's last epoch predates that round's reduction: redo it
         if self.rounds_done < min(trainer.current_epoch // self.epochs_per_round, self.rounds):
             self._reduce(trainer, pl_module, fit_seconds=math.nan)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a new round's fresh weights are drawn here, not at the previous round's end, where the
+        # checkpoints of that epoch are written after this callback and would hold them
+        round_ = trainer.current_epoch // self.epochs_per_round + 1
+        if self.reinit and 1 < round_ <= self.rounds and self.initialised_round < round_:
+            _reinitialise(trainer, pl_module, seed=round_seed(self.seed, round_, REINIT_STREAM))
+            self.initialised_round = round_
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.epochs_per_round == 0 and self.rounds_done < self.rounds:
@@ -209,8 +222,6 @@ class SaliencyReduction(Callback):
         self.history.append(row)
         if trainer.is_global_zero:
             self._write_round(trainer, row, masks, example_relevance, dataset)
-        if self.reinit and self.rounds_done < self.rounds:
-            _reinitialise(trainer, pl_module, seed=self.rounds_done)
         self._round_started = time.perf_counter()
 
     def _swap_in(self, trainer: L.Trainer, pl_module: L.LightningModule, dataset: SegmentationTensors, masks: torch.Tensor) -> None:
@@ -284,7 +295,8 @@ class SaliencyReduction(Callback):
         description = f"reduction round {self.rounds_done + 1}: relevance ({self.relevance.method})"
         progress = WorkProgress(description, mine, shown=trainer.is_global_zero, logger=log)
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(20_000 + self.rounds_done)  # smoothgrad's noise: the same after a resume
+            # smoothgrad's noise: the same after a resume, another for another seed
+            torch.manual_seed(round_seed(self.seed, self.rounds_done + 1, SMOOTHGRAD_STREAM))
             try:
                 shard = shard_masks(
                     pl_module,
@@ -350,12 +362,19 @@ class SaliencyReduction(Callback):
     # ---- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         # one bit per pixel: a checkpoint of a large set holds the masks at 1/8 of their bool size
-        return {"rounds_done": self.rounds_done, "masks": None if self.masks is None else packed.pack(self.masks), "history": self.history}
+        return {
+            "rounds_done": self.rounds_done,
+            "masks": None if self.masks is None else packed.pack(self.masks),
+            "history": self.history,
+            "initialised_round": self.initialised_round,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rounds_done = state_dict["rounds_done"]
         self.masks = None if state_dict["masks"] is None else packed.unpack(state_dict["masks"])
         self.history = list(state_dict["history"])
+        # a checkpoint from before this key: its round's weights were drawn at the round's end
+        self.initialised_round = state_dict.get("initialised_round", self.rounds_done + 1)
 
 
 @dataclass
@@ -445,9 +464,9 @@ def _gather(trainer: L.Trainer, tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _reinitialise(trainer: L.Trainer, pl_module: L.LightningModule, seed: int) -> None:
-    """Fresh weights and optimizer state; seeded so every DDP rank draws the same weights."""
+    """Fresh weights and optimizer state from ``seed``, so every DDP rank draws the same weights."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(10_000 + seed)
+        torch.manual_seed(seed)
         for module in pl_module.modules():
             if module is not pl_module and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
