@@ -92,7 +92,7 @@ def test_a_redirected_run_prints_a_line_per_epoch_and_no_noise(tmp_path: Path) -
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
-    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert [line.split(":")[0] for line in lines] == ["epoch 0/1", "epoch 1/1"]
     assert all("3 steps" in line and "train/loss=" in line and "val/loss=" in line for line in lines)
     assert "\r" not in output and "it/s" not in output
     for noise in ("Tip: For seamless cloud logging", "Trainer already configured with model summary", "LeafSpec", "Total FLOPs: 0"):

@@ -18,7 +18,7 @@ MODES = ("auto", "bar", "lines", "rich")
 
 
 class LinePerEpochProgressBar(ProgressBar):
-    """One line per training epoch: its number, steps, seconds (validation included) and the
+    """One line per training epoch: its number (from 0, as in the checkpoint names), steps, seconds (validation included) and the
     bar's metrics (the losses and what the module shows in the bar), printed once the epoch's
     metrics are all logged."""
 
@@ -60,8 +60,9 @@ class LinePerEpochProgressBar(ProgressBar):
         self._finished = None
         metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
-        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
-        print(f"epoch {epoch + 1}/{total}: {steps} steps, {seconds:.1f} s {shown}".rstrip(), flush=True)
+        # counted from 0 as in Lightning's bar and the checkpoint names: `epoch 49/149` is epoch_049.ckpt
+        last = trainer.max_epochs - 1 if trainer.max_epochs and trainer.max_epochs > 0 else "?"
+        print(f"epoch {epoch}/{last}: {steps} steps, {seconds:.1f} s {shown}".rstrip(), flush=True)
 
 
 def progress_bar(mode: str = "auto", refresh_rate: int = 1) -> ProgressBar:

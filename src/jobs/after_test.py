@@ -10,6 +10,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from src.early_exit.evaluation_step import early_exit_evaluation
+from src.models.base import ConfiguredModule
 from src.models.early_exit import EarlyExitClassifier
 from src.robustness.evaluate import is_per_shift, robustness_metrics
 from src.storage.results import print_metrics, write_json_atomic
@@ -18,22 +19,23 @@ log = logging.getLogger(__name__)
 
 
 def split_test_metrics(
-    trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, ckpt_path: str | None, prefix: str = ""
+    trainer: L.Trainer, model: ConfiguredModule, datamodule: L.LightningDataModule, ckpt_path: str | None, prefix: str = ""
 ) -> dict[str, float]:
     """``<prefix>test_<split>/<metric>`` for each of ``datamodule.test_splits`` (the shortcut set's
     aligned, reversed and neutral; none: empty), tested from ``ckpt_path`` (None: the weights in
     memory)."""
     metrics: dict[str, float] = {}
     for name in getattr(datamodule, "test_splits", ()):
-        results = trainer.test(model, dataloaders=datamodule.split_dataloader(name), ckpt_path=ckpt_path, verbose=False)
-        metrics.update({f"{prefix}test_{name}/{key.removeprefix('test/')}": float(value) for result in results for key, value in result.items()})
+        with model.testing_as(f"{prefix}test_{name}"):
+            results = trainer.test(model, dataloaders=datamodule.split_dataloader(name), ckpt_path=ckpt_path, verbose=False)
+        metrics.update({key: float(value) for result in results for key, value in result.items()})
     return metrics
 
 
 def after_test(
     cfg: DictConfig,
     trainer: L.Trainer,
-    model: L.LightningModule,
+    model: ConfiguredModule,
     datamodule: L.LightningDataModule,
     output_dir: Path,
     ckpt_path: str | None,

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
@@ -22,6 +24,8 @@ from src.jobs.builders import build_callbacks, build_datamodule, build_model, bu
 from src.loggers.build import build_loggers, finish_loggers, log_config
 from src.loggers.csv_logger import ResumableCSVLogger
 from src.loggers.noise import silence_lightning_noise
+from src.models.base import ConfiguredModule
+from src.reduction.callback import SaliencyReduction
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.robustness.evaluate import robustness_metrics, suite
 from src.storage.checkpoints import read_checkpoint
@@ -30,6 +34,7 @@ from src.storage.results import write_json_atomic
 from src.storage.writable import check_writable, checkpoint_bytes
 
 log = logging.getLogger(__name__)
+FINAL_ROUND_EPOCH = "final_round/epoch"
 
 
 def _as_floats(results: list[dict]) -> dict[str, float]:
@@ -69,14 +74,19 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         best = _best_checkpoint(trainer)
         metrics: dict[str, float] = {}
         if cfg.train or cfg.test:
-            metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+            # the training logs hold every epoch's validation; the best's again would be a second
+            # `val/*` row at the last step, for another model than that step's
+            with _unlogged(trainer):
+                metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
         if cfg.test:
             metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
             metrics.update(after_test(cfg, trainer, model, datamodule, output_dir, best, step=trainer.global_step))
             metrics.update(final_round_metrics(cfg, trainer, model, datamodule, output_dir))
+        position = checkpoint_position(trainer, best)
         if trainer.is_global_zero:
-            write_json_atomic(output_dir / "run.json", {**record, "best_checkpoint": best, "best_epoch": _epoch_of(best)})
-        write_metrics(trainer, output_dir, metrics, title="metrics of the best checkpoint" if best else "metrics of the final weights")
+            write_json_atomic(output_dir / "run.json", {**record, "best_checkpoint": best, **position})
+        publish_metrics(trainer.loggers, metrics, position, step=trainer.global_step)
+        write_metrics(trainer, output_dir, metrics, title=describe_checkpoint(best, position, output_dir))
     finally:
         finish_loggers(loggers)
         if requeued is not None and trainer.is_global_zero:
@@ -112,7 +122,7 @@ def run_record(output_dir: Path, ckpt_path: str | None) -> dict:
     previous = output_dir / "run.json"
     if ckpt_path and previous.is_file():
         original = json.loads(previous.read_text())
-        for stale in ("best_checkpoint", "best_epoch"):
+        for stale in ("best_checkpoint", "best_epoch", "best_round"):
             original.pop(stale, None)
         resumes = original.pop("resumed", [])
         return {**original, "resumed": [*resumes, {**record, "from_checkpoint": ckpt_path}]}
@@ -131,19 +141,61 @@ def _epoch_of(checkpoint: str | None) -> int | None:
     return None if checkpoint is None else int(read_checkpoint(checkpoint)["epoch"])
 
 
-def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, output_dir: Path) -> dict[str, float]:
+def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: ConfiguredModule, datamodule: L.LightningDataModule, output_dir: Path) -> dict[str, float]:
     """With reduction: the test metrics (and robustness) of the best checkpoint within the final
     round, as ``final_round/...``, with its epoch and validation score."""
     callback = next((c for c in trainer.callbacks if isinstance(c, FinalRoundCheckpoint)), None)
     if callback is None or not callback.best_model_path:
         return {}
-    tested = _as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=callback.best_model_path, verbose=False))
-    metrics = {f"final_round/{k}": v for k, v in tested.items()}
+    with model.testing_as("final_round/test"):
+        metrics = _as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=callback.best_model_path, verbose=False))
     metrics.update(split_test_metrics(trainer, model, datamodule, callback.best_model_path, prefix="final_round/"))
     metrics[f"final_round/{callback.monitor}"] = float(callback.best_model_score)
-    metrics["final_round/epoch"] = float(_epoch_of(callback.best_model_path))
+    metrics[FINAL_ROUND_EPOCH] = float(_epoch_of(callback.best_model_path))
     metrics.update(robustness_metrics(cfg, trainer, model, datamodule, output_dir / "robustness" / "final_round", prefix="final_round/test_shift"))
     return metrics
+
+
+def checkpoint_position(trainer: L.Trainer, checkpoint: str | None) -> dict[str, int]:
+    """``best_epoch`` (counted from 0, as in the checkpoint names) and, with reduction, the
+    ``best_round`` (from 1: round r trains on the set reduced r - 1 times) of ``checkpoint``."""
+    if checkpoint is None:
+        return {}
+    epoch = _epoch_of(checkpoint)
+    reduction = next((c for c in trainer.callbacks if isinstance(c, SaliencyReduction)), None)
+    return {"best_epoch": epoch} | ({"best_round": epoch // reduction.epochs_per_round + 1} if reduction else {})
+
+
+def describe_checkpoint(checkpoint: str | None, position: dict[str, int], output_dir: Path) -> str:
+    """One line: which weights the printed metrics describe, and where the run dir is."""
+    if checkpoint is None:
+        return f"metrics of the final weights (no checkpoint was saved); run dir {output_dir}"
+    where = f"epoch {position['best_epoch']}, counted from 0"
+    if "best_round" in position:
+        round_ = position["best_round"]
+        where += f"; round {round_}, " + ("before the first reduction" if round_ == 1 else f"after reduction {round_ - 1}")
+    return f"metrics of the best checkpoint {Path(checkpoint).name} ({where}); run dir {output_dir}"
+
+
+def publish_metrics(loggers: list[Logger], metrics: dict[str, float], position: dict[str, int], step: int) -> None:
+    """What no evaluation logged (the best's epoch and round, the final round's epoch and
+    validation score) goes to every logger; a W&B run's summary is set to ``metrics.json``'s
+    values (its last logged value of `val/*` is the last epoch's, not the best's)."""
+    extra = {**position, **{k: v for k, v in metrics.items() if k == FINAL_ROUND_EPOCH or k.startswith("final_round/val/")}}
+    for logger in loggers:
+        logger.log_metrics(extra, step=step)
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(metrics)
+
+
+@contextmanager
+def _unlogged(trainer: L.Trainer) -> Iterator[None]:
+    """A pass inside the block sends nothing to the loggers."""
+    loggers, trainer.loggers = trainer.loggers, []
+    try:
+        yield
+    finally:
+        trainer.loggers = loggers
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -3,7 +3,8 @@ configs, input normalisation inside the module, self-describing checkpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -17,6 +18,10 @@ class ConfiguredModule(L.LightningModule):
     """Subclasses call ``super().__init__(...)`` then ``self.save_hyperparameters`` themselves, and
     implement ``_step``; the train/val/test steps all go through it."""
 
+    # the name test metrics are logged under: `test` is the run's own checkpoint on its test
+    # split; the jobs give every other test pass its own name (`testing_as`)
+    test_name = "test"
+
     def __init__(self, input_mean: Sequence[float], input_std: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("input_mean", torch.tensor(list(input_mean), dtype=torch.float32).view(1, -1, 1, 1))
@@ -29,6 +34,20 @@ class ConfiguredModule(L.LightningModule):
         """Normalised images, in the NHWC layout when the module runs ``channels_last``."""
         x = self.normalise(images)
         return x.contiguous(memory_format=torch.channels_last) if self.hparams.get("channels_last") else x
+
+    def logged_name(self, split: str) -> str:
+        """The key prefix ``split``'s metrics are logged under (``test``: ``test_name``)."""
+        return self.test_name if split == "test" else split
+
+    @contextmanager
+    def testing_as(self, name: str) -> Iterator[None]:
+        """Test passes inside the block log their metrics as ``<name>/<metric>`` (for example
+        ``final_round/test`` or ``test_reversed``), so each key means one evaluation."""
+        previous, self.test_name = self.test_name, name
+        try:
+            yield
+        finally:
+            self.test_name = previous
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         """Loss and metrics of one batch of ``split`` (train, val or test); logs them."""

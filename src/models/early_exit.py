@@ -64,10 +64,11 @@ class EarlyExitClassifier(ConfiguredModule):
         exits = self(batch["image"])
         losses = torch.stack([F.cross_entropy(logits, batch["label"]) for logits in exits])
         loss = (self.exit_weights * losses).sum()
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        name = self.logged_name(split)
+        self.log(f"{name}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         for e, logits in enumerate(exits):
             metric = self.accuracy[f"{split}_{e}"]
             metric.update(logits.detach().argmax(1), batch["label"])
-            self.log(f"{split}/acc_exit{e}", metric, on_step=False, on_epoch=True)
-        self.log(f"{split}/acc", self.accuracy[f"{split}_{len(exits) - 1}"], on_step=False, on_epoch=True, prog_bar=split == "val")
+            self.log(f"{name}/acc_exit{e}", metric, on_step=False, on_epoch=True)
+        self.log(f"{name}/acc", self.accuracy[f"{split}_{len(exits) - 1}"], on_step=False, on_epoch=True, prog_bar=split == "val")
         return loss

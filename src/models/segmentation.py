@@ -146,8 +146,9 @@ class SegmentationModule(ConfiguredModule):
     def _log_metrics(self, split: str) -> None:
         metrics: SegmentationMetrics = getattr(self, f"{split}_metrics")
         if metrics.batches:  # e.g. limit_val_batches=0: nothing to report
-            values = metrics.compute()
-            self.log(f"{split}/loss", values.pop(f"{split}/loss"), prog_bar=True, sync_dist=True)
+            name = self.logged_name(split)
+            values = {f"{name}/{key.split('/', 1)[1]}": value for key, value in metrics.compute().items()}
+            self.log(f"{name}/loss", values.pop(f"{name}/loss"), prog_bar=True, sync_dist=True)
             self.log_dict(values, sync_dist=True)
         metrics.reset()
 

@@ -31,7 +31,7 @@ def write_csv_atomic(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     write_bytes_atomic(path, buffer.getvalue().encode())
 
 
-def metrics_table(metrics: Mapping[str, float], title: str) -> Table:
+def metrics_table(metrics: Mapping[str, float], title: str | None) -> Table:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -46,4 +46,7 @@ def console() -> Console:
 
 
 def print_metrics(metrics: Mapping[str, float], title: str) -> None:
-    console().print(metrics_table(metrics, title))
+    """``title`` on one line of its own (a table's title wraps to the table's width), then the table."""
+    out = console()
+    out.print(title, soft_wrap=True, highlight=False)
+    out.print(metrics_table(metrics, title=None))
