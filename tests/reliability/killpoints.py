@@ -3,10 +3,12 @@ SIGKILLs its own process at a chosen point, as a dying node would."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import lightning as L
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -100,3 +102,20 @@ class StallUntilRequeued(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch and int(os.environ.get("SLURM_RESTART_COUNT", "0")) == 0:
             time.sleep(self.seconds)
+
+
+class RecordEpochStartWeights(Callback):
+    """At each epoch's first training batch (after every epoch-start hook, a new round's
+    re-initialisation included), a sha256 of the weights in ``<output_dir>/epoch_NNN.sha256``
+    (rank 0; a resumed run rewrites the epochs it trains again)."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = Path(output_dir)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if batch_idx == 0 and trainer.is_global_zero:
+            digest = hashlib.sha256()
+            for name, tensor in sorted(pl_module.state_dict().items()):
+                digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / f"epoch_{trainer.current_epoch:03d}.sha256").write_text(digest.hexdigest())
