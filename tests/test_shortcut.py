@@ -3,14 +3,28 @@ reverse or drop it."""
 
 import csv
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from scipy.ndimage import distance_transform_edt
 
 from src.config.errors import UserInputError
-from src.data.shortcut_generator import HORIZONTAL, NO_CUE, SPLITS, TEST_SPLITS, ShortcutSpec, generate, make_sample
+from src.data.shortcut_generator import (
+    CUE_RAMP,
+    HORIZONTAL,
+    NO_CUE,
+    SPLITS,
+    TEST_SPLITS,
+    ShortcutSpec,
+    draw_sample,
+    generate,
+    gradient,
+    make_sample,
+    sample_class,
+)
 from src.jobs.builders import build_datamodule
 
 # one worker runs the module under pytest-xdist, so its module-scoped fixture is built once
@@ -110,3 +124,59 @@ def test_a_changed_spec_on_an_existing_folder_is_refused(make_cfg, tmp_path: Pat
     changed = build_datamodule(make_cfg("train", "data=shortcut", own, "data.n_train=8", "data.n_val=4", "data.n_test=4", "data.cue_correlation=0.5"))
     with pytest.raises(UserInputError, match="delete .* to regenerate"):
         changed.prepare_data()
+
+
+GUARDED = ShortcutSpec(n_train=400, n_val=40, n_test=20, cue="gradient", cue_guard=3, balanced_val=True)
+
+
+def test_a_guarded_cue_lies_only_beyond_its_band_and_never_on_the_object() -> None:
+    for split in ("train", "test_aligned", "test_reversed"):
+        for index in range(20):
+            sample = draw_sample(GUARDED, split, index)
+            distance = distance_transform_edt(sample.classes == 0)  # to the nearest object pixel
+            component = np.abs(sample.cue_component)
+            assert (component[distance <= GUARDED.cue_guard] == 0).all()  # the object and the band: nothing
+            ramp = (distance > GUARDED.cue_guard) & (distance < GUARDED.cue_guard + CUE_RAMP)
+            far = distance >= GUARDED.cue_guard + CUE_RAMP
+            full = GUARDED.stripe_amplitude * np.abs(gradient(GUARDED.size, sample.cue))
+            assert np.allclose(component[far], full[far])  # full strength beyond the ramp
+            assert (component[ramp] <= full[ramp]).all()  # rising across it, no edge
+            # the stored image is the cue-free image plus the cue, up to rounding and clipping
+            unclipped = (sample.image > 0) & (sample.image < 255) & (sample.cue_free > 0) & (sample.cue_free < 255)
+            added = (sample.image.astype(float) - sample.cue_free) / 255
+            assert np.abs(added - sample.cue_component)[unclipped].max() <= 1 / 255
+
+
+def test_a_gradient_cue_names_the_class_by_its_direction_and_the_test_splits_keep_or_swap_it() -> None:
+    for index in range(8):
+        aligned, reversed_, neutral = (draw_sample(GUARDED, f"test_{s}", index) for s in TEST_SPLITS)
+        own = 1 + index % 2
+        assert (aligned.cue, reversed_.cue, neutral.cue) == (own, 3 - own, NO_CUE)
+        assert not neutral.cue_component.any() and np.array_equal(neutral.image, neutral.cue_free)
+        assert np.array_equal(aligned.cue_free, reversed_.cue_free)  # the same image but for the cue
+        # where the cue is at full strength it is the class's ramp: brighter down the rows for
+        # HORIZONTAL, across the columns for VERTICAL
+        full = distance_transform_edt(aligned.classes == 0) >= GUARDED.cue_guard + CUE_RAMP
+        assert np.array_equal(aligned.cue_component[full], GUARDED.stripe_amplitude * gradient(GUARDED.size, aligned.cue)[full])
+    ramp = np.linspace(-1, 1, GUARDED.size)
+    assert np.array_equal(gradient(GUARDED.size, HORIZONTAL), np.repeat(ramp[:, None], GUARDED.size, 1))
+    assert np.array_equal(gradient(GUARDED.size, 3 - HORIZONTAL), np.repeat(ramp[None, :], GUARDED.size, 0))
+
+
+def test_a_balanced_validation_split_is_half_aligned_and_half_reversed_per_class() -> None:
+    cues = [(sample_class(i), draw_sample(GUARDED, "val", i).cue) for i in range(GUARDED.n_val)]
+    for label in (1, 2):
+        own = [cue == label for cls, cue in cues if cls == label]
+        assert sum(own) == len(own) / 2
+    train = [draw_sample(GUARDED, "train", i).cue == sample_class(i) for i in range(GUARDED.n_train)]
+    p = GUARDED.cue_correlation
+    assert abs(np.mean(train) - p) <= 3 * math.sqrt(p * (1 - p) / GUARDED.n_train)
+
+
+def test_the_default_cue_kind_and_no_guard_reproduce_the_stored_set_and_bad_kinds_are_refused() -> None:
+    # a spec from before the cue kinds (no cue, cue_guard, balanced_val keys) reads as the same set
+    assert ShortcutSpec(**{k: v for k, v in asdict(SPEC).items() if k not in ("cue", "cue_guard", "balanced_val")}) == SPEC
+    with pytest.raises(UserInputError, match="data.cue='shade'.*stripes, gradient"):
+        ShortcutSpec(cue="shade")
+    with pytest.raises(UserInputError, match="data.cue_guard=-1"):
+        ShortcutSpec(cue_guard=-1)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from src.config.errors import UserInputError
 from src.data.augment import resolve
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
-from src.data.shortcut_generator import TEST_SPLITS, ShortcutSpec, ensure_shortcut, split_size
+from src.data.shortcut_generator import TEST_SPLITS, ShortcutSpec, draw_sample, ensure_shortcut, split_size
 from src.storage.image_files import read_gray, read_raw_mask
 
 
@@ -51,6 +51,9 @@ class ShortcutDataModule(SplitDataModule):
         max_half_axis: float,
         stripe_amplitude: float,
         stripe_period: int,
+        cue: str,
+        cue_guard: int,
+        balanced_val: bool,
         generator_seed: int,
         augment: Callable | str | None,
         test_split: str,
@@ -74,6 +77,9 @@ class ShortcutDataModule(SplitDataModule):
             stripe_amplitude=stripe_amplitude,
             stripe_period=stripe_period,
             seed=generator_seed,
+            cue=cue,
+            cue_guard=cue_guard,
+            balanced_val=balanced_val,
         )
 
     def prepare_data(self) -> None:
@@ -92,6 +98,15 @@ class ShortcutDataModule(SplitDataModule):
     def split_dataloader(self, name: str) -> DataLoader:
         """The loader of test split ``name`` (one of :attr:`test_splits`)."""
         return make_loader(self.splits[f"test_{name}"], self.hparams, shuffle=False)
+
+    def training_cue(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images without their cue and the cue the generator added to each, both
+        (N, 1, H, W) in [0, 1], in training-set order: what a reduction's cue share is measured
+        against (:func:`src.reduction.removal_measures.cue_share`)."""
+        samples = [draw_sample(self.spec, "train", index) for index in range(self.spec.n_train)]
+        cue_free = torch.from_numpy(np.stack([s.cue_free for s in samples])).float().div_(255.0).unsqueeze(1)
+        component = torch.from_numpy(np.stack([s.cue_component for s in samples])).float().unsqueeze(1)
+        return cue_free, component
 
 
 def load_split(folder: Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:

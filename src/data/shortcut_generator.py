@@ -2,15 +2,24 @@
 spurious cue in the background (in the spirit of Waterbirds and Colored MNIST).
 
 Each 32x32 grayscale image holds one ellipse (class 1) or rectangle (class 2), small, rotated,
-noisy and of low contrast, so that its shape is the harder feature. The background carries
-stripes whose orientation is the cue: horizontal for ellipses, vertical for rectangles. In the
-train and val splits an image carries its own class's cue with probability ``cue_correlation``
-and the other class's otherwise. The object's pixels never carry stripes. The three test splits
-hold the same images (shape, levels, noise) and differ only in the background:
+noisy and of low contrast, so that its shape is the harder feature. The background carries a cue
+whose orientation names the class: ``stripes`` (a square wave of ``stripe_period`` pixels, the
+highest frequency the images carry) along the rows for ellipses and along the columns for
+rectangles, or ``gradient`` (a slow brightness ramp, darker to brighter down the rows for
+ellipses and across the columns for rectangles). With ``cue_guard`` = g > 0 the cue lies only
+beyond g pixels (Euclidean) from the object, reaching full amplitude over a 2 px ramp, so a map
+that keeps the object plus a ring of g pixels keeps none of it. In the train split an image
+carries its own class's cue with probability ``cue_correlation`` and the other class's
+otherwise; val does the same, or with ``balanced_val`` holds half aligned, half reversed images.
+The object's pixels never carry the cue. The three test splits hold the same images (shape,
+levels, noise) and differ only in the background:
 
 - ``aligned``: every image carries its own class's cue;
 - ``reversed``: every image carries the other class's cue;
 - ``neutral``: no stripes at all.
+
+:func:`cue_component` and :func:`cue_free_image` give what the generator added and the image
+without it, so a reduction's effect on the cue can be measured without a model.
 
 Layout: ``<split>/NNNNx.png`` (image) and ``NNNNy.png`` (classes 0, 1, 2), ``cues.csv`` (split,
 file, class, cue: 0 none, 1 horizontal, 2 vertical) and ``shortcut.json`` (the spec).
@@ -25,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy.ndimage import distance_transform_edt
 
 from src.config.errors import UserInputError
 from src.config.schemas.data import ShortcutDataSchema
@@ -39,6 +49,9 @@ SPLITS = ("train", "val", *(f"test_{name}" for name in TEST_SPLITS))
 CLASSES = ("background", "ellipse", "rectangle")
 # the cue of each object class: stripes along the rows (1) or along the columns (2)
 NO_CUE, HORIZONTAL, VERTICAL = 0, 1, 2
+CUE_KINDS = ("stripes", "gradient")
+# with a guard band, the cue rises from 0 to full amplitude over this many pixels beyond it (no edge)
+CUE_RAMP = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,9 +68,12 @@ class ShortcutSpec:
     contrast: float = ShortcutDataSchema.contrast  # the smallest gray-level difference between object and background
     min_half_axis: float = ShortcutDataSchema.min_half_axis  # half axes as fractions of the side
     max_half_axis: float = ShortcutDataSchema.max_half_axis
-    stripe_amplitude: float = ShortcutDataSchema.stripe_amplitude
+    stripe_amplitude: float = ShortcutDataSchema.stripe_amplitude  # the cue's amplitude, either kind
     stripe_period: int = ShortcutDataSchema.stripe_period
     seed: int = ShortcutDataSchema.generator_seed
+    cue: str = ShortcutDataSchema.cue
+    cue_guard: int = ShortcutDataSchema.cue_guard
+    balanced_val: bool = ShortcutDataSchema.balanced_val
 
     def __post_init__(self) -> None:
         if min(self.n_train, self.n_val, self.n_test) < 2:
@@ -70,6 +86,10 @@ class ShortcutSpec:
             raise UserInputError("shortcut half axes must satisfy 0 < data.min_half_axis <= data.max_half_axis < 0.5 (fractions of the side).")
         if self.stripe_period < 2:
             raise UserInputError(f"data.stripe_period={self.stripe_period} must be >= 2 pixels.")
+        if self.cue not in CUE_KINDS:
+            raise UserInputError(f"unknown data.cue={self.cue!r}; choose one of {', '.join(CUE_KINDS)}.")
+        if self.cue_guard < 0:
+            raise UserInputError(f"data.cue_guard={self.cue_guard} must be >= 0 pixels (0: the cue on every background pixel).")
 
 
 def split_size(spec: ShortcutSpec, split: str) -> int:
@@ -83,8 +103,12 @@ def sample_class(index: int) -> int:
 
 def sample_cue(spec: ShortcutSpec, split: str, index: int, rng: np.random.Generator) -> int:
     """The background's cue: the class's own with probability ``cue_correlation`` in train and
-    val, always (``aligned``), never (``reversed``: the other class's) or none (``neutral``)."""
+    val, always (``aligned``), never (``reversed``: the other class's) or none (``neutral``).
+    With ``balanced_val`` val images alternate in pairs, own, own, other, other: half aligned
+    and half reversed, each half with both classes."""
     own, other = sample_class(index), 3 - sample_class(index)
+    if split == "val" and spec.balanced_val:
+        return own if index % 4 < 2 else other
     if split in ("train", "val"):
         return own if rng.random() < spec.cue_correlation else other
     return {"test_aligned": own, "test_reversed": other, "test_neutral": NO_CUE}[split]
@@ -99,9 +123,36 @@ def stripes(size: int, cue: int, period: int, phase: int) -> np.ndarray:
     return np.broadcast_to(wave, (size, size)).astype(np.float64)
 
 
-def make_sample(spec: ShortcutSpec, split: str, index: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """One (image uint8, classes uint8, cue) triple; it depends only on (seed, split, index), and
-    the three test splits share every draw but the cue."""
+def gradient(size: int, cue: int) -> np.ndarray:
+    """A linear ramp from -1 to +1 down the rows (HORIZONTAL) or across the columns (VERTICAL)."""
+    if cue == NO_CUE:
+        return np.zeros((size, size))
+    ramp = np.linspace(-1.0, 1.0, size)
+    coordinate = ramp[:, None] if cue == HORIZONTAL else ramp[None, :]
+    return np.broadcast_to(coordinate, (size, size)).astype(np.float64)
+
+
+def guard_weight(shape: np.ndarray, guard: int) -> np.ndarray:
+    """Where the cue may lie, in [0, 1]: 0 on the object; with ``guard`` = g > 0 also 0 within g
+    pixels of it, rising linearly to 1 over the next :data:`CUE_RAMP` pixels."""
+    if guard == 0 or not shape.any():
+        return (~shape).astype(np.float64)
+    distance = distance_transform_edt(~shape)
+    return np.clip((distance - guard) / CUE_RAMP, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: np.ndarray  # uint8
+    classes: np.ndarray  # uint8
+    cue: int  # NO_CUE | HORIZONTAL | VERTICAL
+    cue_component: np.ndarray  # what the cue added to the image (float, image units in [0, 1])
+    cue_free: np.ndarray  # the same image without its cue (uint8)
+
+
+def draw_sample(spec: ShortcutSpec, split: str, index: int) -> Sample:
+    """One sample with its parts; it depends only on (seed, split, index), and the three test
+    splits share every draw but the cue."""
     family = {"train": 0, "val": 1}.get(split, 2)  # every test split: the same draws
     rng = np.random.default_rng([spec.seed, family, index])
     label = sample_class(index)
@@ -118,10 +169,20 @@ def make_sample(spec: ShortcutSpec, split: str, index: int) -> tuple[np.ndarray,
     noise = rng.normal(0.0, spec.noise, size=(size, size))
     phase = int(rng.integers(spec.stripe_period))
     cue = sample_cue(spec, split, index, rng)  # drawn last: the test splits share every draw above
-    field = background + spec.stripe_amplitude * stripes(size, cue, spec.stripe_period, phase)
-    image = np.clip(np.where(shape, foreground, field) + noise, 0.0, 1.0)
+    pattern = stripes(size, cue, spec.stripe_period, phase) if spec.cue == "stripes" else gradient(size, cue)
+    component = spec.stripe_amplitude * guard_weight(shape, spec.cue_guard) * pattern
+
+    def stored(field: np.ndarray) -> np.ndarray:
+        return (np.clip(np.where(shape, foreground, field) + noise, 0.0, 1.0) * 255).round().astype(np.uint8)
+
     classes = np.where(shape, label, 0).astype(np.uint8)
-    return (image * 255).round().astype(np.uint8), classes, cue
+    return Sample(stored(background + component), classes, cue, component, stored(np.full((size, size), background)))
+
+
+def make_sample(spec: ShortcutSpec, split: str, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """One (image uint8, classes uint8, cue) triple, as stored."""
+    sample = draw_sample(spec, split, index)
+    return sample.image, sample.classes, sample.cue
 
 
 def read_spec(data_dir: Path) -> ShortcutSpec | None:

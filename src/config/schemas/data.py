@@ -129,8 +129,11 @@ class ShortcutDataSchema(DataSchema):
     contrast: float = 0.3
     min_half_axis: float = 0.15
     max_half_axis: float = 0.3
-    stripe_amplitude: float = 0.15
+    cue: str = "stripes"  # stripes (period stripe_period, the highest frequency) | gradient (a slow brightness ramp whose direction names the class)
+    cue_guard: int = 0  # > 0: the cue lies only beyond this many pixels from the object (then a 2 px ramp); 0: on every background pixel
+    stripe_amplitude: float = 0.15  # the cue's amplitude (either kind): +-this around the background's level
     stripe_period: int = 4
+    balanced_val: bool = False  # true: val is half aligned, half reversed (checkpoint selection that does not reward the cue)
     generator_seed: int = 0
     augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
     test_split: str = "reversed"  # aligned | reversed | neutral: test/... and robustness; every run is also tested on all three
