@@ -24,7 +24,7 @@ FLOORS: list[set[str]] = [
     {"src.prediction", "src.reduction", "src.early_exit", "src.robustness", "src.sweeps"},
     {"src.sweep_report"},
     {"src.jobs"},
-    {"src.train", "src.eval", "src.predict", "src.report"},
+    {"src.train", "src.eval", "src.predict", "src.report", "src.pilot"},
     {"bench", "hydra_plugins"},
     {"results"},
 ]

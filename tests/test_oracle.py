@@ -30,7 +30,7 @@ def test_the_oracle_keeps_every_object_pixel_while_the_quota_allows(margin: int)
     targets = objects()
     relevance = oracle_relevance(targets, torch.arange(4), seed=0, round_=0, margin=margin)
     present = torch.ones_like(targets, dtype=torch.bool)
-    grown = relevance >= 1
+    grown = relevance >= 0  # the first group: the objects and their ring; every other pixel ranks below 0
     assert (grown >= (targets > 0)).all() and ((grown.sum((1, 2)) > (targets > 0).sum((1, 2))).all() == (margin > 0))
     for percentile in (90, 60, 30, 10, 3):
         kept = keep_mask(relevance, present, percentile)
@@ -41,6 +41,30 @@ def test_the_oracle_keeps_every_object_pixel_while_the_quota_allows(margin: int)
                 assert kept[image][grown[image]].all()  # every object (and ring) pixel kept
             else:
                 assert not kept[image][~grown[image]].any()  # the quota spent on the objects alone
+
+
+def test_the_oracle_ranks_the_background_by_distance_to_the_object_nearest_first() -> None:
+    targets = torch.zeros(1, 9, 9, dtype=torch.long)
+    targets[0, 4, 4] = 1  # one object pixel in the middle
+    for margin in (0, 1):
+        relevance = oracle_relevance(targets, torch.tensor([0]), seed=2, round_=1, margin=margin)[0]
+        rows, cols = torch.meshgrid(torch.arange(9), torch.arange(9), indexing="ij")
+        squared = ((rows - 4) ** 2 + (cols - 4) ** 2).flatten()
+        squared = torch.where(squared <= margin**2, 0, squared)
+        flat = relevance.flatten()
+        # a nearer pixel always outranks a farther one; pixels at one distance differ only by the tie draw
+        nearer = squared[:, None] < squared[None, :]
+        assert (flat[:, None] > flat[None, :])[nearer].all()
+        same = squared[:, None] == squared[None, :]
+        assert ((flat[:, None] - flat[None, :]).abs()[same] < 0.5).all()
+        # the quota is exact and kept pixels form a disk around the object
+        for percentile in (5, 20, 50):
+            kept = keep_mask(relevance[None], torch.ones(1, 9, 9, dtype=torch.bool), percentile)[0].flatten()
+            assert kept.sum() == quota(percentile, 81)
+            assert squared[kept].max() <= squared[~kept].min()
+    # no object: a random order (the tie draw alone), still an exact quota
+    empty = oracle_relevance(torch.zeros(1, 9, 9, dtype=torch.long), torch.tensor([0]), seed=2, round_=1, margin=0)
+    assert keep_mask(empty, torch.ones(1, 9, 9, dtype=torch.bool), 30).sum() == quota(30, 81)
 
 
 def test_the_oracle_reads_regression_targets_and_breaks_ties_from_seed_round_image() -> None:
@@ -99,6 +123,10 @@ def test_removed_ignore_trains_on_targets_unlabelled_where_removed(make_cfg, tmp
     # every object pixel survives 0.7 x 0.7 = 0.49 of the image on these small objects
     assert (reduction.masks >= (original > 0)).all()
     assert torch.equal(datamodule.splits["val"].masks.unique(), torch.tensor([0, 1, 2]))  # validation untouched
+    # the model-free measures of each round: the oracle keeps what the oracle keeps; the stripes
+    # (no guard band) lie next to the objects, so the oracle's ring keeps some of them
+    assert [row["oracle_keep_iou"] for row in reduction.history] == [1.0, 1.0]
+    assert all(0 < row["cue_share"] < 1 for row in reduction.history)
 
 
 @pytest.mark.slow

@@ -28,7 +28,8 @@ from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
 from src.reduction import packed, round_outputs
 from src.reduction.masking import FILLS, KEEPS, REMOVED, fill_stored, keep_mask
-from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
+from src.reduction.relevance import METHODS, RelevanceConfig, oracle_relevance, relevance_maps
+from src.reduction.removal_measures import KnownCue, cue_share, keep_iou
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 from src.seeding import REINIT_STREAM, SMOOTHGRAD_STREAM, round_seed
 
@@ -58,7 +59,10 @@ class SaliencyReduction(Callback):
     smooth_scale: random_smooth's sigma as a fraction of the image's shorter side.
     impute_noise: the impute fill's noise (standard deviation, images in [0, 1]).
     oracle_margin: method=oracle (a positive control: relevance from the ground truth) ranks
-        every object pixel, dilated by this many pixels, first.
+        every object pixel, dilated by this many pixels, first, then the rest by distance to
+        the object. Every round also logs the IoU of its keep-masks with the oracle's
+        (``oracle_keep_iou``) and, on a set that knows its cue, the share of the cue left
+        (``cue_share``): model-free measures of what the map removed.
     removed: what the loss makes of removed pixels: label (the original study: they keep their label,
         so the model learns that fill means background) | ignore (they become the model's
         ``ignore_index`` in the training targets: no loss, no training metric; validation and
@@ -189,6 +193,7 @@ class SaliencyReduction(Callback):
         present = self.masks if self.cumulative and self.masks is not None else valid
         source = dataset.images if self.cumulative else self._original
         masks, entropy, inertia, example_relevance = self._sharded_masks(trainer, pl_module, source, present)
+        oracle_iou = keep_iou(masks, self._oracle_masks(present)).mean().item()
         digest = hashlib.sha256(masks.numpy().tobytes()).hexdigest()
         self._check_ranks_agree(trainer, digest, "masks")
         log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, trainer.global_rank, trainer.world_size)
@@ -215,6 +220,8 @@ class SaliencyReduction(Callback):
             **{k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("val/")},
             "mean_spatial_entropy": entropy.mean().item(),
             "mean_moment_of_inertia": inertia.mean().item(),
+            "oracle_keep_iou": oracle_iou,
+            **({"cue_share": self._cue_share(trainer.datamodule, images)} if isinstance(trainer.datamodule, KnownCue) else {}),
             "fit_seconds": fit_seconds,
             **seconds,
             "masks_sha256": digest[:16],
@@ -223,6 +230,23 @@ class SaliencyReduction(Callback):
         if trainer.is_global_zero:
             self._write_round(trainer, row, masks, example_relevance, dataset)
         self._round_started = time.perf_counter()
+
+    def _oracle_masks(self, present: torch.Tensor) -> torch.Tensor:
+        """What the oracle would keep of the ``present`` pixels this round (its ties included)."""
+        assert self._original_targets is not None
+        parts = []
+        for start in range(0, len(present), FILL_CHUNK):
+            ids = torch.arange(start, min(start + FILL_CHUNK, len(present)))
+            relevance = oracle_relevance(
+                self._original_targets[ids], ids, self.seed, self.rounds_done, self.relevance.oracle_margin, self.relevance.background_class
+            )
+            parts.append(keep_mask(relevance, present[ids], self.percentile, self.keep))
+        return torch.cat(parts)
+
+    @staticmethod
+    def _cue_share(datamodule: KnownCue, images: torch.Tensor) -> float:
+        cue_free, component = datamodule.training_cue()
+        return cue_share(to_unit(images), cue_free, component).nanmean().item()
 
     def _swap_in(self, trainer: L.Trainer, pl_module: L.LightningModule, dataset: SegmentationTensors, masks: torch.Tensor) -> None:
         self._replace(dataset, self._filled(trainer, pl_module, masks), masks)

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import distance_transform_edt, gaussian_filter
 from torch import nn
-from torch.nn import functional as F
 
 from src.saliency.attribution import GRADIENT_METHODS, attribute, coarsest_conv
 
@@ -29,7 +28,7 @@ class RelevanceConfig:
     smoothgrad_stdev: float = 0.1
     seed: int = 0  # the random controls' draws: (seed, round, image)
     smooth_scale: float = 0.1  # random_smooth: the Gaussian's sigma as a fraction of the image's shorter side
-    oracle_margin: int = 2  # oracle: the ground-truth objects dilated by this many pixels rank first
+    oracle_margin: int = 2  # oracle: the ground-truth objects dilated by this many pixels rank first, then the rest by distance
 
 
 def random_relevance(ids: torch.Tensor, height: int, width: int, seed: int, round_: int, smooth_scale: float | None = None) -> torch.Tensor:
@@ -46,19 +45,25 @@ def random_relevance(ids: torch.Tensor, height: int, width: int, seed: int, roun
 
 
 def oracle_relevance(targets: torch.Tensor, ids: torch.Tensor, seed: int, round_: int, margin: int, background_class: int = 0) -> torch.Tensor:
-    """(N, H, W) relevance from the ground truth: every pixel within ``margin`` (Euclidean) of a
-    non-background target pixel scores in [1, 1.5), every other pixel in [0, 0.5). Within each
-    group the order is drawn from (seed, round, image), so ties are broken deterministically and
-    the quota stays exact. ``targets``: (N, H, W) class indices or (N, 1, H, W) values in [0, 1]
-    (foreground above 0.5)."""
-    foreground = targets[:, 0] > 0.5 if targets.ndim == 4 else targets != background_class
-    grown = foreground.float().unsqueeze(1)
-    if margin > 0:
-        offsets = torch.arange(-margin, margin + 1, dtype=torch.float32)
-        disk = ((offsets.view(-1, 1) ** 2 + offsets.view(1, -1) ** 2) <= margin**2).float().view(1, 1, 2 * margin + 1, 2 * margin + 1)
-        grown = F.conv2d(grown, disk.to(grown.device), padding=margin)
-    order = random_relevance(ids, targets.shape[-2], targets.shape[-1], seed, round_).to(targets.device)
-    return (grown[:, 0] > 0).float() + 0.5 * order
+    """(N, H, W) relevance from the ground truth, a perfect map's ranking: every pixel within
+    ``margin`` (Euclidean) of a non-background target pixel first (the object and a ring), then
+    the rest by their distance to the nearest object pixel, nearest first. Pixels at the same
+    distance (and all of the first group) are ordered at random from (seed, round, image), so the
+    quota stays exact and the ties are the same on every rank and after a resume. An image
+    without an object is ranked at random. ``targets``: (N, H, W) class indices or (N, 1, H, W)
+    values in [0, 1] (foreground above 0.5). The values are ranks (higher first), not
+    probabilities."""
+    foreground = (targets[:, 0] > 0.5 if targets.ndim == 4 else targets != background_class).cpu().numpy()
+    order = random_relevance(ids, targets.shape[-2], targets.shape[-1], seed, round_)
+    maps = []
+    for image, ties in zip(foreground, order):
+        # squared distances are integers: equal distances tie exactly
+        squared = np.rint(distance_transform_edt(~image) ** 2) if image.any() else np.zeros(image.shape)
+        squared[squared <= margin**2] = 0
+        # dense rank of the distance (0 nearest): well inside float32's exact integers
+        rank = np.unique(squared, return_inverse=True)[1].reshape(image.shape)
+        maps.append(-torch.from_numpy(rank).float() + 0.5 * ties)
+    return (torch.stack(maps) if maps else torch.empty(0, *targets.shape[-2:])).to(targets.device)
 
 
 def foreground_probability(module: nn.Module, images: torch.Tensor, background_class: int) -> torch.Tensor:

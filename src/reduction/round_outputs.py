@@ -97,6 +97,8 @@ TABLE_COLUMNS = (
     ("val/mdice", "val mDice"),
     ("mean_spatial_entropy", "entropy"),
     ("mean_moment_of_inertia", "inertia"),
+    ("oracle_keep_iou", "IoU w/ oracle"),
+    ("cue_share", "cue left"),
     ("fit_seconds", "fit s"),
     ("relevance_seconds", "relevance s"),
     ("fill_seconds", "fill s"),

@@ -29,6 +29,6 @@ class SaliencyReductionSchema:
     seed: int = MISSING  # random / random_smooth relevance and the impute noise: drawn from (seed, round, image)
     smooth_scale: float = 0.1  # random_smooth: sigma as a fraction of the image's shorter side
     impute_noise: float = 0.01  # impute: noise std (images in [0, 1])
-    oracle_margin: int = 2  # oracle (a positive control from the ground truth): objects dilated by this many pixels rank first
+    oracle_margin: int = 2  # oracle (a positive control from the ground truth): objects dilated by this many pixels rank first, the rest by distance
     removed: str = "label"  # label (the original study: removed pixels keep their label) | ignore (no loss on removed pixels)
     output_dir: str = MISSING

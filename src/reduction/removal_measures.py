@@ -1,0 +1,42 @@
+"""Model-free measures of one reduction round: how close a method's keep-masks are to the
+oracle's, and how much of a known cue the reduced images still carry. Neither needs a trained
+model, so a benchmark's set and keep fraction can be checked before any training
+(``python -m src.reduction.pilot``)."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class KnownCue(Protocol):
+    """A data module that knows the spurious cue it put into its training images (the shortcut
+    set): the reduction then logs how much of it each round leaves (``cue_share`` in rounds.csv)."""
+
+    def training_cue(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images without their cue and the cue added to each, both (N, C, H, W) in
+        image units, in training-set order."""
+        ...
+
+
+def keep_iou(masks: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(N,) intersection over union of each image's keep-mask with the reference's (both (N, H, W)
+    bool); 1 where both keep nothing."""
+    masks, reference = masks.flatten(1), reference.flatten(1)
+    union = (masks | reference).sum(1)
+    inter = (masks & reference).sum(1)
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float32)).float()
+
+
+def cue_share(reduced: torch.Tensor, cue_free: torch.Tensor, component: torch.Tensor) -> torch.Tensor:
+    """(N,) the share of each image's cue left after reduction: the least-squares amplitude of the
+    cue ``component`` (what the generator added) in ``reduced - cue_free`` (the reduced image less
+    the same image without its cue), so 1 for an untouched image and 0 when the fill rebuilt a
+    cue-free background. All (N, H, W) floats in image units; NaN for an image without a cue."""
+    difference = (reduced - cue_free).flatten(1).double()
+    pattern = component.flatten(1).double()
+    energy = (pattern * pattern).sum(1)
+    share = (difference * pattern).sum(1) / energy.clamp(min=1e-12)
+    return torch.where(energy > 0, share, torch.full_like(share, float("nan"))).float()
