@@ -1,19 +1,27 @@
 """The positive control (relevance from the ground truth) and removed=ignore."""
 
 import hashlib
+import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from hydra.errors import InstantiationException
+from lightning.pytorch.callbacks import Callback
 
+from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
 from src.data.eliret import EliretDataModule
+from src.data.segmentation_dataset import SegmentationTensors
+from src.data.shortcut import load_split
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.reduction.callback import SaliencyReduction, ignoring_removed, shard_masks
 from src.reduction.masking import keep_mask, quota
 from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
+from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
-from tests.conftest import ddp_reduction_round
+from tests.conftest import ddp_reduction_round, run_cli
 from tests.test_reduction import FAST
 
 
@@ -142,3 +150,62 @@ def test_the_oracle_is_identical_across_two_ddp_ranks(tmp_path: Path) -> None:
     shard = shard_masks(module, images, present, 90, RelevanceConfig(method="oracle", seed=3), 16, targets=targets)
     assert hashlib.sha256(shard.masks.numpy().tobytes()).hexdigest() == digest
     assert (torch.from_numpy(saved) >= (targets[:, 0] > 0.5)).all()  # 90% of the image holds every object pixel
+
+
+class FirstEpochWeights(Callback):
+    """The model's weights as the first training epoch starts (after every on_train_start)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 0:
+            self.weights = {k: v.clone() for k, v in pl_module.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_maps_from_a_trained_run_are_its_models_maps_and_training_starts_from_fresh_weights(make_cfg, tmp_path: Path) -> None:
+    data = [
+        "data=shortcut",
+        f"data.data_dir={tmp_path / 'shortcut'}",
+        "data.n_train=20",
+        "data.n_val=10",
+        "data.n_test=10",
+        "data.cue=gradient",
+        "data.cue_guard=3",
+    ]
+    baseline = run_cli(
+        "src.train", *data, "reduction=none", "trainer.max_epochs=2", "debug=fast", f"hydra.run.dir={tmp_path / 'baseline'}", project_root=tmp_path
+    )
+    assert baseline.returncode == 0, baseline.stderr
+    cfg = make_cfg(
+        "train", *data, "reduction.method=prediction", "reduction.rounds=1", "reduction.percentile=40", f"reduction.maps_from={tmp_path / 'baseline'}",
+        "trainer.max_epochs=1", "test=false", *FAST,
+    )  # fmt: skip
+    datamodule = build_datamodule(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg, datamodule)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    first = FirstEpochWeights()
+    build_trainer(cfg, [*build_callbacks(cfg), first], []).fit(model, datamodule=datamodule)
+    # the round's masks are what the baseline's best model keeps of the original training images
+    trained = load_module(json.loads((tmp_path / "baseline" / "run.json").read_text())["best_checkpoint"])
+    original = SegmentationTensors(*load_split(tmp_path / "shortcut" / "train", 20)).images
+    expected = shard_masks(trained, original, torch.ones(20, 32, 32, dtype=torch.bool), 40, RelevanceConfig(method="prediction"), 64).masks
+    assert torch.equal(torch.from_numpy(read_masks(Path(cfg.paths.output_dir) / "reduction" / "round_01" / "masks.npz")), expected)
+    # and the run trained from its own initial weights, not the baseline's
+    assert all(torch.equal(first.weights[k], initial[k]) for k in initial)
+    assert not all(torch.equal(trained.state_dict()[k], initial[k]) for k in initial)
+    # a baseline of another network is refused before any training
+    other = make_cfg(
+        "train", *data, "model=fcn", "reduction.rounds=1", f"reduction.maps_from={tmp_path / 'baseline'}", "trainer.max_epochs=1", "test=false", *FAST
+    )
+    datamodule = build_datamodule(other)
+    with pytest.raises(UserInputError, match="holds another network than this run's"):
+        build_trainer(other, build_callbacks(other), []).fit(build_model(other, datamodule), datamodule=datamodule)
+
+
+def test_maps_from_a_run_that_did_not_finish_or_a_missing_file_is_refused_before_training(make_cfg, tmp_path: Path) -> None:
+    (tmp_path / "unfinished").mkdir()
+    result = run_cli("src.train", f"reduction.maps_from={tmp_path / 'unfinished'}", "debug=fast", project_root=tmp_path)
+    assert result.returncode != 0 and "is not a finished training run" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))
+    with pytest.raises(InstantiationException, match="missing.ckpt not found; pass a run dir"):
+        build_callbacks(make_cfg("train", f"reduction.maps_from={tmp_path / 'missing.ckpt'}"))

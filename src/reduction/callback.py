@@ -32,6 +32,7 @@ from src.reduction.relevance import METHODS, RelevanceConfig, oracle_relevance, 
 from src.reduction.removal_measures import KnownCue, cue_share, keep_iou
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 from src.seeding import REINIT_STREAM, SMOOTHGRAD_STREAM, round_seed
+from src.storage.checkpoints import read_checkpoint, trained_checkpoint
 
 log = logging.getLogger(__name__)
 # images filled (and exchanged between ranks) at a time: a uint8 set is never held as float all at once
@@ -68,6 +69,11 @@ class SaliencyReduction(Callback):
         ``ignore_index`` in the training targets: no loss, no training metric; validation and
         test are unchanged).
     background_class: the class whose probability is not relevance (multi-class outputs).
+    maps_from: a checkpoint, or a finished run's dir (its best checkpoint): the first reduction
+        is made before any training, with that checkpoint's model (a trained baseline), and the
+        run then trains from its own fresh weights on the reduced set. ROAR's one-round protocol:
+        with ``rounds=1`` every arm that starts from the same baseline differs only in its maps.
+        None: the first reduction follows round 1 of this run.
     reinit: re-initialise the weights (and optimizer state) at the start of every new round (at
         its first epoch's start, so the previous round's checkpoints hold its trained weights),
         drawn from (seed, round): two seeds never share a round's initial weights.
@@ -98,6 +104,7 @@ class SaliencyReduction(Callback):
         oracle_margin: int,
         removed: str,
         output_dir: str,
+        maps_from: str | None,
     ) -> None:
         # the ranges are the config's (src/config/schemas), checked here too for a callback built in code
         check_values("reduction", {k: v for k, v in locals().items() if k != "self"})
@@ -112,6 +119,7 @@ class SaliencyReduction(Callback):
         self.keep, self.seed, self.impute_noise, self.removed = keep, seed, impute_noise, removed
         self.relevance = RelevanceConfig(method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev, seed, smooth_scale, oracle_margin)
         self.output_dir = Path(output_dir)
+        self.maps_from = None if maps_from is None else trained_checkpoint(maps_from)
         # state saved with every checkpoint
         self.rounds_done = 0
         self.masks: torch.Tensor | None = None
@@ -153,6 +161,8 @@ class SaliencyReduction(Callback):
                     "reduction.removed=ignore needs a model whose loss skips an ignore_index; build it through src.train "
                     "(which sets one), or pass ignore_index to the model."
                 )
+        if self.maps_from is not None:
+            _check_same_network(self.maps_from, pl_module)
         # workers hold copies of the dataset: rebuild the loader when a round's images change
         trainer.reload_dataloaders_every_n_epochs = self.epochs_per_round
 
@@ -163,9 +173,23 @@ class SaliencyReduction(Callback):
         if self.masks is not None:  # resumed: train on the reduced set of the checkpoint
             self._swap_in(trainer, pl_module, dataset, self.masks)
         self._round_started = time.perf_counter()
+        if self.maps_from is not None and self.rounds_done == 0:
+            self._reduce_with_trained_model(trainer, pl_module)
         # a checkpoint written at a round's last epoch predates that round's reduction: redo it
-        if self.rounds_done < min(trainer.current_epoch // self.epochs_per_round, self.rounds):
+        elif self.rounds_done < min(trainer.current_epoch // self.epochs_per_round, self.rounds):
             self._reduce(trainer, pl_module, fit_seconds=math.nan)
+
+    def _reduce_with_trained_model(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The first reduction, with the ``maps_from`` model's maps; then the run's own initial
+        weights are put back (the optimizer has taken no step yet)."""
+        assert self.maps_from is not None
+        initial = {k: v.clone() for k, v in pl_module.state_dict().items()}
+        pl_module.load_state_dict(read_checkpoint(self.maps_from)["state_dict"])
+        log.info("reduction round 1: maps from %s, before training", self.maps_from)
+        try:
+            self._reduce(trainer, pl_module, fit_seconds=0.0)
+        finally:
+            pl_module.load_state_dict(initial)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # a new round's fresh weights are drawn here, not at the previous round's end, where the
@@ -485,6 +509,18 @@ def _gather(trainer: L.Trainer, tensor: torch.Tensor) -> torch.Tensor:
     """All ranks' ``tensor`` stacked along dim 0 (all_gather adds a world dim only under DDP)."""
     gathered = trainer.strategy.all_gather(tensor)
     return gathered.reshape(-1, *tensor.shape[1:])
+
+
+def _check_same_network(checkpoint: Path, pl_module: L.LightningModule) -> None:
+    """Refuse, before training, a ``maps_from`` checkpoint whose weights do not fit this model."""
+    stored = read_checkpoint(checkpoint).get("state_dict", {})
+    own = pl_module.state_dict()
+    differ = sorted(k for k in set(stored) | set(own) if k not in stored or k not in own or stored[k].shape != own[k].shape)
+    if differ:
+        raise UserInputError(
+            f"reduction.maps_from={checkpoint} holds another network than this run's ({len(differ)} weights differ, e.g. {differ[0]}); "
+            "train the baseline with the same model and data settings, or point maps_from at its run."
+        )
 
 
 def _reinitialise(trainer: L.Trainer, pl_module: L.LightningModule, seed: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,20 @@ def load_module(path: str | Path) -> L.LightningModule:
     if CLASS_KEY not in header:
         raise UserInputError(f"checkpoint {path} was not written by this framework (no '{CLASS_KEY}' entry).")
     return get_class(header[CLASS_KEY]).load_from_checkpoint(path, map_location="cpu", weights_only=True)
+
+
+def trained_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a finished training run's best checkpoint (``best_checkpoint`` in its
+    run.json) when ``path`` is a run dir."""
+    path = Path(path)
+    if path.is_dir():
+        record = path / "run.json"
+        best = json.loads(record.read_text()).get("best_checkpoint") if record.is_file() else None
+        if not best:
+            raise UserInputError(
+                f"{path} is not a finished training run (no best_checkpoint in {record}); pass a run dir whose training ended, or a .ckpt file."
+            )
+        path = Path(best)
+    if not path.is_file():
+        raise UserInputError(f"checkpoint {path} not found; pass a run dir (outputs/<task>/runs/<time>) or a .ckpt file.")
+    return path

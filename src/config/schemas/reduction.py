@@ -32,3 +32,4 @@ class SaliencyReductionSchema:
     oracle_margin: int = 2  # oracle (a positive control from the ground truth): objects dilated by this many pixels rank first, the rest by distance
     removed: str = "label"  # label (the original study: removed pixels keep their label) | ignore (no loss on removed pixels)
     output_dir: str = MISSING
+    maps_from: str | None = None  # a checkpoint or a finished run dir: the first reduction uses its model's maps, before training (ROAR's one round)
