@@ -11,7 +11,7 @@ from torch import nn
 
 from src.config.errors import UserInputError
 from src.models.base import ConfiguredModule
-from src.models.losses import WEIGHTED, build_loss, check_task
+from src.models.losses import WEIGHTED, build_loss, check_task, right_reasons_penalty
 from src.models.metrics import SegmentationMetrics
 from src.models.tiling import window_logits
 from src.storage.checkpoints import plain
@@ -45,6 +45,10 @@ class SegmentationModule(ConfiguredModule):
             (set from the data module).
         eval_window: validate and test on whole images in tiles of this side, through
             prediction's sliding-window path (set from the data module when it trains on crops).
+        rrr_weight: lambda of the Right for the Right Reasons term (Ross et al. 2017) added to
+            the training loss: the squared input gradient of the log-probabilities outside the
+            ground-truth objects (:func:`~src.models.losses.right_reasons_penalty`); 0: off.
+        rrr_margin: the objects are dilated by this many pixels before the term looks outside.
     """
 
     def __init__(
@@ -60,6 +64,8 @@ class SegmentationModule(ConfiguredModule):
         tta: bool,
         channels_last: bool,
         compile_net: bool,
+        rrr_weight: float,
+        rrr_margin: int,
         input_mean: Sequence[float] = (0.0,),
         input_std: Sequence[float] = (1.0,),
         challenge_metrics: bool = False,
@@ -124,8 +130,13 @@ class SegmentationModule(ConfiguredModule):
         return self.probabilities(self.predict_logits(images))
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        logits = self(batch["image"]) if split == "train" else self.evaluation_logits(batch["image"])
+        right_reasons = split == "train" and self.hparams.rrr_weight > 0
+        images = batch["image"].detach().requires_grad_(True) if right_reasons else batch["image"]
+        logits = self(images) if split == "train" else self.evaluation_logits(images)
         loss = self.loss_fn(logits, batch["mask"], batch.get("weight"))
+        if right_reasons:
+            penalty = right_reasons_penalty(images, logits, batch["mask"], self.hparams.rrr_margin, self.hparams.get("ignore_index"))
+            loss = loss + self.hparams.rrr_weight * penalty
         metrics: SegmentationMetrics = getattr(self, f"{split}_metrics")
         metrics.update(self.probabilities(logits.detach()), batch["mask"], loss)
         return loss

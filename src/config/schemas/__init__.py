@@ -139,6 +139,8 @@ RANGES = {
     "data.num_workers": (lambda v: v >= 0, ">= 0"),
     "data.image_size": (lambda v: v >= 8, ">= 8 pixels"),
     "model.optimizer.lr": (lambda v: 0 < v < 10, "in (0, 10), e.g. 1e-3"),
+    "model.rrr_weight": (lambda v: v >= 0, ">= 0 (0: no Right for the Right Reasons term)"),
+    "model.rrr_margin": (lambda v: v >= 0, ">= 0 pixels"),
     "model.optimizer.weight_decay": (lambda v: v >= 0, ">= 0"),
     "trainer.max_epochs": (lambda v: v is None or v == -1 or v >= 1, ">= 1 (or -1: no limit)"),
     "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),

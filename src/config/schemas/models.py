@@ -70,6 +70,10 @@ class SegmentationModuleSchema:
     # NHWC memory layout and torch.compile (GPU settings; `make bench` measures them where a GPU is)
     channels_last: bool = False
     compile_net: bool = False
+    # Right for the Right Reasons (Ross et al. 2017): lambda of the penalty on the input gradient
+    # outside the ground-truth objects (dilated by rrr_margin px); 0: off
+    rrr_weight: float = 0.0
+    rrr_margin: int = 2
 
 
 @dataclass
