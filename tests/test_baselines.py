@@ -6,7 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from src.config.errors import UserInputError
+from src.config.schemas import check_ranges
+from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.models.losses import right_reasons_penalty
+from src.reduction.background_swap import BackgroundRandomisation, object_pixels, swap_backgrounds
+from tests.helpers.fast import FAST
 
 
 def pointwise(weights: list[float], biases: list[float]) -> nn.Conv2d:
@@ -61,3 +66,50 @@ def test_the_right_reasons_term_is_zero_where_the_input_gradient_outside_the_obj
     # ignored pixels count as neither object nor background
     ignored = torch.full_like(targets, 255)
     assert right_reasons_penalty(images, single(images), ignored, margin=0, ignore_index=255).item() == 0
+
+
+def test_background_swap_keeps_each_object_and_takes_the_rest_from_another_image() -> None:
+    generator = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (10, 1, 12, 12), generator=generator, dtype=torch.uint8)
+    targets = torch.zeros(10, 12, 12, dtype=torch.long)
+    for i in range(10):
+        targets[i, i % 5 : i % 5 + 4, 2 + i % 4 : 6 + i % 4] = 1 + i % 2
+    objects = object_pixels(targets, background_class=0)
+    out, donors = swap_backgrounds(images, objects, share=1.0, seed=7, impute_noise=0.01)
+    assert out.dtype == images.dtype
+    for i in range(10):
+        donor = int(donors[i])
+        assert donor != i
+        assert torch.equal(out[i][:, objects[i]], images[i][:, objects[i]])  # the object's own pixels
+        elsewhere = ~objects[i] & ~objects[donor]
+        assert torch.equal(out[i][:, elsewhere], images[donor][:, elsewhere])  # the donor's background
+        # where the donor had its object, the donor's object is gone (imputed from its background)
+        hole = ~objects[i] & objects[donor]
+        assert hole.any() and not torch.equal(out[i][:, hole], images[donor][:, hole])
+    # the same seed, the same set; a share swaps that fraction of the images, the rest untouched
+    again, same = swap_backgrounds(images, objects, share=1.0, seed=7, impute_noise=0.01)
+    assert torch.equal(again, out) and torch.equal(same, donors)
+    half, donors = swap_backgrounds(images, objects, share=0.5, seed=7, impute_noise=0.01)
+    changed = donors != torch.arange(10)
+    assert int(changed.sum()) == 5 and torch.equal(half[~changed], images[~changed])
+
+
+@pytest.mark.slow
+def test_background_swap_trains_on_the_swapped_set_with_its_labels(make_cfg) -> None:
+    cfg = make_cfg("train", "background_swap=mixed_rand", "reduction=none", "data.n_per_class=8", "trainer.max_epochs=1", "test=false", *FAST)
+    datamodule = build_datamodule(cfg)
+    callbacks = build_callbacks(cfg)
+    assert isinstance(callbacks[0], BackgroundRandomisation) and callbacks[0].seed == cfg.seed
+    build_trainer(cfg, callbacks, []).fit(build_model(cfg, datamodule), datamodule=datamodule)
+    served = datamodule.train_set
+    original = build_datamodule(cfg)
+    original.prepare_data()
+    original.setup("fit")
+    expected, _ = swap_backgrounds(original.train_set.images, object_pixels(original.train_set.masks, 0), 1.0, cfg.seed, cfg.background_swap.impute_noise)
+    assert torch.equal(served.images, expected) and not torch.equal(served.images, original.train_set.images)
+    assert torch.equal(served.masks, original.train_set.masks)  # labels untouched
+
+
+def test_a_background_share_out_of_range_is_refused_at_composition(make_cfg) -> None:
+    with pytest.raises(UserInputError, match=r"background_swap.share=1.5 must be in \[0, 1\]"):
+        check_ranges(make_cfg("train", "background_swap=mixed_rand", "background_swap.share=1.5"))

@@ -22,7 +22,7 @@ from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance
 from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from tests.conftest import ddp_reduction_round, run_cli
-from tests.test_reduction import FAST
+from tests.helpers.fast import FAST
 
 
 def objects(n: int = 4, size: int = 24) -> torch.Tensor:

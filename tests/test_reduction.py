@@ -23,8 +23,7 @@ from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from src.train import train
 from tests.conftest import ddp_reduction_round
-
-FAST = ("trainer.limit_train_batches=2", "callbacks.model_summary=null")
+from tests.helpers.fast import FAST
 
 
 def rounds_csv(run_dir: Path) -> list[dict[str, str]]:

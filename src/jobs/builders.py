@@ -96,6 +96,11 @@ def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback
                 callbacks.append(FinalRoundCheckpoint(start, best.dirpath, best.get("monitor") or "val/loss", best.get("mode", "min")))
         else:
             log.warning("saliency reduction applies to segmentation data; this classification run trains once")
+    swap = cfg.get("background_swap")
+    if swap and "_target_" in swap:
+        if not segmentation:
+            raise UserInputError("background_swap needs segmentation targets (the objects' pixels); this is a classification run.")
+        callbacks.insert(0, instantiate(swap))
     return callbacks
 
 

@@ -43,10 +43,11 @@ from src.config.schemas.models import (
     UNetModuleSchema,
     UNetSchema,
 )
-from src.config.schemas.reduction import SaliencyReductionSchema
+from src.config.schemas.reduction import BackgroundSwapSchema, SaliencyReductionSchema
 
 SCHEMAS = {
     ("reduction", "saliency"): SaliencyReductionSchema,
+    ("background_swap", "mixed_rand"): BackgroundSwapSchema,
     ("model", "unet"): UNetModuleSchema,
     ("model", "fcn"): FCNModuleSchema,
     ("model", "smp"): SmpModuleSchema,
@@ -67,7 +68,7 @@ SCHEMAS = {
 BY_TARGET: dict[str, Any] = {
     schema._target_: schema
     for schema in (
-        *(s for (group, _), s in SCHEMAS.items() if group in ("data", "reduction")),
+        *(s for (group, _), s in SCHEMAS.items() if group in ("data", "reduction", "background_swap")),
         SegmentationModuleSchema,
         EarlyExitModuleSchema,
         UNetSchema,
@@ -135,6 +136,7 @@ RANGES = {
     "reduction.oracle_margin": (lambda v: v >= 0, ">= 0 pixels"),
     "reduction.smooth_scale": (lambda v: 0 < v <= 1, "in (0, 1]: random_smooth's sigma as a fraction of the image side"),
     "reduction.impute_noise": (lambda v: v >= 0, ">= 0"),
+    "background_swap.share": (lambda v: 0 <= v <= 1, "in [0, 1]: the fraction of training images whose background is swapped"),
     "data.batch_size": (lambda v: v >= 1, ">= 1"),
     "data.num_workers": (lambda v: v >= 0, ">= 0"),
     "data.image_size": (lambda v: v >= 8, ">= 8 pixels"),

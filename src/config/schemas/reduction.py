@@ -33,3 +33,14 @@ class SaliencyReductionSchema:
     removed: str = "label"  # label (the original study: removed pixels keep their label) | ignore (no loss on removed pixels)
     output_dir: str = MISSING
     maps_from: str | None = None  # a checkpoint or a finished run dir: the first reduction uses its model's maps, before training (ROAR's one round)
+
+
+@dataclass
+class BackgroundSwapSchema:
+    """Background randomisation (Mixed-Rand, Xiao et al. 2020): a baseline beside the reduction."""
+
+    _target_: str = "src.reduction.background_swap.BackgroundRandomisation"
+    share: float = 1.0  # the fraction of training images that take another image's background
+    seed: int = MISSING  # the YAML: the run's seed (which images, which donors, the fill's noise)
+    impute_noise: float = 0.01  # the imputation that empties a donor's object
+    background_class: int = 0
