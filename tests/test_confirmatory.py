@@ -11,9 +11,10 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
-from src.sweep_report.confirmatory import FamilyPart, Study, confirmatory_table, holm, tost_p
+from src.sweep_report.confirmatory import FamilyPart, GainShare, Study, confirmatory_table, detectable_difference, gain_share, gain_table, holm, tost_p
 from src.sweep_report.runs import Run
 from src.sweep_report.stats import still_improving
 from tests.conftest import run_cli
@@ -142,3 +143,47 @@ def test_a_report_renders_from_summary_csvs_alone(tmp_path: Path) -> None:
     assert [r.split("|")[1].strip() for r in rows] == ["method=prediction, fill=blur", "method=oracle, fill=impute"]
     assert "epoch 98 of 98" in text and "still improving" in text
     assert "exploratory, unadjusted" in text.lower()
+
+
+def test_the_gain_share_and_its_bootstrap_interval_equal_a_hand_computation() -> None:
+    arm = np.array([0.50, 0.56, 0.53, 0.60])
+    random = np.array([0.40, 0.42, 0.41, 0.45])
+    oracle = np.array([0.70, 0.72, 0.69, 0.75])
+    g, low, high = gain_share(arm, random, oracle, resamples=2000, seed=4)
+    # by hand: (0.5475 - 0.42) / (0.715 - 0.42)
+    assert g == pytest.approx((0.5475 - 0.42) / (0.715 - 0.42), rel=1e-12)
+    picks = np.random.default_rng(4).integers(0, 4, size=(2000, 4))
+    draws = [(arm[i].mean() - random[i].mean()) / (oracle[i].mean() - random[i].mean()) for i in picks]
+    assert (low, high) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5])), rel=1e-12)
+    assert low <= g <= high
+    # the references themselves: 1 for the oracle, 0 for random, with no spread
+    assert gain_share(oracle, random, oracle) == pytest.approx((1.0, 1.0, 1.0))
+    assert gain_share(random, random, oracle) == pytest.approx((0.0, 0.0, 0.0))
+
+
+def test_the_gain_table_pairs_arm_random_and_oracle_by_seed_on_the_higher_is_better_scale() -> None:
+    values = {"oracle": [0.7, 0.8, 0.75], "random": [0.4, 0.5, 0.45], "prediction": [0.55, 0.65, 0.6]}
+    runs = [run(seed, method, v) for method, vs in values.items() for seed, v in enumerate(vs)]
+    gain = GainShare(oracle={"reduction.method": "oracle"}, random={"reduction.method": "random"})
+    study = Study("toy", "test/miou", 0.01, [FamilyPart({"reduction.rounds": "0"}, [{"reduction.method": m} for m in values])], gain_share=gain)
+    table = gain_table(runs, ["reduction.method"], study)
+    assert table["arm"].tolist() == ["method=prediction"] and table["seeds"].tolist() == [3]
+    assert table["G"].iloc[0] == pytest.approx(0.5)
+
+
+def test_a_relative_margin_is_a_share_of_the_references_error_and_power_is_stated() -> None:
+    base = np.array([0.9950, 0.9962, 0.9958, 0.9965])
+    arm = base + np.array([0.0003, -0.0002, 0.0001, 0.0002])
+    runs = [run(seed, None, v) for seed, v in enumerate(base)] + [run(seed, "oracle", v) for seed, v in enumerate(arm)]
+    family = [FamilyPart({"reduction.rounds": "0"}, [{"reduction.method": "oracle"}])]
+    relative = confirmatory_table(runs, ["reduction.method"], Study("toy", "test/miou", 0.01, family, relative_margin=0.2))
+    # 20% of the baseline's error 1 - 0.995875
+    assert relative["margin"].iloc[0] == pytest.approx(0.2 * (1 - base.mean()))
+    assert confirmatory_table(runs, ["reduction.method"], Study("toy", "test/miou", 0.01, family))["margin"].iloc[0] == 0.01
+    # the detectable difference: statsmodels' effect size at alpha/m, power 0.8, times the spread
+    diff = arm - base
+    effect = TTestPower().solve_power(nobs=4, alpha=0.05, power=0.8, alternative="two-sided")
+    assert relative["detectable (80% power)"].iloc[0] == pytest.approx(effect * diff.std(ddof=1))
+    assert detectable_difference(diff, tests=2) > detectable_difference(diff, tests=1)
+    # a loss's margin is a share of its mean
+    assert Study("toy", "val/loss", 0.01, family, relative_margin=0.1).margin_for(np.array([0.2, 0.4]), "val/loss") == pytest.approx(0.03)

@@ -2,6 +2,14 @@
 in its preset (``study:``), paired t-tests adjusted together by Holm's method, and a two one-sided
 tests (TOST) verdict on equivalence within the preset's margin.
 
+The margin is absolute (``margin``), or relative to the reference's error (``relative_margin``:
+a share of 1 - mean for a metric where higher is better, of the mean itself for a loss), so a
+metric near its ceiling is not declared "equivalent" within a margin wider than its headroom.
+Each comparison also states the smallest difference it could detect (80% power, two-sided, at the
+Bonferroni level that bounds Holm's first step). With ``gain_share`` a study also reports each
+arm's share of the oracle's gain over random removal, G = (arm - random) / (oracle - random),
+with a bootstrap interval over seeds.
+
 A comparison is an arm (one setting of the swept keys) against a reference setting, paired by
 seed (and by the ``match`` keys, e.g. the fill); the difference is arm - reference, signed so
 that "better" follows the metric's direction. Holm's step-down adjustment (statsmodels) controls
@@ -20,12 +28,15 @@ import pandas as pd
 from omegaconf import OmegaConf
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
 from src.sweep_report.runs import Run
 from src.sweep_report.stats import higher_is_better, metric_of
 
 ALPHA = 0.05
+POWER = 0.8
+BOOTSTRAP_RESAMPLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,11 +50,33 @@ class FamilyPart:
 
 
 @dataclass(frozen=True)
+class GainShare:
+    """The two references of G: the oracle's runs and random removal's."""
+
+    oracle: dict[str, str]
+    random: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     primary: str
     margin: float
     family: list[FamilyPart]
+    relative_margin: float | None = None
+    gain_share: GainShare | None = None
+
+    def margin_for(self, reference: np.ndarray, metric: str) -> float:
+        """The equivalence margin of a comparison with these reference values."""
+        if self.relative_margin is None:
+            return self.margin
+        error = 1.0 - float(np.mean(reference)) if higher_is_better(metric) else float(np.mean(reference))
+        return self.relative_margin * abs(error)
+
+    def describe_margin(self) -> str:
+        if self.relative_margin is None:
+            return f"±{self.margin:g}"
+        return f"±{self.relative_margin:.0%} of the reference's error (1 − mean, or the mean of a loss), per comparison"
 
 
 def study_of(runs: Sequence[Run]) -> Study | None:
@@ -60,7 +93,15 @@ def study_of(runs: Sequence[Run]) -> Study | None:
                 )
                 for part in spec["family"]
             ]
-            return Study(str(run.value("task_name", "study")), spec["primary"], float(spec["margin"]), parts)
+            gain = spec.get("gain_share")
+            return Study(
+                str(run.value("task_name", "study")),
+                spec["primary"],
+                float(spec["margin"]),
+                parts,
+                relative_margin=None if spec.get("relative_margin") is None else float(spec["relative_margin"]),
+                gain_share=None if not gain else GainShare({k: str(v) for k, v in gain["oracle"].items()}, {k: str(v) for k, v in gain["random"].items()}),
+            )
     return None
 
 
@@ -121,6 +162,80 @@ def tost_p(arm: np.ndarray, reference: np.ndarray, margin: float) -> float:
     return float(ttost_paired(arm, reference, -margin, margin)[0])
 
 
+def detectable_difference(differences: np.ndarray, tests: int) -> float:
+    """The smallest mean paired difference a two-sided paired t-test detects with :data:`POWER`
+    at level alpha / ``tests`` (Holm's first step), given the differences' observed spread."""
+    n = len(differences)
+    spread = float(np.std(differences, ddof=1)) if n > 1 else math.nan
+    if n < 2 or spread == 0 or math.isnan(spread):
+        return math.nan
+    effect = TTestPower().solve_power(effect_size=None, nobs=n, alpha=ALPHA / max(tests, 1), power=POWER, alternative="two-sided")
+    return float(effect) * spread
+
+
+def gain_share(arm: np.ndarray, random: np.ndarray, oracle: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
+    """G = (mean arm - mean random) / (mean oracle - mean random) over seeds paired by position,
+    and its 95% percentile bootstrap interval: seeds resampled with replacement (the same seeds
+    for the three), ``resamples`` times from ``seed``. 0: no better than random; 1: as good as
+    a perfect map. NaN where the oracle gains nothing over random."""
+    arm, random, oracle = (np.asarray(a, dtype=float) for a in (arm, random, oracle))
+
+    def share(a: np.ndarray, r: np.ndarray, o: np.ndarray) -> np.ndarray:
+        gain = o.mean(-1) - r.mean(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(gain != 0, (a.mean(-1) - r.mean(-1)) / gain, np.nan)
+
+    point = float(share(arm, random, oracle))
+    picks = np.random.default_rng(seed).integers(0, len(arm), size=(resamples, len(arm)))
+    draws = share(arm[picks], random[picks], oracle[picks])
+    draws = draws[~np.isnan(draws)]
+    if not len(draws):
+        return point, math.nan, math.nan
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
+def gain_table(runs: Sequence[Run], keys: Sequence[str], study: Study, metric: str | None = None) -> pd.DataFrame:
+    """G per arm of the family (every arm but the two references), over the seeds that ran the
+    arm, the oracle and random removal: G, its bootstrap interval and the three means."""
+    if study.gain_share is None:
+        return pd.DataFrame()
+    metric = metric or study.primary
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    by_seed = {
+        name: {r.seed: sign * metric_of(r, metric) for r in runs if r.metrics and matches(r, selector)}
+        for name, selector in (("oracle", study.gain_share.oracle), ("random", study.gain_share.random))
+    }
+    arms: dict[str, dict[int, float]] = {}
+    for part in study.family:
+        for run in runs:
+            if (
+                run.metrics
+                and any(matches(run, arm) for arm in part.arms)
+                and not any(matches(run, s) for s in (study.gain_share.oracle, study.gain_share.random))
+            ):
+                arms.setdefault(label(run, keys), {})[run.seed] = sign * metric_of(run, metric)
+    rows = []
+    for name, values in arms.items():
+        seeds = sorted(s for s in values if s in by_seed["oracle"] and s in by_seed["random"] and not math.isnan(values[s]))
+        if len(seeds) < 2:
+            continue
+        arm, random, oracle = (np.array([source[s] for s in seeds]) for source in (values, by_seed["random"], by_seed["oracle"]))
+        g, low, high = gain_share(arm, random, oracle)
+        rows.append(
+            {
+                "arm": name,
+                "seeds": len(seeds),
+                "G": g,
+                "95% bootstrap interval": f"[{low:+.2f}, {high:+.2f}]",
+                "arm mean": sign * arm.mean(),
+                "random mean": sign * random.mean(),
+                "oracle mean": sign * oracle.mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def verdict(mean: float, p_adjusted: float, tost_adjusted: float, margin: float, better_sign: float) -> str:
     """better / worse (the adjusted test rejects "no difference"), equivalent (TOST rejects a
     difference as large as the margin), or inconclusive (neither)."""
@@ -141,6 +256,7 @@ def confirmatory_table(runs: Sequence[Run], keys: Sequence[str], study: Study, m
         for name, arm, reference in paired_differences(runs, keys, part, metric):
             diff = arm - reference
             n = len(diff)
+            margin = study.margin_for(reference, metric)
             rows.append(
                 {
                     "arm": name,
@@ -149,7 +265,9 @@ def confirmatory_table(runs: Sequence[Run], keys: Sequence[str], study: Study, m
                     "mean": float(diff.mean()) if n else math.nan,
                     "se": float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
                     "p": float(scipy_stats.ttest_rel(arm, reference).pvalue) if n > 1 and diff.std() > 0 else math.nan,
-                    "tost": tost_p(arm, reference, study.margin),
+                    "margin": margin,
+                    "tost": tost_p(arm, reference, margin),
+                    "differences": diff,
                 }
             )
     table = pd.DataFrame(rows)
@@ -161,8 +279,11 @@ def confirmatory_table(runs: Sequence[Run], keys: Sequence[str], study: Study, m
     sign = 1.0 if higher_is_better(metric) else -1.0
     table["95% interval"] = [_interval(r.mean, r.se, r.pairs, 0.975) for r in table.itertuples()]
     table[f"simultaneous interval (m = {m})"] = [_interval(r.mean, r.se, r.pairs, 1 - ALPHA / (2 * max(m, 1))) for r in table.itertuples()]
-    table["verdict"] = [verdict(mean, p, t, study.margin, sign) for mean, p, t in zip(table["mean"], table["p (Holm)"], table["TOST p (Holm)"])]
-    return table
+    table["detectable (80% power)"] = [detectable_difference(d, m) for d in table["differences"]]
+    table["verdict"] = [
+        verdict(mean, p, t, margin, sign) for mean, p, t, margin in zip(table["mean"], table["p (Holm)"], table["TOST p (Holm)"], table["margin"])
+    ]
+    return table.drop(columns="differences")
 
 
 def _interval(mean: float, se: float, n: int, quantile: float) -> str:
@@ -176,4 +297,19 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     """The columns a report prints (the raw p-value and standard error stay in the data)."""
     out = table.rename(columns={"mean": "mean difference"})
     interval = next(c for c in out.columns if c.startswith("simultaneous"))
-    return out[["arm", "against", "pairs", "mean difference", "95% interval", interval, "p", "p (Holm)", "TOST p (Holm)", "verdict"]]
+    return out[
+        [
+            "arm",
+            "against",
+            "pairs",
+            "mean difference",
+            "95% interval",
+            interval,
+            "p",
+            "p (Holm)",
+            "margin",
+            "TOST p (Holm)",
+            "detectable (80% power)",
+            "verdict",
+        ]
+    ]

@@ -108,10 +108,30 @@ def confirmatory_section(runs: Sequence[Run], keys: Sequence[str], study: confir
         f"Primary metric: **`{study.primary}`** ({arrow}). The family: the {len(table)} comparisons below, named in the study's preset. "
         "Difference = arm − reference, paired by seed; p: two-sided paired t-test, adjusted over the family by Holm's method; "
         f"{interval}: Bonferroni's simultaneous 95% intervals. TOST: two one-sided tests of equivalence within "
-        f"±{study.margin:g}, Holm-adjusted too. Verdict: better or worse where the adjusted p < 0.05, equivalent where the adjusted "
+        f"{study.describe_margin()} (the margin column), Holm-adjusted too. Detectable: the smallest mean difference a paired "
+        f"t-test at alpha 0.05/{len(table)} finds with 80% power, given the observed spread of the differences: a margin or an "
+        "effect below it is out of this study's reach. Verdict: better or worse where the adjusted p < 0.05, equivalent where the adjusted "
         "TOST p < 0.05, otherwise inconclusive. Only an *equivalent* verdict supports a claim of no effect.",
         "",
         table_md(confirmatory.shown(table)),
+        "",
+        *gain_section(runs, keys, study),
+    ]
+
+
+def gain_section(runs: Sequence[Run], keys: Sequence[str], study: confirmatory.Study) -> list[str]:
+    """Each arm's share of the oracle's gain over random removal, with its bootstrap interval."""
+    table = confirmatory.gain_table(runs, keys, study)
+    if table.empty:
+        return []
+    return [
+        "### Share of the oracle's gain",
+        "",
+        f"G = (arm − random) / (oracle − random) on `{study.primary}`, means over the seeds that ran all three; 95% percentile "
+        f"bootstrap interval over seeds ({confirmatory.BOOTSTRAP_RESAMPLES} resamples, the same seeds for the three). "
+        "0: no better than random removal; 1: as good as a perfect map; below 0: worse than random.",
+        "",
+        table_md(table),
         "",
     ]
 
