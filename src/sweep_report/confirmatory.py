@@ -242,8 +242,8 @@ def verdict(mean: float, p_adjusted: float, tost_adjusted: float, margin: float,
     equivalent = not math.isnan(tost_adjusted) and tost_adjusted < ALPHA
     if not math.isnan(p_adjusted) and p_adjusted < ALPHA:
         word = "better" if better_sign * mean > 0 else "worse"
-        return f"{word} (within ±{margin:g})" if equivalent else word
-    return f"equivalent within ±{margin:g}" if equivalent else "inconclusive"
+        return f"{word} (within ±{margin:.2g})" if equivalent else word
+    return f"equivalent within ±{margin:.2g}" if equivalent else "inconclusive"
 
 
 def confirmatory_table(runs: Sequence[Run], keys: Sequence[str], study: Study, metric: str | None = None) -> pd.DataFrame:
