@@ -14,7 +14,20 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
-from src.sweep_report.confirmatory import FamilyPart, GainShare, Study, confirmatory_table, detectable_difference, gain_share, gain_table, holm, tost_p
+from src.sweep_report.confirmatory import (
+    FamilyPart,
+    GainShare,
+    Study,
+    confirmatory_table,
+    detectable_difference,
+    gain_share,
+    gain_table,
+    holm,
+    label,
+    matches,
+    selector_label,
+    tost_p,
+)
 from src.sweep_report.runs import Run
 from src.sweep_report.stats import still_improving
 from tests.conftest import run_cli
@@ -187,3 +200,19 @@ def test_a_relative_margin_is_a_share_of_the_references_error_and_power_is_state
     assert detectable_difference(diff, tests=2) > detectable_difference(diff, tests=1)
     # a loss's margin is a share of its mean
     assert Study("toy", "val/loss", 0.01, family, relative_margin=0.1).margin_for(np.array([0.2, 0.4]), "val/loss") == pytest.approx(0.03)
+
+
+def test_arms_beside_the_baseline_keep_their_own_names_and_unset_selects_the_plain_baseline() -> None:
+    plain = run(0, None, 0.5)
+    swapped = run(0, None, 0.6)
+    swapped.overrides["background_swap"] = "mixed_rand"
+    keys = ["reduction.rounds", "background_swap"]
+    assert label(plain, keys) == "no reduction" and label(swapped, keys) == "no reduction, background_swap=mixed_rand"
+    baseline = {"reduction.rounds": "0", "background_swap": "unset"}
+    assert matches(plain, baseline) and not matches(swapped, baseline)
+    assert selector_label(baseline) == "no reduction"
+    family = [FamilyPart(baseline, [{"background_swap": "mixed_rand"}])]
+    runs = [plain, swapped, run(1, None, 0.4), run(1, None, 0.55)]
+    runs[3].overrides["background_swap"] = "mixed_rand"
+    table = confirmatory_table(runs, keys, Study("toy", "test/miou", 0.01, family))
+    assert table["arm"].tolist() == ["no reduction, background_swap=mixed_rand"] and table["mean"].iloc[0] == pytest.approx(0.125)

@@ -105,20 +105,29 @@ def study_of(runs: Sequence[Run]) -> Study | None:
     return None
 
 
+# a selector's value for "the run does not set this key" (e.g. the plain baseline beside arms that
+# add background_swap=mixed_rand or model.rrr_weight)
+UNSET = "unset"
+
+
 def matches(run: Run, selector: Mapping[str, str]) -> bool:
-    return all(run.setting(key) == value for key, value in selector.items())
+    return all((key not in run.overrides) if value == UNSET else run.setting(key) == value for key, value in selector.items())
 
 
 def label(run: Run, keys: Sequence[str]) -> str:
+    """An arm's name: its reduction settings, or "no reduction" plus what else the run sets
+    (``background_swap=mixed_rand``, ``model.rrr_weight=...``)."""
     if not run.reduced:
-        return "no reduction"
+        extra = [f"{k}={run.overrides[k]}" for k in keys if not k.startswith("reduction.") and k in run.overrides]
+        return ", ".join(["no reduction", *extra])
     return ", ".join(f"{k.removeprefix('reduction.')}={run.setting(k)}" for k in keys if k != "reduction.rounds") or "reduction"
 
 
 def selector_label(selector: Mapping[str, str]) -> str:
-    if selector.get("reduction.rounds") == "0":
-        return "no reduction"
-    return ", ".join(f"{k.removeprefix('reduction.')}={v}" for k, v in selector.items())
+    named = {k: v for k, v in selector.items() if v != UNSET}
+    if named.get("reduction.rounds") == "0":
+        return ", ".join(["no reduction", *(f"{k}={v}" for k, v in named.items() if k != "reduction.rounds")])
+    return ", ".join(f"{k.removeprefix('reduction.')}={v}" for k, v in named.items())
 
 
 def paired_differences(runs: Sequence[Run], keys: Sequence[str], part: FamilyPart, metric: str) -> list[tuple[str, np.ndarray, np.ndarray]]:

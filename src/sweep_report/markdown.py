@@ -220,12 +220,6 @@ def _with_best_rounds(grouped: pd.DataFrame, table: pd.DataFrame, keys: Sequence
     return grouped.merge(rounds.reset_index(), on=list(keys), how="left")
 
 
-def _label(run: Run, keys: Sequence[str]) -> str:
-    if not run.reduced:
-        return "no reduction"
-    return ", ".join(f"{k.removeprefix('reduction.')}={run.setting(k)}" for k in keys if k != "reduction.rounds") or "reduction"
-
-
 def _selection(runs: Sequence[Run]) -> str:
     monitor = runs[0].value("callbacks.model_checkpoint.monitor", "val/loss")
     mode = runs[0].value("callbacks.model_checkpoint.mode", "min")
@@ -443,7 +437,7 @@ def convergence_section(data: SweepData) -> list[str]:
 
 
 def curves_section(data: SweepData) -> list[str]:
-    labels = {run.path: _label(run, data.keys) for run in data.ok}
+    labels = {run.path: confirmatory.label(run, data.keys) for run in data.ok}
     if not plots.mean_curves(data.ok, labels, f"val/{data.name}", data.out / "curves.png"):
         return []
     return ["## Validation curves (mean over seeds)", "", "![validation curves](curves.png)", ""]

@@ -25,8 +25,8 @@ def swept_keys(runs: Sequence[Run]) -> list[str]:
     keys: list[str] = []
     for run in runs:
         keys += [k for k in run.overrides if k not in keys]
-    # where data and outputs live (paths.*) is no setting of the experiment
-    return [k for k in keys if k != "seed" and not k.startswith("paths.") and len({run.overrides.get(k) for run in runs}) > 1]
+    # where data and outputs live (paths.*, data.data_dir) is no setting of the experiment
+    return [k for k in keys if k != "seed" and not k.startswith("paths.") and k != "data.data_dir" and len({run.overrides.get(k) for run in runs}) > 1]
 
 
 FINAL_ROUND = "final_round/"
