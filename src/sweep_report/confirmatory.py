@@ -120,7 +120,8 @@ def label(run: Run, keys: Sequence[str]) -> str:
     if not run.reduced:
         extra = [f"{k}={run.overrides[k]}" for k in keys if not k.startswith("reduction.") and k in run.overrides]
         return ", ".join(["no reduction", *extra])
-    return ", ".join(f"{k.removeprefix('reduction.')}={run.setting(k)}" for k in keys if k != "reduction.rounds") or "reduction"
+    named = [k for k in keys if k != "reduction.rounds" and (k.startswith("reduction.") or k in run.overrides)]
+    return ", ".join(f"{k.removeprefix('reduction.')}={run.setting(k)}" for k in named) or "reduction"
 
 
 def selector_label(selector: Mapping[str, str]) -> str:
