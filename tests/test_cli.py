@@ -150,3 +150,11 @@ def test_a_user_error_is_printed_once(tmp_path: Path) -> None:
     assert (result.stdout + result.stderr).count(message) == 1 and f"error: {message}" in result.stderr
     (run,) = run_dirs(tmp_path)
     assert message in (run / "train.log").read_text()  # and kept in the run's log
+
+
+def test_help_into_a_pipe_closed_early_ends_quietly() -> None:
+    # `python -m src.train --help | head -1`: the reader is gone before the help is written
+    child = subprocess.Popen([sys.executable, "-m", "src.train", "--help"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.stdout.close()
+    _, errors = child.communicate(timeout=120)
+    assert child.returncode == 0 and "Traceback" not in errors and "BrokenPipe" not in errors, errors

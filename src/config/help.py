@@ -8,6 +8,7 @@ in the ConfigStore) and composes the config once, without importing torch.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -61,8 +62,12 @@ def answer_help(config_name: str, argv: list[str] | None = None) -> bool:
         return False
     overrides = [a for a in args if a not in HELP_FLAGS]
     try:
-        print(help_text(config_name, overrides))
+        print(help_text(config_name, overrides), flush=True)
     except HydraException as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:
+        # `--help | head` closed the pipe: end quietly (Python's own exit flush would raise again)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     return True
