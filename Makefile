@@ -8,6 +8,7 @@ ARGS ?=
 .PHONY: install train test test-fast lint bench bench-quick results docs clean
 
 $(STAMP): pyproject.toml
+	@echo "installing the project and its dependencies (torch, Lightning, Hydra...) into $(VENV): a few minutes the first time, quiet"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
