@@ -4,6 +4,12 @@ One fit of ``rounds * epochs_per_round`` epochs. At the end of every round the c
 a relevance map for every training image (eval mode, un-augmented images, batched), keeps the
 most relevant pixels of each, fills the rest and swaps the reduced images into the training set
 (validation and test data are never touched). The next round trains on that set.
+
+Acronyms of the removal literature used here: ROAR, RemOve And Retrain (Hooker et al., NeurIPS
+2019: remove the most relevant pixels, retrain, compare with random removal); KAR, Keep And
+Retrain (its mirror: keep the most relevant pixels, as the original study does); ROAD, RemOve And
+Debias (Rong et al., ICML 2022: fill removed pixels by noisy linear imputation, so the fill's
+edge does not give the mask away).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from src.reduction.blur import gaussian_blur
 from src.reduction.imputation import impute
 
 FILLS = ("zero", "mean", "blur", "impute")
-# which pixels a round keeps: the most relevant (the original study, KAR) or the least (ROAR's direction)
+# which pixels a round keeps: the most relevant (the original study, KAR: Keep And Retrain) or the
+# least (ROAR's direction: RemOve And Retrain); ROAD (RemOve And Debias) is the impute fill
 KEEPS = ("most", "least")
 # what the training targets make of removed pixels: their label (the original study) or the ignore index
 REMOVED = ("label", "ignore")
