@@ -93,11 +93,12 @@ def test_reversed_swaps_the_cue_and_neutral_has_none(shortcut_dir: Path) -> None
                 assert line[kept].std() <= 1.0  # one stripe value per line: rounding only
 
 
-def test_the_same_seed_gives_the_same_files(tmp_path: Path) -> None:
-    small = ShortcutSpec(n_train=6, n_val=4, n_test=4)
+@pytest.mark.parametrize("cue", [{}, {"cue": "gradient", "cue_guard": 4, "balanced_val": True}])
+def test_the_same_seed_gives_the_same_files(tmp_path: Path, cue: dict) -> None:
+    small = ShortcutSpec(n_train=6, n_val=4, n_test=4, **cue)
     generate(small, tmp_path / "a")
     generate(small, tmp_path / "b")
-    generate(ShortcutSpec(n_train=6, n_val=4, n_test=4, seed=1), tmp_path / "c")
+    generate(ShortcutSpec(n_train=6, n_val=4, n_test=4, seed=1, **cue), tmp_path / "c")
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert len(files) == 2 * (6 + 4 + 3 * 4) + 2
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
