@@ -9,7 +9,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from src.config.help import answer_help
+from src.config.help import answer_help, refuse_misspelt_keys
 from src.config.user_errors import exit_on_user_error
 from src.jobs.evaluation import evaluate
 
@@ -23,6 +23,7 @@ def main(cfg: DictConfig) -> None:
 def cli() -> None:
     """``python -m src.eval`` / ``salseg-eval``; ``--help`` lists the groups and the config."""
     if not answer_help("eval"):
+        refuse_misspelt_keys("eval")
         main()
 
 

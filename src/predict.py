@@ -20,7 +20,7 @@ from rich.progress import track
 from rich.table import Table
 
 from src.config.errors import UserInputError
-from src.config.help import answer_help
+from src.config.help import answer_help, refuse_misspelt_keys
 from src.config.user_errors import exit_on_user_error
 from src.models.segmentation import SegmentationModule
 from src.prediction import outputs
@@ -134,6 +134,7 @@ def main(cfg: DictConfig) -> None:
 def cli() -> None:
     """``python -m src.predict`` / ``salseg-predict``; ``--help`` lists the groups and the config."""
     if not answer_help("predict"):
+        refuse_misspelt_keys("predict")
         main()
 
 

@@ -8,13 +8,15 @@ in the ConfigStore) and composes the config once, without importing torch.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
+from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
 from src.config.compose import CONF
@@ -71,3 +73,46 @@ def answer_help(config_name: str, argv: list[str] | None = None) -> bool:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     return True
+
+
+def _composed(config_name: str, overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose(config_name, overrides=overrides)
+
+
+def misspelt_key(config_name: str, args: list[str]) -> str | None:
+    """One line for an override whose key the config does not have, naming the closest keys it
+    does have (``reduction.percentil=90``: did you mean reduction.percentile?), or None. Hydra's
+    own answer suggests ``+key`` (append a key), which a typed group then refuses after the heavy
+    imports. Sweeps (``a,b``, ``range(...)``) and Hydra's own keys are left to Hydra."""
+    overrides = [a for a in args if "=" in a and not a.startswith(("-", "hydra.")) and not re.search(r",|\(", a.split("=", 1)[1])]
+    try:
+        _composed(config_name, overrides)
+        return None
+    except ConfigCompositionException as error:
+        found = re.search(r"Could not override '([^']+)'", str(error))
+        if found is None:
+            return None
+        key = found.group(1)
+    rest = [o for o in overrides if o.split("=", 1)[0].lstrip("~") != key]
+    try:
+        cfg = _composed(config_name, rest)
+    except HydraException:
+        return None
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    names = [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else []
+    close = difflib.get_close_matches(leaf, names, n=3, cutoff=0.6)
+    where = f"`{parent}`" if parent else "the config"
+    if close:
+        return f"unknown key {key}: did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}? ({where} has no '{leaf}')"
+    return f"unknown key {key}: {where} has no '{leaf}'; its keys: {', '.join(names)}."
+
+
+def refuse_misspelt_keys(config_name: str, argv: list[str] | None = None) -> None:
+    """Exit with one line (status 2) when an override names a key the config does not have."""
+    problem = misspelt_key(config_name, (sys.argv if argv is None else argv)[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)

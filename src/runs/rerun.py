@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from src.config.errors import UserInputError
+from src.config.help import refuse_misspelt_keys
 from src.runs import slurm
 from src.storage.writable import check_writable
 
@@ -129,12 +130,14 @@ def check_output_folders(argv: list[str]) -> None:
         check_writable(folder, key)
 
 
-def main_with_run_dirs(main: Callable[[], object]) -> None:
-    """Run a Hydra ``main`` after expanding run-dir arguments (console scripts and ``-m``)."""
+def main_with_run_dirs(main: Callable[[], object], config_name: str = "train") -> None:
+    """Run a Hydra ``main`` after expanding run-dir arguments (console scripts and ``-m``) and
+    refusing a misspelt key in one line."""
     try:
         sys.argv = expand_arguments(sys.argv)
         check_output_folders(sys.argv)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    refuse_misspelt_keys(config_name)
     main()
