@@ -57,6 +57,13 @@ def test_unknown_key_and_unknown_option_are_refused(tmp_path: Path) -> None:
     assert result.returncode == 2 and "did you mean trainer.max_epochs or trainer.min_epochs?" in result.stderr and "+trainer" not in result.stderr
     result = run_cli("src.eval", "ckpt_path=x.ckpt", "torch_thread=1", project_root=tmp_path)
     assert result.returncode == 2 and "unknown key torch_thread: the config has no 'torch_thread'" in result.stderr
+    # a mandatory value not given: its usage in one line, no traceback
+    for module, line in (
+        ("src.predict", "error: missing ckpt_path, input. Usage: python -m src.predict ckpt_path=... input=... [key=value ...] (--help lists every key)"),
+        ("src.eval", "error: missing ckpt_path. Usage: python -m src.eval ckpt_path=... [key=value ...] (--help lists every key)"),
+    ):
+        result = run_cli(module, project_root=tmp_path)
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [line], result.stderr[-1500:]
     result = run_cli("src.train", "model=resnet", project_root=tmp_path)
     assert result.returncode != 0 and "Could not find 'model/resnet'" in result.stderr
 

@@ -86,7 +86,7 @@ def misspelt_key(config_name: str, args: list[str]) -> str | None:
     does have (``reduction.percentil=90``: did you mean reduction.percentile?), or None. Hydra's
     own answer suggests ``+key`` (append a key), which a typed group then refuses after the heavy
     imports. Sweeps (``a,b``, ``range(...)``) and Hydra's own keys are left to Hydra."""
-    overrides = [a for a in args if "=" in a and not a.startswith(("-", "hydra.")) and not re.search(r",|\(", a.split("=", 1)[1])]
+    overrides = _plain_overrides(args)
     try:
         _composed(config_name, overrides)
         return None
@@ -110,9 +110,30 @@ def misspelt_key(config_name: str, args: list[str]) -> str | None:
     return f"unknown key {key}: {where} has no '{leaf}'; its keys: {', '.join(names)}."
 
 
+def _plain_overrides(args: list[str]) -> list[str]:
+    return [a for a in args if "=" in a and not a.startswith(("-", "hydra.")) and not re.search(r",|\(", a.split("=", 1)[1])]
+
+
+def missing_values(config_name: str, args: list[str]) -> str | None:
+    """The usage line when a mandatory value (``???``: ``ckpt_path`` of eval and predict) is not
+    given, or None."""
+    try:
+        cfg = _composed(config_name, _plain_overrides(args))
+    except HydraException:
+        return None
+    # the entry points' own mandatory values are top-level keys; is_missing resolves nothing
+    missing = [str(k) for k in cfg.keys() if OmegaConf.is_missing(cfg, k)]
+    if not missing:
+        return None
+    example = " ".join(f"{k}=..." for k in missing)
+    return f"missing {', '.join(missing)}. Usage: python -m src.{config_name} {example} [key=value ...] (--help lists every key)"
+
+
 def refuse_misspelt_keys(config_name: str, argv: list[str] | None = None) -> None:
-    """Exit with one line (status 2) when an override names a key the config does not have."""
-    problem = misspelt_key(config_name, (sys.argv if argv is None else argv)[1:])
+    """Exit with one line (status 2) when an override names a key the config does not have, or
+    a mandatory value is missing."""
+    args = (sys.argv if argv is None else argv)[1:]
+    problem = misspelt_key(config_name, args) or missing_values(config_name, args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
