@@ -22,6 +22,7 @@ from rich.table import Table
 from src.config.errors import UserInputError
 from src.config.help import answer_help, refuse_misspelt_keys
 from src.config.user_errors import exit_on_user_error
+from src.jobs.builders import set_torch_threads
 from src.models.segmentation import SegmentationModule
 from src.prediction import outputs
 from src.prediction.inputs import RefusedImage, image_paths, label_path, read_folder_label, read_image, read_label
@@ -40,6 +41,7 @@ def predict(cfg: DictConfig) -> list[dict[str, object]]:
         raise UserInputError(f"roi_size={cfg.roi_size} is too small; use null (whole image) or >= 8 pixels.")
     if not 0.0 <= cfg.overlap < 1.0 or cfg.input_scale <= 0 or cfg.label_foreground not in ("bright", "dark"):
         raise UserInputError("overlap must be in [0, 1), input_scale > 0 and label_foreground bright or dark.")
+    set_torch_threads(cfg)
     module = load_module(cfg.ckpt_path)
     # a folder data set's mask encoding, so its labels are read as training read them
     data = read_checkpoint(cfg.ckpt_path).get("datamodule_hyper_parameters") or {}

@@ -24,6 +24,13 @@ from src.storage.checkpoint_io import BackgroundCheckpointIO
 log = logging.getLogger(__name__)
 
 
+def set_torch_threads(cfg: DictConfig) -> None:
+    """``torch_threads``, a key every entry point takes: the CPU threads this job's torch uses
+    (null: torch's default, all cores)."""
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
+
+
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     return instantiate(cfg.data)
 

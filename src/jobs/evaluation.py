@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from src.config.errors import UserInputError
 from src.jobs.after_test import after_test, write_metrics
-from src.jobs.builders import build_datamodule, build_trainer
+from src.jobs.builders import build_datamodule, build_trainer, set_torch_threads
 from src.loggers.build import build_loggers, finish_loggers
 from src.loggers.noise import silence_lightning_noise
 from src.models.early_exit import EarlyExitClassifier
@@ -22,6 +22,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test (or validate, ``split=val``) a checkpoint on the configured data; returns the metrics."""
     if cfg.split not in ("test", "val"):
         raise UserInputError(f"split={cfg.split!r} must be test or val.")
+    set_torch_threads(cfg)
     silence_lightning_noise()  # before the first line Lightning logs
     L.seed_everything(cfg.seed, workers=True)
     model = load_module(cfg.ckpt_path)

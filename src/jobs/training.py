@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -20,7 +19,7 @@ from omegaconf import DictConfig
 from src.callbacks.requeue import Requeued
 from src.config.errors import UserInputError
 from src.jobs.after_test import after_test, split_test_metrics, write_metrics
-from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
+from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer, set_torch_threads
 from src.loggers.build import build_loggers, finish_loggers, log_config
 from src.loggers.csv_logger import ResumableCSVLogger
 from src.loggers.noise import silence_lightning_noise
@@ -44,8 +43,7 @@ def _as_floats(results: list[dict]) -> dict[str, float]:
 def run_training(cfg: DictConfig) -> dict[str, float]:
     """Fit, validate and test the best checkpoint of a checked config (``src.train.train``);
     returns the final metrics."""
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
+    set_torch_threads(cfg)
     silence_lightning_noise()  # before the first line Lightning logs
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
