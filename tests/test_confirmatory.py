@@ -28,6 +28,7 @@ from src.sweep_report.confirmatory import (
     selector_label,
     tost_p,
 )
+from src.sweep_report.markdown import removal_measures_section
 from src.sweep_report.runs import Run
 from src.sweep_report.stats import still_improving
 from tests.conftest import run_cli
@@ -216,3 +217,17 @@ def test_arms_beside_the_baseline_keep_their_own_names_and_unset_selects_the_pla
     runs[3].overrides["background_swap"] = "mixed_rand"
     table = confirmatory_table(runs, keys, Study("toy", "test/miou", 0.01, family))
     assert table["arm"].tolist() == ["no reduction, background_swap=mixed_rand"] and table["mean"].iloc[0] == pytest.approx(0.125)
+
+
+def test_the_report_summarises_the_model_free_measures_per_setting_and_round() -> None:
+    runs = []
+    for seed, (iou, cue) in enumerate([(0.2, 0.9), (0.4, 0.8)]):
+        reduced = run(seed, "random", 0.5)
+        reduced.rounds = pd.DataFrame({"round": [1], "kept_fraction": [0.3], "oracle_keep_iou": [iou], "cue_share": [cue]})
+        runs.append(reduced)
+    runs.append(run(0, None, 0.4))  # no reduction: no rounds
+    lines = removal_measures_section(runs, ["reduction.method"])
+    table = next(line for line in "\n".join(lines).splitlines() if line.startswith("| method=random"))
+    # mean ± sample std over the two seeds: 0.3 ± 0.14 and 0.85 ± 0.071
+    assert table == "| method=random | 1 | 2 | 0.3 ± 0.14 | 0.85 ± 0.071 |"
+    assert removal_measures_section([run(0, None, 0.4)], ["reduction.method"]) == []

@@ -324,6 +324,44 @@ def mean_section(data: SweepData) -> list[str]:
     return lines
 
 
+MODEL_FREE = {"oracle_keep_iou": "IoU with the oracle's keep-mask", "cue_share": "share of the cue left"}
+
+
+def removal_measures_section(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
+    """The model-free measures of each reduced setting's rounds (``rounds.csv``): what its maps
+    kept, compared with the oracle, and how much of a known cue its fill left; mean ± std over
+    seeds, per round."""
+    rows = []
+    for run in runs:
+        if run.rounds is None or not any(c in run.rounds for c in MODEL_FREE):
+            continue
+        for record in run.rounds.to_dict("records"):
+            rows.append({"setting": confirmatory.label(run, keys), "round": int(record["round"]), **{c: record.get(c, math.nan) for c in MODEL_FREE}})
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    shown = [c for c in MODEL_FREE if frame[c].notna().any()]
+    summary = frame.groupby(["setting", "round"], sort=False)[shown].agg(["mean", "std", "count"])
+    table = pd.DataFrame(
+        {
+            "setting": [name for name, _ in summary.index],
+            "round": [round_ for _, round_ in summary.index],
+            "n": summary[(shown[0], "count")].to_numpy(),
+            **{MODEL_FREE[c]: [stats.mean_std(m, sd) for m, sd in zip(summary[(c, "mean")], summary[(c, "std")])] for c in shown},
+        }
+    )
+    return [
+        "## What the maps removed (model-free)",
+        "",
+        "Per reduced setting and round, from each run's `reduction/rounds.csv`, mean ± std over seeds: the IoU of the round's "
+        "keep-masks with the masks the oracle (ground-truth relevance) would keep of the same pixels (1: the oracle's choice), "
+        "and, on a set that knows its cue, the share of the cue left in the filled training images (1: untouched; 0: removed).",
+        "",
+        table_md(table),
+        "",
+    ]
+
+
 def final_round_section(data: SweepData) -> list[str]:
     if not data.in_final_round:
         return []
@@ -463,6 +501,7 @@ def sweep_report(runs: Sequence[Run], sources: Sequence[Path], out: Path, headli
         *confirmatory_section(data.ok, data.keys, data.study),
         *convergence_warnings(data.ok),
         *mean_section(data),
+        *removal_measures_section(data.ok, data.keys),
         *final_round_section(data),
         *last_epoch_section(data),
         *baseline_section(data),
