@@ -231,3 +231,11 @@ def test_the_report_summarises_the_model_free_measures_per_setting_and_round() -
     # mean ± sample std over the two seeds: 0.3 ± 0.14 and 0.85 ± 0.071
     assert table == "| method=random | 1 | 2 | 0.3 ± 0.14 | 0.85 ± 0.071 |"
     assert removal_measures_section([run(0, None, 0.4)], ["reduction.method"]) == []
+
+
+def test_a_baseline_trained_with_reduction_none_in_another_stage_is_the_no_reduction_arm() -> None:
+    config = OmegaConf.create({"seed": 0, "task_name": "toy", "reduction": {}, "model": {"_target_": "Seg"}})  # reduction=none
+    baseline = Run(Path("baseline"), config, {"seed": "0", "experiment": "stage_one"}, metrics={"test/miou": 0.4})
+    selector = {"reduction.rounds": "0", "background_swap": "unset"}
+    assert matches(baseline, selector) and label(baseline, ["experiment", "reduction.method"]) == "no reduction"
+    assert not matches(run(0, "oracle", 0.6), selector)

@@ -111,16 +111,25 @@ UNSET = "unset"
 
 
 def matches(run: Run, selector: Mapping[str, str]) -> bool:
-    return all((key not in run.overrides) if value == UNSET else run.setting(key) == value for key, value in selector.items())
+    return all(_matches(run, key, value) for key, value in selector.items())
+
+
+def _matches(run: Run, key: str, value: str) -> bool:
+    if value == UNSET:
+        return key not in run.overrides
+    if key == "reduction.rounds" and value == "0":  # no reduction, however the run said so (reduction=none too)
+        return not run.reduced
+    return run.setting(key) == value
 
 
 def label(run: Run, keys: Sequence[str]) -> str:
     """An arm's name: its reduction settings, or "no reduction" plus what else the run sets
     (``background_swap=mixed_rand``, ``model.rrr_weight=...``)."""
+    # the preset names a stage of a study, not a setting: what it sets is named by its keys
+    own = [k for k in keys if k != "experiment" and k in run.overrides]
     if not run.reduced:
-        extra = [f"{k}={run.overrides[k]}" for k in keys if not k.startswith("reduction.") and k in run.overrides]
-        return ", ".join(["no reduction", *extra])
-    named = [k for k in keys if k != "reduction.rounds" and (k.startswith("reduction.") or k in run.overrides)]
+        return ", ".join(["no reduction", *(f"{k}={run.overrides[k]}" for k in own if not k.startswith("reduction."))])
+    named = [k for k in keys if k != "reduction.rounds" and (k.startswith("reduction.") or k in own)]
     return ", ".join(f"{k.removeprefix('reduction.')}={run.setting(k)}" for k in named) or "reduction"
 
 
