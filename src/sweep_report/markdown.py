@@ -136,17 +136,22 @@ def gain_section(runs: Sequence[Run], keys: Sequence[str], study: confirmatory.S
     ]
 
 
-def convergence_warnings(runs: Sequence[Run]) -> list[str]:
-    """A warning per baseline run whose best validation epoch falls in the last 10% of its training."""
-    late = stats.still_improving(runs)
+def convergence_warnings(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
+    """A warning per whole-run fit (no reduction, or one round from a trained model's maps) whose
+    best validation epoch falls in the last 10% of its training, named by its arm."""
+    late: dict[str, list[str]] = {}
+    for run in sorted(runs, key=lambda r: r.seed):
+        found = stats.late_best_epoch(run)
+        if found is not None:
+            late.setdefault(confirmatory.label(run, keys), []).append(f"seed {run.seed} (epoch {found[0] + 1} of {found[1]})")
     if not late:
         return []
-    listed = ", ".join(f"seed {seed} (epoch {epoch + 1} of {total})" for seed, epoch, total in late)
+    listed = "; ".join(f"{arm}: {', '.join(seeds)}" for arm, seeds in late.items())
     return [
-        "## Warning: the baseline was still improving",
+        "## Warning: fits still improving",
         "",
-        f"The no-reduction baseline's best validation epoch falls in the last 10% of its training for {listed}: "
-        "it was still improving when training stopped, so a longer budget could change every comparison with it.",
+        f"The best validation epoch falls in the last 10% of training for {listed}: those fits were still improving when "
+        "training stopped, so a longer budget could change the comparisons that use them.",
         "",
     ]
 
@@ -499,7 +504,7 @@ def sweep_report(runs: Sequence[Run], sources: Sequence[Path], out: Path, headli
     lines = [
         *header_section(data, runs),
         *confirmatory_section(data.ok, data.keys, data.study),
-        *convergence_warnings(data.ok),
+        *convergence_warnings(data.ok, data.keys),
         *mean_section(data),
         *removal_measures_section(data.ok, data.keys),
         *final_round_section(data),

@@ -185,16 +185,20 @@ def convergence(runs: Sequence[Run], keys: Sequence[str], metric: str, fraction:
 
 
 def still_improving(runs: Sequence[Run], share: float = 0.1) -> list[tuple[int, int, int]]:
-    """(seed, best epoch from 0, epochs trained) of each no-reduction run whose selected
+    """(seed, best epoch from 0, epochs trained) of each whole-run fit (no reduction, or a
+    one-round reduction that retrains once on a set reduced before training) whose selected
     checkpoint comes from the last ``share`` of its training: it was still improving."""
-    late = []
-    for run in runs:
-        total, best = run.value("trainer.max_epochs"), best_validation_epoch(run)
-        if run.reduced or best is None or not isinstance(total, int) or total < 1:
-            continue
-        if best + 1 > (1 - share) * total:
-            late.append((run.seed, best, total))
-    return sorted(late)
+    return sorted((run.seed, *late) for run in runs if (late := late_best_epoch(run, share)) is not None)
+
+
+def late_best_epoch(run: Run, share: float = 0.1) -> tuple[int, int] | None:
+    """(best epoch, epochs trained) of a whole-run fit whose best validation epoch falls in the
+    last ``share`` of its training, else None."""
+    total, best = run.value("trainer.max_epochs"), best_validation_epoch(run)
+    whole = not run.reduced or int(run.value("reduction.rounds", 0)) == 1
+    if not whole or best is None or not isinstance(total, int) or total < 1:
+        return None
+    return (best, total) if best + 1 > (1 - share) * total else None
 
 
 def best_validation_epoch(run: Run) -> int | None:
