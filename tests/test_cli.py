@@ -32,6 +32,7 @@ def train_then_eval(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     (eval_run,) = run_dirs(tmp_path, "eval")
     assert set(json.loads((eval_run / "metrics.json").read_text())) == {k for k in metrics if k.startswith("test/")}
+    assert "💡 Tip:" not in result.stdout + result.stderr  # Lightning's advertisement (litmodels)
 
 
 @pytest.mark.slow
@@ -110,7 +111,7 @@ def test_a_redirected_run_prints_a_line_per_epoch_and_no_noise(tmp_path: Path) -
     assert [line.split(":")[0] for line in lines] == ["epoch 0/1", "epoch 1/1"]
     assert all("3 steps" in line and "train/loss=" in line and "val/loss=" in line for line in lines)
     assert "\r" not in output and "it/s" not in output
-    for noise in ("Tip: For seamless cloud logging", "Trainer already configured with model summary", "LeafSpec", "Total FLOPs: 0"):
+    for noise in ("💡 Tip:", "Trainer already configured with model summary", "LeafSpec", "Total FLOPs: 0", "smaller than the logging interval"):
         assert noise not in output, noise
     assert "Total FLOPs" in output  # the summary counts them on an example image
     assert output.count("Seed set to") == 1 and output.count("`Trainer.fit` stopped") == 1  # not once per handler

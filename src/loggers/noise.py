@@ -10,7 +10,7 @@ from src.runs import slurm
 
 # the start of each message dropped, and why it is not actionable
 NOISE = (
-    "💡 Tip: For seamless cloud logging",  # an advertisement for a logger we do not use
+    "💡 Tip:",  # advertisements (cloud logging, litmodels uploads) for tools we do not use
     "Trainer already configured with model summary callbacks",  # ours is configured on purpose
 )
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
@@ -43,3 +43,6 @@ def silence_lightning_noise() -> None:
         warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
     # Lightning's own use of a torch API that torch deprecated; nothing to change on our side
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+    # the modules log once per epoch (SegmentationModule._log_metrics), so the step interval a short
+    # epoch falls under changes nothing (every debug=fast run printed it)
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
