@@ -455,6 +455,13 @@ def shift_section(data: SweepData) -> list[str]:
 
 
 def settings_plot_section(data: SweepData) -> list[str]:
+    if data.study is not None:  # a study's arms: one point each (its settings are not one scale)
+        values: dict[str, list[float]] = {}
+        for run in data.ok:
+            values.setdefault(confirmatory.label(run, data.keys), []).append(stats.metric_of(run, data.headline))
+        if not plots.metric_by_arm(values, data.headline, data.out / "metric_vs_settings.png", data.split):
+            return []
+        return ["## The headline metric per arm", "", "![metric per arm](metric_vs_settings.png)", ""]
     if not plots.metric_vs_settings(data.table, data.keys, data.headline, data.out / "metric_vs_settings.png", data.split):
         return []
     return ["## The headline metric against each swept value", "", "![metric vs settings](metric_vs_settings.png)", ""]

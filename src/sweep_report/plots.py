@@ -14,7 +14,8 @@ from src.sweep_report.runs import Run
 
 def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, path: Path, split: str) -> bool:
     """``metric`` against each swept value (mean and standard deviation over every run with that
-    value), the no-reduction baseline as a band. False when nothing varies."""
+    value; joined by a line only where the values are numbers), the plain no-reduction baseline
+    as a band. False when nothing varies."""
     panels = [k for k in keys if table.loc[~table.baseline, k].nunique() > 1]
     if not panels:
         return False
@@ -23,8 +24,12 @@ def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, pa
     for ax, key in zip(axes[0], panels):
         group = table[~table.baseline].groupby(key, sort=True)[metric]
         values = group.mean()
-        ax.errorbar(range(len(values)), values.to_numpy(), yerr=group.std(ddof=1).fillna(0).to_numpy(), fmt="o-", capsize=4, label="with reduction")
-        ax.set_xticks(range(len(values)), [str(v) for v in values.index])
+        # a line only joins values that lie on a scale (percentiles); categories (methods) stand apart
+        numeric = pd.to_numeric(pd.Series(values.index), errors="coerce").notna().all()
+        ax.errorbar(
+            range(len(values)), values.to_numpy(), yerr=group.std(ddof=1).fillna(0).to_numpy(), fmt="o-" if numeric else "o", capsize=4, label="settings"
+        )
+        ax.set_xticks(range(len(values)), [str(v) for v in values.index], rotation=0 if numeric else 30, ha="center" if numeric else "right")
         if len(base):
             ax.axhline(base.mean(), color="black", lw=1, label=f"no reduction (n={len(base)})")
             ax.axhspan(base.mean() - base.std(ddof=1), base.mean() + base.std(ddof=1), color="black", alpha=0.1)
@@ -33,6 +38,38 @@ def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, pa
     axes[0, 0].set_ylabel(f"{metric} ({split}, best checkpoint)")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"{metric}: mean ± std over runs with each value")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def metric_by_arm(values: dict[str, list[float]], metric: str, path: Path, split: str) -> bool:
+    """``metric`` of each arm of a study (mean and standard deviation over its seeds), one point
+    per arm, the plain no-reduction arm as a band. False with fewer than two arms."""
+    arms = {name: pd.Series(v).dropna() for name, v in values.items()}
+    arms = {name: v for name, v in arms.items() if len(v)}
+    if len(arms) < 2:
+        return False
+    fig, ax = subplots(figsize=(max(6.0, 0.75 * len(arms) + 2), 4.2))
+    names = list(arms)
+    base = arms.get("no reduction")
+    if base is not None:
+        ax.axhline(base.mean(), color="black", lw=1, label=f"no reduction (n={len(base)})")
+        ax.axhspan(base.mean() - base.std(ddof=1), base.mean() + base.std(ddof=1), color="black", alpha=0.1)
+    others = [n for n in names if n != "no reduction"]
+    ax.errorbar(
+        range(len(others)),
+        [arms[n].mean() for n in others],
+        yerr=[arms[n].std(ddof=1) for n in others],
+        fmt="o",
+        capsize=4,
+        label="arms (mean ± std over seeds)",
+    )
+    ax.set_xticks(range(len(others)), others, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(f"{metric} ({split})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{metric} per arm")
     fig.tight_layout()
     save_figure(fig, path)
     return True

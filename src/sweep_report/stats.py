@@ -92,7 +92,8 @@ def grouped(table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) ->
 def paired_with_baseline(table: pd.DataFrame, keys: Sequence[str], metric: str) -> pd.DataFrame:
     """Each reduction setting against the baseline of the same seed (and the same values of any
     swept non-reduction key): mean difference, its 95% t-interval and the seeds where it wins."""
-    match = [k for k in keys if not k.startswith("reduction.")]
+    # the preset names a stage of a study (a benchmark trains its baselines with another), not a setting
+    match = [k for k in keys if not k.startswith("reduction.") and k != "experiment"]
     # baselines that differ only in reduction settings (which do not apply to them) are averaged
     return paired(table[~table.baseline], table[table.baseline], keys, match, metric)
 
