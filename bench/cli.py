@@ -11,7 +11,7 @@ from bench.timing import interleaved, median
 # what the user typed: the answer's exit code (0 help, 1 Hydra's composition error, 2 ours)
 COMMANDS = {
     "--help": (["--help"], 0),
-    "misspelt key (reduction.percentil=50)": (["reduction.percentil=50"], 1),
+    "misspelt key (reduction.percentil=50)": (["reduction.percentil=50"], 2),
     "misspelt option (model=unett)": (["model=unett"], 1),
     "out-of-range value (reduction.percentile=200)": (["reduction.percentile=200"], 2),
 }

@@ -95,8 +95,18 @@ def test_background_swap_keeps_each_object_and_takes_the_rest_from_another_image
 
 
 @pytest.mark.slow
-def test_background_swap_trains_on_the_swapped_set_with_its_labels(make_cfg) -> None:
-    cfg = make_cfg("train", "background_swap=mixed_rand", "reduction=none", "data.n_per_class=8", "trainer.max_epochs=1", "test=false", *FAST)
+def test_background_swap_trains_on_the_swapped_set_with_its_labels(make_cfg, tmp_path) -> None:
+    # its own data dir: the session's eliret set has another size
+    cfg = make_cfg(
+        "train",
+        "background_swap=mixed_rand",
+        "reduction=none",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.n_per_class=8",
+        "trainer.max_epochs=1",
+        "test=false",
+        *FAST,
+    )
     datamodule = build_datamodule(cfg)
     callbacks = build_callbacks(cfg)
     assert isinstance(callbacks[0], BackgroundRandomisation) and callbacks[0].seed == cfg.seed
