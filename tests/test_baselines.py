@@ -10,7 +10,8 @@ from src.config.errors import UserInputError
 from src.config.schemas import check_ranges
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.models.losses import right_reasons_penalty
-from src.reduction.background_swap import BackgroundRandomisation, object_pixels, swap_backgrounds
+from src.reduction.background_swap import BackgroundRandomisation, swap_backgrounds
+from src.reduction.relevance import object_pixels
 from tests.helpers.fast import FAST
 
 

@@ -16,13 +16,9 @@ from lightning.pytorch.callbacks import Callback
 from src.config.errors import UserInputError
 from src.data.segmentation_dataset import SegmentationTensors, like_stored, to_unit
 from src.reduction.masking import fill_removed
+from src.reduction.relevance import object_pixels
 
 log = logging.getLogger(__name__)
-
-
-def object_pixels(targets: torch.Tensor, background_class: int) -> torch.Tensor:
-    """(N, H, W) bool: the ground-truth objects of (N, H, W) class maps or (N, 1, H, W) values."""
-    return targets[:, 0] > 0.5 if targets.ndim == 4 else targets != background_class
 
 
 def swap_backgrounds(images: torch.Tensor, objects: torch.Tensor, share: float, seed: int, impute_noise: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,7 +34,7 @@ from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
 from src.reduction import packed, round_outputs
 from src.reduction.masking import FILLS, KEEPS, REMOVED, fill_stored, keep_mask
-from src.reduction.relevance import METHODS, RelevanceConfig, oracle_relevance, relevance_maps
+from src.reduction.relevance import METHODS, ORACLE, RelevanceConfig, oracle_relevance, relevance_maps
 from src.reduction.removal_measures import KnownCue, cue_share, keep_iou
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 from src.seeding import REINIT_STREAM, SMOOTHGRAD_STREAM, round_seed
@@ -133,6 +133,7 @@ class SaliencyReduction(Callback):
         self.initialised_round = 1  # the round whose initial weights the model was given
         self._original: torch.Tensor | None = None
         self._original_targets: torch.Tensor | None = None
+        self._training_cue: tuple[torch.Tensor, torch.Tensor] | None = None
         self._ignore_index: int | None = None
         self._round_started = 0.0
 
@@ -223,7 +224,8 @@ class SaliencyReduction(Callback):
         present = self.masks if self.cumulative and self.masks is not None else valid
         source = dataset.images if self.cumulative else self._original
         masks, entropy, inertia, example_relevance = self._sharded_masks(trainer, pl_module, source, present)
-        oracle_iou = keep_iou(masks, self._oracle_masks(present)).mean().item()
+        # the oracle's own masks are the reference: computing them again would give the same
+        oracle_iou = 1.0 if self.relevance.method == ORACLE else keep_iou(masks, self._oracle_masks(present)).mean().item()
         digest = hashlib.sha256(masks.numpy().tobytes()).hexdigest()
         self._check_ranks_agree(trainer, digest, "masks")
         log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, trainer.global_rank, trainer.world_size)
@@ -273,10 +275,10 @@ class SaliencyReduction(Callback):
             parts.append(keep_mask(relevance, present[ids], self.percentile, self.keep))
         return torch.cat(parts)
 
-    @staticmethod
-    def _cue_share(datamodule: KnownCue, images: torch.Tensor) -> float:
-        cue_free, component = datamodule.training_cue()
-        return cue_share(to_unit(images), cue_free, component).nanmean().item()
+    def _cue_share(self, datamodule: KnownCue, images: torch.Tensor) -> float:
+        if self._training_cue is None:  # the same original images every round: drawn once
+            self._training_cue = datamodule.training_cue()
+        return cue_share(to_unit(images), *self._training_cue).nanmean().item()
 
     def _swap_in(self, trainer: L.Trainer, pl_module: L.LightningModule, dataset: SegmentationTensors, masks: torch.Tensor) -> None:
         self._replace(dataset, self._filled(trainer, pl_module, masks), masks)

@@ -44,6 +44,12 @@ def random_relevance(ids: torch.Tensor, height: int, width: int, seed: int, roun
     return torch.from_numpy(np.stack(maps)).float() if maps else torch.empty(0, height, width)
 
 
+def object_pixels(targets: torch.Tensor, background_class: int = 0) -> torch.Tensor:
+    """(N, H, W) bool: the ground-truth objects of (N, H, W) class maps (every class but
+    ``background_class``) or (N, 1, H, W) values in [0, 1] (above 0.5)."""
+    return targets[:, 0] > 0.5 if targets.ndim == 4 else targets != background_class
+
+
 def oracle_relevance(targets: torch.Tensor, ids: torch.Tensor, seed: int, round_: int, margin: int, background_class: int = 0) -> torch.Tensor:
     """(N, H, W) relevance from the ground truth, a perfect map's ranking: every pixel within
     ``margin`` (Euclidean) of a non-background target pixel first (the object and a ring), then
@@ -53,7 +59,7 @@ def oracle_relevance(targets: torch.Tensor, ids: torch.Tensor, seed: int, round_
     without an object is ranked at random. ``targets``: (N, H, W) class indices or (N, 1, H, W)
     values in [0, 1] (foreground above 0.5). The values are ranks (higher first), not
     probabilities."""
-    foreground = (targets[:, 0] > 0.5 if targets.ndim == 4 else targets != background_class).cpu().numpy()
+    foreground = object_pixels(targets, background_class).cpu().numpy()
     order = random_relevance(ids, targets.shape[-2], targets.shape[-1], seed, round_)
     maps = []
     for image, ties in zip(foreground, order):

@@ -1,7 +1,7 @@
 """Model-free measures of one reduction round: how close a method's keep-masks are to the
 oracle's, and how much of a known cue the reduced images still carry. Neither needs a trained
 model, so a benchmark's set and keep fraction can be checked before any training
-(``python -m src.reduction.pilot``)."""
+(``python -m src.pilot``)."""
 
 from __future__ import annotations
 
