@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.config.errors import UserInputError
+from src.jobs.builders import build_callbacks
 from src.jobs.evaluation import evaluate
 from src.storage.checkpoints import load_module
 from src.train import train
@@ -75,6 +77,23 @@ def test_resume_from_last_checkpoint_continues_training(make_cfg, tmp_path: Path
 def test_last_checkpoint_can_be_written_every_n_epochs(make_cfg, tmp_path: Path) -> None:
     train(make_cfg("train", *ONCE, "trainer.max_epochs=3", "trainer.limit_train_batches=2", "callbacks.last_checkpoint.every_n_epochs=2"))
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # epochs 0-2: written after 1 only
+
+
+# min_delta 1e9: no epoch after the first counts as an improvement, so the fit stops after epoch 1
+EARLY_STOP = "callbacks.early_stopping={_target_: lightning.pytorch.callbacks.EarlyStopping, monitor: val/loss, patience: 1, min_delta: 1e9}"
+
+
+@pytest.mark.slow
+def test_early_stopping_ends_the_fit_and_tests_its_best_checkpoint(make_cfg, tmp_path: Path) -> None:
+    metrics = train(make_cfg("train", *ONCE, "trainer.max_epochs=5", "trainer.limit_train_batches=2", EARLY_STOP))
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    best = next(p for p in (tmp_path / "checkpoints").iterdir() if p.name != "last.ckpt")
+    assert best.name in {"epoch_000.ckpt", "epoch_001.ckpt"} and "test/miou" in metrics
+
+
+def test_early_stopping_is_refused_between_reduction_rounds(make_cfg) -> None:
+    with pytest.raises(UserInputError, match=r"early_stopping.*reduction.rounds=2.*maps_from"):
+        build_callbacks(make_cfg("train", "reduction.rounds=2", EARLY_STOP))
 
 
 @pytest.mark.slow

@@ -95,6 +95,7 @@ def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback
         if reduction.get("rounds") == 0:
             log.info("reduction.rounds=0: training once, without saliency reduction")
         elif segmentation:
+            _refuse_early_stop_between_rounds(cfg)
             reducer = instantiate(reduction)
             callbacks.insert(0, reducer)
             best = (cfg.get("callbacks") or {}).get("model_checkpoint")
@@ -109,6 +110,19 @@ def build_callbacks(cfg: DictConfig, segmentation: bool = True) -> list[Callback
             raise UserInputError("background_swap needs segmentation targets (the objects' pixels); this is a classification run.")
         callbacks.insert(0, instantiate(swap))
     return callbacks
+
+
+def _refuse_early_stop_between_rounds(cfg: DictConfig) -> None:
+    """Early stopping ends the whole fit, so with reduction rounds inside the fit it would stop at
+    the first round's plateau and skip the rest."""
+    reduction = cfg.reduction
+    in_fit_rounds = reduction.rounds - (1 if reduction.get("maps_from") else 0)
+    if (cfg.get("callbacks") or {}).get("early_stopping") is not None and in_fit_rounds > 0:
+        raise UserInputError(
+            f"callbacks.early_stopping would end the fit at the first round's plateau, but reduction.rounds={reduction.rounds} "
+            "reduces between rounds of this fit; set callbacks.early_stopping=null, or reduce once before training "
+            "(reduction.rounds=1 reduction.maps_from=<a trained run>)."
+        )
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
