@@ -37,6 +37,8 @@ def predict(cfg: DictConfig) -> list[dict[str, object]]:
     """Predict every input image; returns the rows of predictions.csv."""
     if not 0.0 <= cfg.threshold <= 1.0:
         raise UserInputError(f"threshold={cfg.threshold} must be in [0, 1].")
+    if cfg.border is not None and cfg.border < 0:
+        raise UserInputError(f"border={cfg.border} must be >= 0 mirrored pixels, or null (as the model's own test).")
     if cfg.roi_size is not None and cfg.roi_size < 8:
         raise UserInputError(f"roi_size={cfg.roi_size} is too small; use null (whole image) or >= 8 pixels.")
     if not 0.0 <= cfg.overlap < 1.0 or cfg.input_scale <= 0 or cfg.label_foreground not in ("bright", "dark"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -13,6 +15,8 @@ from PIL import Image
 
 from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
+from src.data.eliret_generator import SPLIT_FILES
+from src.data.png_pairs import read_split_csv
 from src.predict import predict
 from src.prediction.inputs import RefusedImage, read_image
 from src.prediction.tiling import allow_any_size, predict_probabilities
@@ -74,11 +78,33 @@ def test_tiled_prediction_equals_untiled_within_the_stated_tolerance(checkpoint:
     allow_any_size(module)
     tiles = [torch.from_numpy(read_gray(path)).float() / 255 for path in sorted((data_root / "eliret").glob("0[0-9][0-9]x.png"))[:36]]
     mosaic = torch.cat([torch.cat(tiles[row * 6 : row * 6 + 6], 1) for row in range(6)], 0)[None]  # 192 x 192
-    whole = predict_probabilities(module, mosaic)
-    tiled = predict_probabilities(module, mosaic, roi_size=128, overlap=0.5)
+    whole = predict_probabilities(module, mosaic, border=16)
+    tiled = predict_probabilities(module, mosaic, roi_size=128, overlap=0.5, border=16)
     assert whole.shape == tiled.shape == (1, 192, 192)
     assert (whole - tiled).abs().mean() < 0.01
     assert ((whole >= 0.5) == (tiled >= 0.5)).float().mean() > 0.99
+
+
+@pytest.mark.slow
+def test_prediction_by_default_scores_the_test_images_as_the_runs_own_test(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    """A net trained on whole 32 px images never saw a mirrored edge: by default it predicts
+    as its own test scored it, so the test images come out as the run's test/acc says."""
+    images = tmp_path / "test_images"
+    images.mkdir()
+    for x, y in read_split_csv(data_root / "eliret" / SPLIT_FILES["test"]):
+        shutil.copy(x, images / x.name)
+        shutil.copy(y, images / y.name)
+    rows = predict(predict_cfg(tmp_path, f"ckpt_path={checkpoint}", f"input={images}", f"output_dir={tmp_path / 'pred'}"))
+    tested = json.loads((checkpoint.parents[1] / "metrics.json").read_text())
+    assert len(rows) == 50 and sum(float(r["acc"]) for r in rows) / len(rows) == pytest.approx(tested["test/acc"], abs=1e-5)
+    # the per-pixel probabilities are the evaluation path's, up to the one-window blend's rounding
+    # (a mirrored border changes them)
+    module = load_module(checkpoint).eval()
+    image = torch.from_numpy(read_gray(next(images.glob("*x.png")))).float()[None] / 255
+    with torch.no_grad():
+        evaluated = module.probabilities(module.evaluation_logits(image[None]))[0]
+    assert torch.allclose(predict_probabilities(module, image), evaluated, atol=1e-6)
+    assert (predict_probabilities(module, image, border=16) - evaluated).abs().max() > 0.01
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from src.config.errors import UserInputError
 from src.models.base import ConfiguredModule
 from src.models.losses import WEIGHTED, build_loss, check_task, right_reasons_penalty
 from src.models.metrics import SegmentationMetrics
-from src.models.tiling import window_logits
+from src.models.tiling import TILE_BORDER, window_logits
 from src.storage.checkpoints import plain
 
 
@@ -114,14 +114,21 @@ class SegmentationModule(ConfiguredModule):
                 count += 1
         return total / count
 
+    def evaluation_window(self) -> tuple[int | None, int]:
+        """(tile side, mirrored border) of this model's own evaluation: tiles of ``eval_window``
+        px over images mirrored by :data:`~src.models.tiling.TILE_BORDER` px for a net trained
+        on crops; else the whole image as it is, as it trained (no border it never saw)."""
+        window = self.hparams.get("eval_window")
+        return (None, 0) if window is None else (window, TILE_BORDER)
+
     def evaluation_logits(self, images: torch.Tensor) -> torch.Tensor:
         """The logits val, test and robustness score: :meth:`predict_logits` on the whole
         images, or in tiles of ``eval_window`` px (a net trained on crops) as ``src.predict``
         does."""
-        window = self.hparams.get("eval_window")
+        window, border = self.evaluation_window()
         if window is None:
             return self.predict_logits(images)
-        return window_logits(self.predict_logits, images, window)
+        return window_logits(self.predict_logits, images, window, border=border)
 
     def predict_step(self, batch: dict[str, torch.Tensor] | Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class probabilities of a batch (dict items with "image", or tuples with the images

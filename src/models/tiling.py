@@ -10,9 +10,17 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
+# mirrored context around images scored in tiles (a net trained on crops), as the U-Net paper does
+TILE_BORDER = 16
+
 
 def window_logits(
-    logits_of: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, roi_size: int | None, overlap: float = 0.25, batch_size: int = 4, border: int = 16
+    logits_of: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    roi_size: int | None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    border: int = TILE_BORDER,
 ) -> torch.Tensor:
     """Logits (N, K, H, W) of images (N, C, H, W) through ``logits_of`` in square tiles of side
     ``roi_size`` (None: one window), over the images mirrored by ``border`` pixels: the path of

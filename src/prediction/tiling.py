@@ -25,16 +25,23 @@ def predict_probabilities(
     roi_size: int | None = None,
     overlap: float = 0.25,
     batch_size: int = 4,
-    border: int = 16,
+    border: int | None = None,
     input_scale: float = 1.0,
 ) -> torch.Tensor:
     """Class probabilities (K, H, W) for one image (C, H, W) in [0, 1].
 
-    ``roi_size`` None predicts the whole image in one window; otherwise square tiles of that side
-    overlap by ``overlap`` and are blended with a Gaussian weight. ``border`` pixels of mirrored
-    image surround it first, so tiles at the edge see context. ``input_scale`` resizes the image
-    first (e.g. 0.25 for a net trained on 512 px images resized to 128) and the probabilities back.
+    ``roi_size`` None predicts as the model's own evaluation does
+    (:meth:`~src.models.segmentation.SegmentationModule.evaluation_window`: tiles of its
+    ``eval_window`` for a net trained on crops, else the whole image in one window); N: square
+    tiles of that side, overlapping by ``overlap`` and blended with a Gaussian weight. ``border``
+    pixels of mirrored image surround it first, so tiles at the edge see context; None: the
+    model's evaluation's border (0 for a net that trained and scored on whole images, which never
+    saw a mirrored edge). ``input_scale`` resizes the image first (e.g. 0.25 for a net trained on
+    512 px images resized to 128) and the probabilities back.
     """
+    window, evaluation_border = module.evaluation_window()
+    roi_size = window if roi_size is None else roi_size
+    border = evaluation_border if border is None else border
     x = image[None].to(module.device, torch.float32)
     height, width = x.shape[-2:]
     if input_scale != 1.0:
