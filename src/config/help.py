@@ -9,6 +9,7 @@ in the ConfigStore) and composes the config once, without importing torch.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import CONF
 
@@ -75,7 +76,13 @@ def answer_help(config_name: str, argv: list[str] | None = None) -> bool:
     return True
 
 
-def _composed(config_name: str, overrides: list[str]):
+def _composed(config_name: str, overrides: list[str]) -> DictConfig:
+    return _composed_once(config_name, tuple(overrides))
+
+
+# the checks before a run compose the same overrides twice (misspelt keys, missing values)
+@functools.lru_cache(maxsize=4)
+def _composed_once(config_name: str, overrides: tuple[str, ...]) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         return compose(config_name, overrides=overrides)
