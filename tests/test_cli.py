@@ -10,7 +10,8 @@ import pytest
 
 from src.config.help import misspelt_key
 from src.data.eliret_generator import EliretSpec, generate
-from tests.conftest import ROOT, in_own_dir, run_cli, started
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.early import in_own_dir, started
 
 
 def run_dirs(root: Path, task: str = "train") -> list[Path]:

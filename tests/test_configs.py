@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from src.config.errors import UserInputError
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.loggers.build import build_loggers
-from tests.folder_sets import write_folder
+from tests.helpers.folder_sets import write_folder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -31,7 +31,7 @@ from src.sweep_report.confirmatory import (
 from src.sweep_report.markdown import removal_measures_section
 from src.sweep_report.runs import Run
 from src.sweep_report.stats import still_improving
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 
 def run(seed: int, method: str | None, value: float, best_epoch: int | None = None, epochs: pd.DataFrame | None = None) -> Run:

@@ -16,7 +16,7 @@ from src.reduction.imputation import NEIGHBOURS, impute
 from src.reduction.masking import fill_removed, fill_stored, keep_mask, quota
 from src.reduction.relevance import RelevanceConfig, random_relevance, relevance_maps
 from src.train import train
-from tests.conftest import ddp_reduction_round
+from tests.helpers.runs import ddp_reduction_round
 
 FAST = ("trainer.limit_train_batches=2", "callbacks.model_summary=null")
 RANDOM = ("random", "random_smooth")

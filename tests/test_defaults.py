@@ -20,7 +20,7 @@ from src.config.schemas.models import UNetSchema
 from src.data.eliret_generator import EliretSpec
 from src.data.shortcut_generator import ShortcutSpec
 from src.models.unet import UNet
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # what the builders give a class from the data module (src/jobs/builders.py), not from its config

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, child_env, in_own_dir, started
-
-BLOCK = re.compile(r"^```(\w+)(?: title=\"([^\"]+)\")?\n(.*?)^```", re.MULTILINE | re.DOTALL)
+from tests.helpers.cli import ROOT, child_env
+from tests.helpers.docs_pages import BLOCK
+from tests.helpers.early import in_own_dir, started
 
 
 def run_page(page: str, workdir: Path) -> None:

@@ -9,23 +9,15 @@ import pytest
 import torch
 
 from src.config.errors import UserInputError
-from src.config.schemas import net_config, with_defaults
+from src.config.schemas import with_defaults
 from src.early_exit.evaluate import measure_costs, operating_point
 from src.early_exit.policies import POLICIES, early_exit_predict, get_policy
 from src.early_exit.scores import record_exits
-from src.models.early_exit import EarlyExitClassifier
 from src.models.early_exit_cnn import EarlyExitCNN
 from src.train import train
+from tests.helpers.small_models import classifier
 
-NET = net_config("early_exit_cnn", stages=4, base_width=4, exit_stages=[0, 1, 2, 3], head_width=8)
 SMALL_DATA = ("data.n_per_class=24", "data.batch_size=16")
-
-
-def classifier(**net) -> EarlyExitClassifier:
-    torch.manual_seed(0)
-    return with_defaults(
-        EarlyExitClassifier, net={**NET, **net}, in_channels=1, num_classes=3, optimizer={"_target_": "torch.optim.Adam", "_partial_": True}
-    ).eval()
 
 
 def loader(n: int = 24):
@@ -179,7 +171,7 @@ def test_segmentation_model_on_classification_data_is_refused(make_cfg) -> None:
 
 @pytest.mark.slow
 def test_pet_species_classification_trains(make_cfg, tmp_path: Path) -> None:
-    from tests.test_pet import make_pet
+    from tests.helpers.pet_sets import make_pet
 
     base = make_pet(tmp_path / "data", size=(32, 32))
     cfg = make_cfg(

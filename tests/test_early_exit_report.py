@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import in_own_dir, run_cli, started
 
 from src.early_exit.policies import POLICIES
+from tests.helpers.cli import run_cli
+from tests.helpers.early import in_own_dir, started
 
 
 @in_own_dir

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_early_exit import classifier
 from torch.utils.flop_counter import FlopCounterMode
 
 from src.early_exit.calibration import expected_calibration_error, fit_temperature
@@ -15,6 +14,7 @@ from src.early_exit.evaluate import measure_costs
 from src.early_exit.policies import POLICIES, early_exit_predict
 from src.early_exit.quality import aurc, signal_quality
 from src.early_exit.scores import exit_head_features
+from tests.helpers.small_models import classifier
 
 
 @pytest.mark.parametrize("head", ["pool_linear", "conv_pool_linear"])

@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from src.config.errors import UserInputError
-from src.config.schemas import with_defaults
-from src.data.eliret import EliretDataModule
 from src.data.eliret_generator import EliretSpec, generate
+from tests.helpers.small_sets import setup_dm
 
 
 @pytest.fixture
@@ -15,13 +14,6 @@ def eliret_copy(tmp_path: Path) -> Path:
     folder = tmp_path / "eliret"
     generate(EliretSpec(n_per_class=8), folder)
     return folder
-
-
-def setup_dm(folder: Path, **kwargs) -> EliretDataModule:
-    dm = with_defaults(EliretDataModule, str(folder), batch_size=4, n_per_class=8, **kwargs)
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
 
 
 def test_splits_scaled_to_unit_range(eliret_copy: Path) -> None:

@@ -21,8 +21,9 @@ from src.models.losses import build_loss
 from src.predict import predict
 from src.storage.image_files import read_image
 from src.train import train
-from tests.conftest import compose_config, ddp_reduction_round
-from tests.folder_sets import write_folder
+from tests.helpers.compose import compose_config
+from tests.helpers.folder_sets import write_folder
+from tests.helpers.runs import ddp_reduction_round
 
 TWO_ROUNDS = (
     "model=unet",

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import child_env, in_own_dir, started
+from tests.helpers.cli import child_env
+from tests.helpers.early import in_own_dir, started
 
 ROOT = Path(__file__).resolve().parents[1]
 

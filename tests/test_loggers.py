@@ -60,7 +60,7 @@ def test_sweep_jobs_share_a_wandb_group_and_are_named_by_their_overrides(tmp_pat
     from omegaconf import open_dict, read_write
 
     from src.loggers.build import sweep_run_names
-    from tests.conftest import compose_config
+    from tests.helpers.compose import compose_config
 
     cfg = compose_config("train", ["logger=wandb"], tmp_path)
     assert sweep_run_names() == {}  # a single run keeps W&B's own naming

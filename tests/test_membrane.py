@@ -17,11 +17,10 @@ from src.models.challenge_metrics import InstanceScores, cell_instances
 from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from src.train import train
+from tests.helpers.shared_data import SHARED, needs_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012_membrane"
 # the real data with a narrow net, for short end-to-end runs
 REAL_DATA = ("data=membrane", f"data.data_dir={SHARED}", "model.net.base_width=8")
-needs_shared = pytest.mark.skipif(not (SHARED / "train" / "image").is_dir(), reason=f"ISBI data not at {SHARED}")
 
 
 def cells_image(seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:

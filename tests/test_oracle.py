@@ -21,8 +21,9 @@ from src.reduction.masking import keep_mask, quota
 from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
 from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
-from tests.conftest import ddp_reduction_round, run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.fast import FAST
+from tests.helpers.runs import ddp_reduction_round
 
 
 def objects(n: int = 4, size: int = 24) -> torch.Tensor:

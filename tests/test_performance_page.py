@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import ROOT
+from tests.helpers.cli import ROOT
 
 PAGE = ROOT / "docs" / "performance.md"
 LATEST = ROOT / "bench" / "measured" / "latest.json"

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.xdist_group("predict")
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
     """A briefly trained eliret U-Net (depth 3): enough for shapes to come out."""
-    from tests.conftest import compose_config
+    from tests.helpers.compose import compose_config
 
     out = tmp_path_factory.mktemp("trained")
     cfg = compose_config(
@@ -44,7 +44,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Pat
 
 
 def predict_cfg(tmp_path: Path, *overrides: str):
-    from tests.conftest import compose_config
+    from tests.helpers.compose import compose_config
 
     return compose_config("predict", list(overrides), tmp_path)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from src.train import train
-from tests.folder_sets import write_folder
-from tests.test_membrane import SHARED, needs_shared
-from tests.test_pet import make_pet
+from tests.helpers.folder_sets import write_folder
+from tests.helpers.pet_sets import make_pet
+from tests.helpers.shared_data import SHARED, needs_shared
 
 # one training batch, one validation and test batch, one epoch per reduction round
 ONE_STEP = ("++trainer.fast_dev_run=1", "++reduction.epochs_per_round=1", "early_exit.timing_samples=2")

@@ -22,8 +22,8 @@ from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
 from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from src.train import train
-from tests.conftest import ddp_reduction_round
 from tests.helpers.fast import FAST
+from tests.helpers.runs import ddp_reduction_round
 
 
 def rounds_csv(run_dir: Path) -> list[dict[str, str]]:

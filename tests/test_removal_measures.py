@@ -11,7 +11,7 @@ import torch
 from src.data.shortcut_generator import ShortcutSpec, draw_sample
 from src.pilot import pilot
 from src.reduction.removal_measures import cue_share, keep_iou
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 
 def test_keep_iou_is_a_hand_computed_intersection_over_union() -> None:

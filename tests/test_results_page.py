@@ -10,7 +10,7 @@ import pytest
 from results.__main__ import LATEST, PAGE, all_cell_accuracy
 from results.page import render
 from results.runs import MEMBRANE_DATA, RUNS
-from tests.conftest import ROOT
+from tests.helpers.cli import ROOT
 
 
 @pytest.mark.skipif(not (MEMBRANE_DATA / "train" / "image").is_dir(), reason=f"ISBI data not at {MEMBRANE_DATA}")

@@ -25,8 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, compose_config, logged_epochs, run_cli, started
-from tests.test_docs_examples import BLOCK
+from tests.helpers.cli import ROOT, run_cli
+from tests.helpers.compose import compose_config
+from tests.helpers.docs_pages import BLOCK
+from tests.helpers.early import started
+from tests.helpers.runs import logged_epochs
 
 # one worker runs the whole module under pytest-xdist: its jobs share one campaign fixture
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm"), pytest.mark.started_early("start_campaign")]

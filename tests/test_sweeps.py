@@ -13,7 +13,9 @@ from omegaconf import OmegaConf
 
 from src.report import report
 from src.sweep_report.stats import mean_std
-from tests.conftest import compose_config, in_own_dir, run_cli, started
+from tests.helpers.cli import run_cli
+from tests.helpers.compose import compose_config
+from tests.helpers.early import in_own_dir, started
 
 QUIET = ("callbacks.progress_bar=null", "logger=csv")
 

@@ -13,7 +13,8 @@ from src.jobs.builders import build_callbacks
 from src.jobs.evaluation import evaluate
 from src.storage.checkpoints import load_module
 from src.train import train
-from tests.conftest import start_cli, started
+from tests.helpers.cli import start_cli
+from tests.helpers.early import started
 
 ONCE = ("reduction=none",)
 DEBUG = (*ONCE, "trainer.max_epochs=2", "trainer.limit_train_batches=3")

@@ -11,8 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from test_eliret_datamodule import setup_dm
-from test_pet import make_pet
 
 from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
@@ -21,6 +19,8 @@ from src.data.pet import PetDataModule
 from src.data.png_pairs import read_split_csv
 from src.storage.image_files import header, read_gray, read_image, read_label, read_raw_mask, read_rgb, read_stack
 from src.train import train
+from tests.helpers.pet_sets import make_pet
+from tests.helpers.small_sets import setup_dm
 
 
 @pytest.fixture

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-from conftest import compose_config, run_cli
 from helpers.wandb_records import run_summary
 
 from src.jobs.builders import build_datamodule
 from src.storage.checkpoints import load_module, read_checkpoint
+from tests.helpers.cli import run_cli
+from tests.helpers.compose import compose_config
 
 HERE = Path(__file__).parent
 COMMON = (

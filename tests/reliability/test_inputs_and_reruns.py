@@ -9,7 +9,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from conftest import CONF, in_own_dir, run_cli, started
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
@@ -17,6 +16,8 @@ from src.config.errors import UserInputError
 from src.runs.rerun import expand_arguments, main_with_run_dirs
 from src.storage.writable import check_writable
 from src.train import train
+from tests.helpers.cli import CONF, run_cli
+from tests.helpers.early import in_own_dir, started
 
 
 @pytest.mark.parametrize(

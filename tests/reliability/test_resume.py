@@ -12,7 +12,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, logged_epochs, run_cli, start_cli
+
+from tests.helpers.cli import ROOT, run_cli, start_cli
+from tests.helpers.runs import logged_epochs
 
 HERE = Path(__file__).parent
 # 3 rounds of 2 epochs, dropout (fcn), shift augmentation and smoothgrad's noise: every random
