@@ -136,6 +136,10 @@ class SaliencyReduction(Callback):
         self._training_cue: tuple[torch.Tensor, torch.Tensor] | None = None
         self._ignore_index: int | None = None
         self._round_started = 0.0
+        # called on every rank after each batch of a relevance pass with the batch's image count:
+        # a hook for a progress display or a test's fault injection (tests/reliability/killpoints.py);
+        # an exception raised in one fails the pass on that rank as a relevance error would
+        self.relevance_listeners: list[Callable[[L.Trainer, int], None]] = []
 
     # ---- checks before any training -------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -336,6 +340,11 @@ class SaliencyReduction(Callback):
             log.info("reduction round %d: images sha256 %s (rank %d of %d)", self.rounds_done, digest, rank, world)
         return out
 
+    def _relevance_batch_done(self, trainer: L.Trainer, progress: WorkProgress, images: int) -> None:
+        progress.advance(images)
+        for listener in self.relevance_listeners:
+            listener(trainer, images)
+
     def _sharded_masks(
         self, trainer: L.Trainer, pl_module: L.LightningModule, images: torch.Tensor, present: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -367,7 +376,7 @@ class SaliencyReduction(Callback):
                     keep=self.keep,
                     round_=self.rounds_done,
                     targets=self._original_targets,
-                    progress=progress.advance,
+                    progress=lambda images: self._relevance_batch_done(trainer, progress, images),
                 )
             except Exception as error:  # re-raised below, after telling the other ranks
                 failure = error

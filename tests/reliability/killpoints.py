@@ -8,23 +8,30 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
-import src.reduction.callback as reduction_callback
+from src.reduction.callback import SaliencyReduction
 
 
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _listen_to_relevance(trainer: L.Trainer, listener: Callable[[L.Trainer, int], None]) -> None:
+    """``listener`` called after each relevance batch, through the reduction's documented hook."""
+    (reducer,) = (c for c in trainer.callbacks if isinstance(c, SaliencyReduction))
+    reducer.relevance_listeners.append(listener)
+
+
 class KillAt(Callback):
     """Args:
     point: fit (a training step of ``epoch``), relevance (the first relevance batch after
-        ``epoch``), checkpoint (a checkpoint of ``epoch`` written to its temporary file, not yet
+        ``epoch``, through the reduction's ``relevance_listeners`` hook), checkpoint (a checkpoint of ``epoch`` written to its temporary file, not yet
         renamed into place) or background (the same, by the background writer, once training has
         gone on to the next epoch: its reduction done, its files written, its checkpoint not).
     epoch: the epoch at which to die.
@@ -36,14 +43,12 @@ class KillAt(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.point == "relevance":
-            compute = reduction_callback.relevance_maps
 
-            def relevance_then_die(*args, **kwargs):
+            def die_in_relevance(trainer: L.Trainer, images: int) -> None:
                 if trainer.current_epoch == self.epoch:
                     _die()
-                return compute(*args, **kwargs)
 
-            reduction_callback.relevance_maps = relevance_then_die
+            _listen_to_relevance(trainer, die_in_relevance)
         elif self.point == "checkpoint":
             save = TorchCheckpointIO.save_checkpoint
 
@@ -81,14 +86,11 @@ class RaiseOnRank(Callback):
         self.rank = rank
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        compute = reduction_callback.relevance_maps
-
-        def relevance_or_fail(*args, **kwargs):
+        def fail_on_rank(trainer: L.Trainer, images: int) -> None:
             if trainer.global_rank == self.rank:
                 raise RuntimeError(f"injected failure on rank {self.rank}")
-            return compute(*args, **kwargs)
 
-        reduction_callback.relevance_maps = relevance_or_fail
+        _listen_to_relevance(trainer, fail_on_rank)
 
 
 class StallUntilRequeued(Callback):

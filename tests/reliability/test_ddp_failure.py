@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+
+from tests.helpers.cli import run_cli
 
 HERE = Path(__file__).parent
 
 
 @pytest.mark.slow
 def test_a_rank_failing_in_the_relevance_pass_ends_every_rank(tmp_path: Path) -> None:
-    started = time.monotonic()
     result = run_cli(
         "src.train",
         "trainer=ddp",
@@ -31,10 +30,10 @@ def test_a_rank_failing_in_the_relevance_pass_ends_every_rank(tmp_path: Path) ->
         env={"PYTHONPATH": str(HERE)},
         timeout=400,
     )
-    elapsed = time.monotonic() - started
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "injected failure on rank 1" in output
     assert "rank(s) 1 failed in the relevance pass" in output
-    # well inside the 10-minute collective timeout: the ranks agreed to stop, none timed out
-    assert elapsed < 300, elapsed
+    # the ranks agreed to stop: none waited on a collective until its timeout (how long that
+    # takes is `make bench`'s business, not a test's)
+    assert "timed out" not in output.lower() and "timeout" not in output.lower()
