@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast lint bench bench-quick results docs clean
+.PHONY: install train test test-fast lint bench bench-quick results docs docs-serve clean
 
 $(STAMP): pyproject.toml
 	@echo "installing the project and its dependencies (torch, Lightning, Hydra...) into $(VENV): a few minutes the first time, quiet"
@@ -48,6 +48,10 @@ results: install
 ## the docs site (MkDocs + Material, API reference from docstrings), strict: site/index.html
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## the docs site served at http://127.0.0.1:8000, rebuilt on every edit (its search box needs a server)
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 clean:
 	rm -rf outputs site .pytest_cache .hypothesis

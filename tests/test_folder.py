@@ -103,18 +103,21 @@ def test_ratio_split_is_seeded_and_covers_every_pair(tmp_path: Path) -> None:
 
 def test_decoded_arrays_are_cached_and_a_changed_file_is_decoded_again(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "data", n=6, size=[(40, 36 + 2 * i) for i in range(6)])
-    first = with_defaults(FolderDataModule, str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
+    settings = {"crop_size": 32, "split": [0.5, 0.5, 0.0], "cache_dir": str(tmp_path / "cache")}
+    first = with_defaults(FolderDataModule, str(folder), **settings)
     first.setup()
-    cached = sorted(p.name for p in (folder / "cache").iterdir())
+    cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(cached) == 2 and all(name.startswith(("folder_train_", "folder_val_")) for name in cached)
-    again = with_defaults(FolderDataModule, str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
+    # the user's folder holds only what they put there
+    assert sorted(p.name for p in folder.iterdir()) == ["images", "masks"]
+    again = with_defaults(FolderDataModule, str(folder), **settings)
     again.setup()
     for split in ("train", "val"):
         assert torch.equal(again.splits[split].images, first.splits[split].images)
         assert torch.equal(again.splits[split].masks, first.splits[split].masks)
         assert torch.equal(again.splits[split].sizes, first.splits[split].sizes)
     Image.new("L", (36, 40), 255).save(first.scan.splits["train"][0].image)
-    changed = with_defaults(FolderDataModule, str(folder), crop_size=32, split=[0.5, 0.5, 0.0])
+    changed = with_defaults(FolderDataModule, str(folder), **settings)
     changed.setup()
     assert changed.splits["train"].images[0, :, :40, :36].eq(255).all()
 

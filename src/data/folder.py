@@ -67,6 +67,8 @@ class FolderDataModule(SplitDataModule):
         intensity_max: the value that maps to white in 16-bit or float images (None: 65535, 1.0).
         memory_limit_mb: decoded sets up to this size (uint8) are held in memory; larger ones
             decode each image from disk when it is served (the reduction needs them in memory).
+        cache_dir: the decoded arrays are cached there after the first pass (None: decoded on
+            every start); never inside ``data_dir`` unless pointed there.
     """
 
     natural_shifts = ()
@@ -85,6 +87,7 @@ class FolderDataModule(SplitDataModule):
         split_seed: int,
         intensity_max: float | None,
         memory_limit_mb: float,
+        cache_dir: str | None,
         batch_size: int,
         num_workers: int,
         pin_memory: bool,
@@ -239,21 +242,24 @@ class FolderDataModule(SplitDataModule):
         return images, masks, np.array(shapes) if mixed else None
 
     def _cached_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """:meth:`_arrays` through ``<data_dir>/cache/``, keyed by every file's path, size and
-        modification time and by the decoding settings (as Pet caches its arrays); when the
-        folder is not writable, in memory only."""
+        """:meth:`_arrays` through ``cache_dir``, keyed by the folder, every file's name, size
+        and modification time and the decoding settings (as Pet caches its arrays); without a
+        cache dir, or where it is not writable, in memory only."""
         h = self.hparams
+        if h.cache_dir is None:
+            return self._arrays(split, self.foreground)
         files = "|".join(
             f"{p.image.name}:{p.image.stat().st_size}:{p.image.stat().st_mtime_ns}:{p.mask.name}:{p.mask.stat().st_mtime_ns}" for p in self.scan.splits[split]
         )
-        settings = f"{CACHE_FORMAT}|{self.scan.channels}|{h.image_size}|{h.intensity_max}|{self.decoding}|{files}"
-        cache = self.data_dir / "cache" / f"folder_{split}_{hashlib.sha1(settings.encode()).hexdigest()[:16]}.npz"
+        # one cache dir serves every folder: the folder's own path is part of the key
+        settings = f"{CACHE_FORMAT}|{self.data_dir.resolve()}|{self.scan.channels}|{h.image_size}|{h.intensity_max}|{self.decoding}|{files}"
+        cache = Path(h.cache_dir) / f"folder_{split}_{hashlib.sha1(settings.encode()).hexdigest()[:16]}.npz"
         if cache.exists():
             with np.load(cache) as stored:
                 return stored["images"], stored["masks"], stored["sizes"] if "sizes" in stored else None
         images, masks, sizes = self._arrays(split, self.foreground)
         try:
-            cache.parent.mkdir(exist_ok=True)
+            cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npz")
             np.savez(tmp, images=images, masks=masks, **({} if sizes is None else {"sizes": sizes}))
             os.replace(tmp, cache)

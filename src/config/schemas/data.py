@@ -71,6 +71,7 @@ class FolderDataSchema(DataSchema):
     split_seed: int = 0
     intensity_max: float | None = None  # 16-bit/float images: the value shown as white (null: 65535 / 1.0)
     memory_limit_mb: float = 4096.0  # larger sets (decoded, uint8) are read from disk per item instead of held
+    cache_dir: str | None = None  # where the decoded arrays are cached (conf: <project>/.cache/folder); null: not cached
     augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
 
 
