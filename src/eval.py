@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: ``python -m src.eval ckpt_path=<run>/checkpoints/last.ckpt [data=...]``.
 
-The model (net, output mode, normalisation) is rebuilt from the checkpoint alone; the data comes
-from the config, so pass the ``data=...`` overrides the model was trained with.
+The model (net, output mode, normalisation) is rebuilt from the checkpoint alone; the data is the
+run's own (its ``.hydra/config.yaml``) where the checkpoint sits in its run dir, with any
+``data.*`` overrides on top; ``data=...`` picks another data set.
 """
 
 from __future__ import annotations

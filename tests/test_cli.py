@@ -1,7 +1,9 @@
 """The command lines a user types, run as subprocesses (each costs a cold import, ~10 s)."""
 
+import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from src.config.help import misspelt_key
-from src.data.eliret_generator import EliretSpec, generate
+from src.data.eliret_generator import SPLIT_FILES, EliretSpec, generate
+from src.data.png_pairs import read_split_csv
 from tests.helpers.cli import ROOT, run_cli
 from tests.helpers.early import in_own_dir, started
 
@@ -19,27 +22,56 @@ def run_dirs(root: Path, task: str = "train") -> list[Path]:
 
 
 @in_own_dir
-def train_then_eval(tmp_path: Path) -> None:
-    """``src.train`` then ``src.eval`` on its checkpoint, from the command line."""
-    result = run_cli("src.train", "debug=fast", project_root=tmp_path)
+def readme_tour(tmp_path: Path) -> None:
+    """The README's tour as a newcomer takes it, in a fresh project dir: train, evaluate the best
+    checkpoint, predict the run's test images, a two-job sweep and its report."""
+    # the whole test split (debug=fast tests 2 batches), so eval and predict see what it saw
+    result = run_cli("src.train", "debug=fast", "trainer.limit_test_batches=1.0", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "data" / "eliret" / "treino.csv").exists()
     (run,) = run_dirs(tmp_path, "debug")
     metrics = json.loads((run / "metrics.json").read_text())
     assert "test/miou" in metrics and "test/miou" in result.stdout  # the rich table
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / ".hydra" / "config.yaml").exists()
+    best = json.loads((run / "run.json").read_text())["best_checkpoint"]
 
-    result = run_cli("src.eval", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", project_root=tmp_path)
+    # evaluated again, the best checkpoint gives the run's own test metrics
+    result = run_cli("src.eval", f"ckpt_path={best}", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (eval_run,) = run_dirs(tmp_path, "eval")
-    assert set(json.loads((eval_run / "metrics.json").read_text())) == {k for k in metrics if k.startswith("test/")}
+    evaluated = json.loads((eval_run / "metrics.json").read_text())
+    assert set(evaluated) == {k for k in metrics if k.startswith("test/")}
+    assert evaluated == pytest.approx({k: metrics[k] for k in evaluated}, abs=1e-5)
     assert "💡 Tip:" not in result.stdout + result.stderr  # Lightning's advertisement (litmodels)
+
+    # predicted with the defaults, the run's test images score the run's own test accuracy
+    images = tmp_path / "test_images"
+    images.mkdir()
+    for x, y in read_split_csv(tmp_path / "data" / "eliret" / SPLIT_FILES["test"]):
+        shutil.copy(x, images / x.name)
+        shutil.copy(y, images / y.name)
+    result = run_cli("src.predict", f"ckpt_path={best}", f"input={images}", f"output_dir={tmp_path / 'predicted'}", project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "predicted" / "predictions.csv") as handle:
+        accuracy = [float(row["acc"]) for row in csv.DictReader(handle)]
+    assert len(accuracy) == 50 and sum(accuracy) / len(accuracy) == pytest.approx(metrics["test/acc"], abs=1e-5)
+
+    # a two-job sweep, each job in its own dir, and its report
+    result = run_cli("src.train", "-m", "model=unet,fcn", "debug=fast", "logger=none", project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "debug" / "multiruns").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
+    assert all((sweep / job / "metrics.json").exists() for job in ("0", "1"))
+    result = run_cli("src.report", str(sweep), project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (sweep / "report" / "report.md").read_text()
+    assert "unet" in report and "fcn" in report and (sweep / "report" / "metric_vs_settings.png").exists()
 
 
 @pytest.mark.slow
-@pytest.mark.started_early("train_then_eval", serial=True)
-def test_train_then_eval_from_the_command_line(tmp_path_factory: pytest.TempPathFactory) -> None:
-    started(train_then_eval, tmp_path_factory).result()
+@pytest.mark.started_early("readme_tour", serial=True)
+def test_a_newcomer_follows_the_readme_tour(tmp_path_factory: pytest.TempPathFactory) -> None:
+    started(readme_tour, tmp_path_factory).result()
 
 
 @pytest.mark.slow
@@ -83,22 +115,6 @@ def test_corrupt_data_is_named_before_training(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "017x.png" in result.stderr and "corrupt" in result.stderr
     assert not list(tmp_path.rglob("*.ckpt"))
-
-
-@in_own_dir
-def multirun_of_two_models(tmp_path: Path) -> None:
-    """A two-job multirun from the command line."""
-    result = run_cli("src.train", "-m", "model=unet,fcn", "debug=fast", "logger=none", project_root=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (sweep,) = (tmp_path / "outputs" / "debug" / "multiruns").iterdir()
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
-    assert all((sweep / job / "metrics.json").exists() for job in ("0", "1"))
-
-
-@pytest.mark.slow
-@pytest.mark.started_early("multirun_of_two_models", serial=True)
-def test_multirun_gives_each_job_its_own_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    started(multirun_of_two_models, tmp_path_factory).result()
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ titles and its bash blocks run, in a fresh directory, as a user would from the c
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,8 @@ def own_data_walkthrough(tmp_path: Path) -> None:
     """docs/own_data.md, run as written."""
     run_page("own_data.md", tmp_path)
     assert len(rows(tmp_path / "outputs" / "train" / "runs" / "my_cells" / "reduction" / "rounds.csv")) == 2
+    # src.eval read the run's own data (RGB folder), with no data overrides on its command line
+    assert "test/miou" in json.loads((tmp_path / "outputs" / "eval" / "my_cells" / "metrics.json").read_text())
     predicted = rows(tmp_path / "outputs" / "my_cells_predicted" / "predictions.csv")
     assert len(predicted) == 24
     assert all((row["height"], row["width"]) == ("64", "80") and 0 <= float(row["iou"]) <= 1 for row in predicted)

@@ -54,22 +54,31 @@ def test_the_csv_logger_writes_the_config_as_hparams(make_cfg, tmp_path: Path) -
     assert hparams["reduction"]["percentile"] == 70 and hparams["trainer"]["max_epochs"] == 2
 
 
-def test_sweep_jobs_share_a_wandb_group_and_are_named_by_their_overrides(tmp_path: Path) -> None:
+def test_sweep_jobs_share_a_wandb_group_and_are_named_by_what_they_sweep(tmp_path: Path) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import open_dict, read_write
+    from omegaconf import OmegaConf, open_dict, read_write
 
-    from src.loggers.build import sweep_run_names
+    from src.loggers.build import run_names
     from tests.helpers.compose import compose_config
 
     cfg = compose_config("train", ["logger=wandb"], tmp_path)
-    assert sweep_run_names() == {}  # a single run keeps W&B's own naming
+    # a single run: its task and run dir, as its outputs are named
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "2026-01-01_00-00-00_000000")
+    HydraConfig.instance().set_config(cfg)
+    assert run_names() == {"name": f"{cfg.hydra.job.name} 2026-01-01_00-00-00_000000"}
+    sweep = tmp_path / "multiruns" / "2026-01-01_00-00-00_000001"
+    sweep.mkdir(parents=True)
+    # the command line as typed: seed and the model swept, the rest shared by every job
+    OmegaConf.save({"hydra": {"overrides": {"task": ["seed=0,1", "model=unet,fcn", "debug=fast", "logger=wandb"]}}}, sweep / "multirun.yaml")
     with read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.mode = RunMode.MULTIRUN
-        cfg.hydra.sweep.dir = str(tmp_path / "multiruns" / "2026-01-01_00-00-00_000001")
-        cfg.hydra.job.override_dirname = "reduction.percentile=50,seed=1"
+        cfg.hydra.sweep.dir = str(sweep)
+        cfg.hydra.overrides.task = ["seed=1", "model=fcn", "debug=fast", "logger=wandb", "reduction.percentile=50"]
+        cfg.hydra.sweeper.params = {"reduction.percentile": "50,90"}  # a preset's sweep
     HydraConfig.instance().set_config(cfg)
     try:
-        assert sweep_run_names() == {"group": "2026-01-01_00-00-00_000001", "name": "reduction.percentile=50,seed=1"}
+        assert run_names() == {"group": "2026-01-01_00-00-00_000001", "name": "seed=1,model=fcn,reduction.percentile=50"}
     finally:
         compose_config("train", [], tmp_path)  # leave a single-run Hydra config for later tests

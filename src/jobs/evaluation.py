@@ -3,10 +3,12 @@ configured data, and run the steps after testing that the training job runs too.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.config.errors import UserInputError
 from src.jobs.after_test import after_test, write_metrics
@@ -17,6 +19,8 @@ from src.models.early_exit import EarlyExitClassifier
 from src.robustness.evaluate import suite
 from src.storage.checkpoints import load_module
 
+log = logging.getLogger(__name__)
+
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test (or validate, ``split=val``) a checkpoint on the configured data; returns the metrics."""
@@ -26,7 +30,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     silence_lightning_noise()  # before the first line Lightning logs
     L.seed_everything(cfg.seed, workers=True)
     model = load_module(cfg.ckpt_path)
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(with_run_data(cfg))
     suite(cfg.get("robustness") if cfg.split == "test" else None, datamodule)
     if cfg.get("tta") is not None and "tta" in model.hparams:
         model.hparams.tta = bool(cfg.tta)
@@ -35,7 +39,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         if model.hparams.get(name) != getattr(datamodule, name, None):
             raise UserInputError(
                 f"the checkpoint's {name}={model.hparams[name]!r} does not match the data's "
-                f"{getattr(datamodule, name)!r}; pass the data=... overrides the model was trained with."
+                f"{getattr(datamodule, name)!r}; pass the data=... overrides the model was trained with "
+                "(its run's .hydra/config.yaml, read when the checkpoint sits in its run dir, names them)."
             )
     output_dir = Path(cfg.paths.output_dir)
     loggers = build_loggers(cfg.get("logger"))
@@ -48,3 +53,23 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_loggers(loggers)
     return metrics
+
+
+def with_run_data(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with the data config of the checkpoint's own run (``<run>/.hydra/config.yaml``
+    beside ``checkpoints/``) where there is one and the command line picks no data set
+    (``data=...``); ``data.*`` overrides on the command line still win."""
+    run_config = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+    typed = [str(o) for o in (HydraConfig.get().overrides.task if HydraConfig.initialized() else [])]
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in typed]
+    if not run_config.is_file() or "data" in keys:
+        return cfg
+    trained = OmegaConf.load(run_config).get("data")
+    if trained is None:
+        return cfg
+    given = [o.lstrip("+~") for o, key in zip(typed, keys) if key.startswith("data.")]
+    merged = cfg.copy()
+    with open_dict(merged):
+        merged.data = OmegaConf.merge(trained, OmegaConf.from_dotlist(given))
+    log.info("data: as the checkpoint's run trained (%s)%s", run_config, f", with {' '.join(given)}" if given else "")
+    return merged

@@ -41,19 +41,42 @@ def build_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
             mode = wandb_mode()
             os.environ["WANDB_MODE"] = mode
             log.info("W&B mode: %s", mode)
-            loggers.append(instantiate(cfg, **{k: v for k, v in sweep_run_names().items() if not cfg.get(k)}))
+            loggers.append(instantiate(cfg, **{k: v for k, v in run_names().items() if not cfg.get(k)}))
             continue
         loggers.append(instantiate(cfg))
     return loggers
 
 
-def sweep_run_names() -> dict[str, str]:
-    """In a multirun: the sweep's name as the W&B group and the job's overrides as its run name,
-    so one sweep's runs sit together and read by setting."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+def run_names() -> dict[str, str]:
+    """The W&B run's name (and group): in a multirun, the sweep's name as the group and the
+    job's values of the swept settings as the name (``seed=1,model=fcn``: not the overrides every
+    job shares), so one sweep's runs sit together and read by what differs; a single run is named
+    by its task and run dir (``train 2026-12-06_03-14-07_123456``), as its outputs are."""
+    if not HydraConfig.initialized():
         return {}
     hydra_cfg = HydraConfig.get()
-    return {"group": Path(hydra_cfg.sweep.dir).name, "name": hydra_cfg.job.override_dirname or f"job {hydra_cfg.job.num}"}
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        output_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None)
+        return {"name": f"{hydra_cfg.job.name} {Path(output_dir).name}"} if output_dir else {}
+    swept = swept_keys(hydra_cfg)
+    values = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept]
+    return {"group": Path(hydra_cfg.sweep.dir).name, "name": ",".join(values) or f"job {hydra_cfg.job.num}"}
+
+
+def swept_keys(hydra_cfg: DictConfig) -> set[str]:
+    """The keys a multirun varies: its sweep overrides (``seed=0,1``, ``range(...)``, in the
+    sweep's multirun.yaml, which holds the command line as typed) and the sweeper's ``params``
+    and ``grids`` (the presets' sweeps)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweeper = hydra_cfg.sweeper
+    keys = {str(k) for k in (sweeper.get("params") or {})}
+    keys |= {str(k) for grid in (sweeper.get("grids") or []) for k in grid}
+    multirun = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
+    if multirun.is_file():
+        typed = OmegaConf.load(multirun).hydra.overrides.task
+        keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(list(typed)) if o.is_sweep_override()}
+    return keys
 
 
 def log_config(loggers: list[Logger], cfg: DictConfig) -> None:

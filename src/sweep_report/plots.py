@@ -7,6 +7,7 @@ from pathlib import Path
 
 import matplotlib
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from src.loggers.figures import save_figure, subplots
 from src.sweep_report.runs import Run
@@ -20,7 +21,7 @@ def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, pa
     if not panels:
         return False
     base = table.loc[table.baseline, metric].dropna()
-    fig, axes = subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4), squeeze=False, sharey=True)
+    fig, axes = subplots(1, len(panels), figsize=(max(5.5, 4.0 * len(panels)), 3.6), squeeze=False, sharey=True)
     for ax, key in zip(axes[0], panels):
         group = table[~table.baseline].groupby(key, sort=True)[metric]
         values = group.mean()
@@ -30,6 +31,7 @@ def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, pa
             range(len(values)), values.to_numpy(), yerr=group.std(ddof=1).fillna(0).to_numpy(), fmt="o-" if numeric else "o", capsize=4, label="settings"
         )
         ax.set_xticks(range(len(values)), [str(v) for v in values.index], rotation=0 if numeric else 30, ha="center" if numeric else "right")
+        ax.set_xlim(-0.5, len(values) - 0.5)  # the outer points off the frame
         if len(base):
             ax.axhline(base.mean(), color="black", lw=1, label=f"no reduction (n={len(base)})")
             ax.axhspan(base.mean() - base.std(ddof=1), base.mean() + base.std(ddof=1), color="black", alpha=0.1)
@@ -37,7 +39,7 @@ def metric_vs_settings(table: pd.DataFrame, keys: Sequence[str], metric: str, pa
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(f"{metric} ({split}, best checkpoint)")
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{metric}: mean ± std over runs with each value")
+    fig.suptitle(f"{metric}\nmean ± std over the runs with each value", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     return True
@@ -85,7 +87,8 @@ def mean_curves(runs: Sequence[Run], label_of: dict[Path, str], metric: str, pat
     if not curves:
         return False
     fig, ax = subplots(figsize=(7.5, 4.2))
-    colours = iter(matplotlib.colormaps["tab20"].colors * 4)  # distinct colours for up to 20 settings
+    # tab10's strong colours first; tab20's pale halves only beyond ten settings
+    colours = iter([*matplotlib.colormaps["tab10"].colors, *matplotlib.colormaps["tab20"].colors[1::2]] * 4)
     for label, series in curves.items():
         mean = pd.concat(series, axis=1).mean(axis=1)
         baseline = label.startswith("no reduction")
@@ -98,6 +101,7 @@ def mean_curves(runs: Sequence[Run], label_of: dict[Path, str], metric: str, pat
             zorder=3 if baseline else 2,
         )
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"{metric} (validation)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
@@ -142,6 +146,7 @@ def learning_curves(epochs: pd.DataFrame, path: Path, epochs_per_round: int | No
             for boundary in range(epochs_per_round, int(epochs["epoch"].max()) + 1, epochs_per_round):
                 ax.axvline(boundary + 0.5, color="gray", ls="--", lw=0.8)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_yscale("log")
