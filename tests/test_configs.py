@@ -102,3 +102,20 @@ def test_eval_config_composes(make_cfg, tmp_path: Path) -> None:
 def test_run_dirs_carry_microseconds() -> None:
     text = (CONF / "hydra" / "default.yaml").read_text()
     assert text.count("%f") == 2
+
+
+def test_a_run_names_the_data_model_file_it_applied_and_what_it_sets(make_cfg, caplog: pytest.LogCaptureFixture) -> None:
+    from src.jobs.training import log_data_model
+
+    make_cfg("train", "data=membrane", "model=unet")
+    with caplog.at_level("INFO", logger="src.jobs.training"):
+        log_data_model()
+    assert (
+        "data_model/membrane_unet.yaml applied: model.net.depth=4, model.net.base_width=32, model.optimizer.lr=0.003, trainer.max_epochs=120, reduction.rounds=0"
+        in caplog.text
+    )
+    caplog.clear()
+    make_cfg("train", "data=eliret", "model=unet")  # no file for this pair
+    with caplog.at_level("INFO", logger="src.jobs.training"):
+        log_data_model()
+    assert "data_model" not in caplog.text

@@ -9,14 +9,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.requeue import Requeued
+from src.config.compose import CONF
 from src.config.errors import UserInputError
 from src.jobs.after_test import after_test, split_test_metrics, write_metrics
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer, set_torch_threads
@@ -61,6 +64,8 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         continue_logs(loggers, position)
     log_config(loggers, cfg)
     trainer = build_trainer(cfg, build_callbacks(cfg, segmentation=datamodule.task != "classification"), loggers)
+    log.info("callbacks: %s", ", ".join(type(c).__name__ for c in trainer.callbacks))
+    log_data_model()
     requeued: Requeued | None = None
     try:
         if cfg.train:
@@ -204,3 +209,23 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
             return callback.best_model_path
     log.warning("no best checkpoint was saved; evaluating the weights in memory")
     return None
+
+
+def log_data_model() -> None:
+    """Name the ``data_model`` file this run applied (``conf/data_model/<data>_<model>.yaml``,
+    optional settings for one data x model pair) and the settings it sets, which the run's
+    overrides may have overridden in turn."""
+    if not HydraConfig.initialized():
+        return
+    choice = HydraConfig.get().runtime.choices.get("data_model")
+    applied = CONF / "data_model" / f"{choice}.yaml"
+    if choice is None or not applied.is_file():
+        return
+    settings = _dotted(OmegaConf.to_container(OmegaConf.load(applied)))
+    log.info("data_model/%s.yaml applied: %s", choice, ", ".join(f"{k}={v}" for k, v in settings.items()))
+
+
+def _dotted(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, value in tree.items() for k, v in _dotted(value, f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}").items()}

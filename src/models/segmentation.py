@@ -149,8 +149,7 @@ class SegmentationModule(ConfiguredModule):
         return loss
 
     # The loss and metrics are computed once per epoch and logged as numbers: self.log at every
-    # step costs Lightning's per-call bookkeeping (about 5% of an eliret epoch on the CPU for the
-    # metric objects, 3% for the loss, `make bench`).
+    # step costs Lightning's per-call bookkeeping (`make bench` measures where an epoch goes).
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
         self._log_metrics("train")
