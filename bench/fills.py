@@ -7,7 +7,8 @@ import torch
 
 from bench.pet_layout import PET_SIZE
 from bench.timing import interleaved, median
-from src.reduction.masking import FILLS, fill_stored, keep_mask
+from src.config.schemas.reduction import FILLS
+from src.reduction.masking import fill_stored, keep_mask
 
 PET_TRAIN = round(PET_SIZE * 0.8)  # the Pet data module's 80% training split
 

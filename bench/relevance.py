@@ -9,10 +9,11 @@ from torch.utils.data import DataLoader
 from bench.data import train_epoch
 from bench.timing import interleaved, median
 from src.config.schemas import net_config, with_defaults
+from src.config.schemas.reduction import METHODS
 from src.models.segmentation import SegmentationModule
 from src.reduction import packed
 from src.reduction.callback import shard_masks
-from src.reduction.relevance import METHODS, RelevanceConfig
+from src.reduction.relevance import RelevanceConfig
 
 BATCH = 64  # the reduction's default relevance batch (conf/reduction/saliency.yaml)
 

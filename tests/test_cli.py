@@ -161,12 +161,16 @@ def test_help_and_config_mistakes_answer_before_torch_is_imported(tmp_path: Path
         (["model=unett"], 1),
         (["reduction.percentile=200"], 2),
         (["data.image_size=3", "seed=-1"], 2),
+        (["reduction.method=gradcan"], 2),
     ):
         result = probe(tmp_path, *args)
         assert f"exit={code} torch_imported=False lightning_imported=False" in result.stdout, (args, result.stdout[-500:], result.stderr[-1500:])
     # a misspelt key: one line naming the closest keys, not Hydra's "+key" hint
     result = probe(tmp_path, "reduction.percentil=50")
     assert result.stderr.strip().splitlines() == ["error: unknown key reduction.percentil: did you mean reduction.percentile? (`reduction` has no 'percentil')"]
+    # a misspelt choice: the closest choice and the list, before torch is imported
+    result = probe(tmp_path, "reduction.method=gradcan")
+    assert "unknown reduction.method='gradcan'; did you mean gradcam? choose one of prediction, gradient," in result.stderr
 
 
 @pytest.mark.slow

@@ -12,13 +12,14 @@ from omegaconf import OmegaConf
 
 from src.config.errors import UserInputError
 from src.config.schemas import net_config, with_defaults
+from src.config.schemas.reduction import METHODS
 from src.data.eliret import EliretDataModule
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.models.segmentation import SegmentationModule
 from src.reduction.callback import SaliencyReduction, shard_masks
 from src.reduction.masking import fill_stored
 from src.reduction.packed import unpack
-from src.reduction.relevance import METHODS, RelevanceConfig, relevance_maps
+from src.reduction.relevance import RelevanceConfig, relevance_maps
 from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from src.train import train

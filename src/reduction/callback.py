@@ -30,11 +30,12 @@ from lightning.pytorch.callbacks import Callback
 from src.callbacks.progress import WorkProgress
 from src.config.errors import UserInputError
 from src.config.schemas import check_values
+from src.config.schemas.reduction import FILLS, KEEPS, METHODS, ORACLE, REMOVED
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
 from src.reduction import packed, round_outputs
-from src.reduction.masking import FILLS, KEEPS, REMOVED, fill_stored, keep_mask
-from src.reduction.relevance import METHODS, ORACLE, RelevanceConfig, oracle_relevance, relevance_maps
+from src.reduction.masking import fill_stored, keep_mask
+from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
 from src.reduction.removal_measures import KnownCue, cue_share, keep_iou
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 from src.seeding import REINIT_STREAM, SMOOTHGRAD_STREAM, round_seed

@@ -10,16 +10,11 @@ import numpy as np
 import torch
 
 from src.config.errors import TrainingDiverged
+from src.config.schemas.reduction import FILLS, KEEPS
 from src.data.segmentation_dataset import like_stored, to_unit
 from src.reduction.blur import gaussian_blur
 from src.reduction.imputation import impute
 
-FILLS = ("zero", "mean", "blur", "impute")
-# which pixels a round keeps: the most relevant (the original study, KAR: Keep And Retrain) or the
-# least (ROAR's direction: RemOve And Retrain); ROAD (RemOve And Debias) is the impute fill
-KEEPS = ("most", "least")
-# what the training targets make of removed pixels: their label (the original study) or the ignore index
-REMOVED = ("label", "ignore")
 # the ignore index src.train gives a model for removed=ignore when the data set has none
 REMOVED_TARGET = 255
 

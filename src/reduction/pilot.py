@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 import torch
 
+from src.config.schemas.reduction import ORACLE, RANDOM_METHODS
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.reduction.masking import fill_stored, keep_mask
-from src.reduction.relevance import ORACLE, RANDOM_METHODS, RelevanceConfig, relevance_maps
+from src.reduction.relevance import RelevanceConfig, relevance_maps
 from src.reduction.removal_measures import KnownCue, cue_share, keep_iou
 
 MODEL_FREE = (*RANDOM_METHODS, ORACLE)

@@ -9,14 +9,8 @@ import torch
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 from torch import nn
 
-from src.saliency.attribution import GRADIENT_METHODS, attribute, coarsest_conv
-
-# controls: relevance that knows nothing of the task, at the same kept fractions (ROAR's random
-# baseline); random_smooth has Grad-CAM-like blobs, to tell a map's content from its blurriness
-RANDOM_METHODS = ("random", "random_smooth")
-# a positive control, not a method: relevance from the ground truth (what a perfect map would keep)
-ORACLE = "oracle"
-METHODS = ("prediction",) + GRADIENT_METHODS + RANDOM_METHODS + (ORACLE,)
+from src.config.schemas.reduction import ORACLE, RANDOM_METHODS
+from src.saliency.attribution import attribute, coarsest_conv
 
 
 @dataclass(frozen=True)

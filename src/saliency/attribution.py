@@ -8,7 +8,7 @@ import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 from torch import nn
 
-GRADIENT_METHODS = ("gradient", "integrated_gradients", "smoothgrad", "gradcam")
+from src.config.schemas.reduction import GRADIENT_METHODS
 
 
 def attribute(

@@ -11,6 +11,7 @@ required arguments: :func:`with_defaults` builds one outside a config. Ranges ar
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING as NO_DEFAULT
@@ -43,7 +44,7 @@ from src.config.schemas.models import (
     UNetModuleSchema,
     UNetSchema,
 )
-from src.config.schemas.reduction import BackgroundSwapSchema, SaliencyReductionSchema
+from src.config.schemas.reduction import CHOICES, BackgroundSwapSchema, SaliencyReductionSchema
 
 SCHEMAS = {
     ("reduction", "saliency"): SaliencyReductionSchema,
@@ -162,12 +163,26 @@ def _problems(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _unknown_choices(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, value in values.items():
+        choices = CHOICES[key]
+        if value is not None and value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.append(f"unknown {key}={value!r}; {hint}choose one of {', '.join(choices)}")
+    return problems
+
+
 def check_ranges(cfg: DictConfig) -> None:
-    """Every out-of-range value of :data:`RANGES`, in one error that names each key (the
-    reduction's settings only where it runs)."""
+    """Every out-of-range value of :data:`RANGES` and every unknown closed choice of
+    :data:`~src.config.schemas.reduction.CHOICES`, in one error that names each key (the
+    reduction's settings only where it runs). Entry points call it before torch is imported."""
     reducing = (OmegaConf.select(cfg, "reduction.rounds", default=0) or 0) > 0
     # rounds=0 or reduction=none: the reduction's other settings do not apply
     keys = [key for key in RANGES if reducing or not key.startswith("reduction.") or key == "reduction.rounds"]
     problems = _problems({key: OmegaConf.select(cfg, key, default=None) for key in keys})
+    if reducing:
+        problems += _unknown_choices({key: OmegaConf.select(cfg, key, default=None) for key in CHOICES})
     if problems:
         raise UserInputError("; ".join(problems) + ".")

@@ -8,6 +8,23 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
+# The closed choices, here once: the reduction's code and the check before a run (check_ranges)
+# read them. Attribution methods that differentiate the model (src/saliency/attribution.py):
+GRADIENT_METHODS = ("gradient", "integrated_gradients", "smoothgrad", "gradcam")
+# controls: relevance that knows nothing of the task, at the same kept fractions (ROAR's random
+# baseline); random_smooth has Grad-CAM-like blobs, to tell a map's content from its blurriness
+RANDOM_METHODS = ("random", "random_smooth")
+# a positive control, not a method: relevance from the ground truth (what a perfect map would keep)
+ORACLE = "oracle"
+METHODS = ("prediction", *GRADIENT_METHODS, *RANDOM_METHODS, ORACLE)
+FILLS = ("zero", "mean", "blur", "impute")
+# which pixels a round keeps: the most relevant (the original study, KAR: Keep And Retrain) or the
+# least (ROAR's direction: RemOve And Retrain); ROAD (RemOve And Debias) is the impute fill
+KEEPS = ("most", "least")
+# what the training targets make of removed pixels: their label (the original study) or the ignore index
+REMOVED = ("label", "ignore")
+CHOICES = {"reduction.method": METHODS, "reduction.fill": FILLS, "reduction.keep": KEEPS, "reduction.removed": REMOVED}
+
 
 @dataclass
 class SaliencyReductionSchema:
