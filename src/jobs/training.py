@@ -225,7 +225,12 @@ def log_data_model() -> None:
     log.info("data_model/%s.yaml applied: %s", choice, ", ".join(f"{k}={v}" for k, v in settings.items()))
 
 
-def _dotted(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {k: v for key, value in tree.items() for k, v in _dotted(value, f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}").items()}
+def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` as ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

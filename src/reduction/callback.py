@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import Callback
 from src.callbacks.progress import WorkProgress
 from src.config.errors import UserInputError
 from src.config.schemas import check_values
-from src.config.schemas.reduction import FILLS, KEEPS, METHODS, ORACLE, REMOVED
+from src.config.schemas.reduction import ORACLE
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
 from src.reduction import packed, round_outputs
@@ -113,13 +113,10 @@ class SaliencyReduction(Callback):
         output_dir: str,
         maps_from: str | None,
     ) -> None:
-        # the ranges are the config's (src/config/schemas), checked here too for a callback built in code
+        # the ranges and choices are the config's (src/config/schemas), checked here too for a callback built in code
         check_values("reduction", {k: v for k, v in locals().items() if k != "self"})
         if rounds < 1:
             raise UserInputError(f"reduction.rounds={rounds} builds no reduction; use reduction=none (or rounds=0 in a config) to train once.")
-        for key, value, choices in (("method", method, METHODS), ("fill", fill, FILLS), ("keep", keep, KEEPS), ("removed", removed, REMOVED)):
-            if value not in choices:
-                raise UserInputError(f"unknown reduction.{key}={value!r}; choose one of {', '.join(choices)}.")
         self.rounds, self.epochs_per_round = rounds, epochs_per_round
         self.percentile, self.cumulative, self.fill = percentile, cumulative, fill
         self.reinit, self.batch_size, self.examples = reinit, batch_size, examples

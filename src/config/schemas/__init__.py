@@ -115,8 +115,10 @@ def net_config(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def check_values(group: str, values: Mapping[str, Any]) -> None:
-    """The :data:`RANGES` of ``group`` (e.g. ``reduction``) on a class's arguments, in one error."""
-    problems = _problems({f"{group}.{key}": value for key, value in values.items()})
+    """The :data:`RANGES` and closed choices of ``group`` (e.g. ``reduction``) on a class's
+    arguments, in one error."""
+    keyed = {f"{group}.{key}": value for key, value in values.items()}
+    problems = _problems(keyed) + _unknown_choices(keyed)
     if problems:
         raise UserInputError("; ".join(problems) + ".")
 
@@ -166,8 +168,8 @@ def _problems(values: Mapping[str, Any]) -> list[str]:
 def _unknown_choices(values: Mapping[str, Any]) -> list[str]:
     problems = []
     for key, value in values.items():
-        choices = CHOICES[key]
-        if value is not None and value not in choices:
+        choices = CHOICES.get(key, ())
+        if choices and value is not None and value not in choices:
             close = difflib.get_close_matches(str(value), choices, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             problems.append(f"unknown {key}={value!r}; {hint}choose one of {', '.join(choices)}")
