@@ -1,15 +1,12 @@
 """salseg: a Lightning + Hydra framework for segmentation and saliency research."""
 
-import os
-from pathlib import Path
+from omegaconf import OmegaConf
 
-# Configs resolve paths against ${oc.env:PROJECT_ROOT}: default it to this checkout, so
-# `python -m src.train` works from any working directory; an installed package (no checkout
-# around it) writes outputs/ and data/ under the working directory instead.
-_CHECKOUT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("PROJECT_ROOT", str(_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()))
+from src.config.project_root import project_root
 
-from omegaconf import OmegaConf  # noqa: E402
+# `${project_root:}`: paths.root_dir, $PROJECT_ROOT or this checkout (read at resolution, so
+# importing src sets no environment variable)
+OmegaConf.register_new_resolver("project_root", lambda: str(project_root()), replace=True)
 
 # `${epochs_per_round:max_epochs,rounds}`: the reduction config splits trainer.max_epochs into
 # rounds, at least one epoch each.

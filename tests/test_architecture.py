@@ -118,14 +118,23 @@ def test_no_module_switches_the_matplotlib_backend_at_import() -> None:
 
 
 @pytest.mark.slow
-def test_importing_every_module_leaves_the_users_backend_alone() -> None:
+def test_importing_every_module_leaves_the_backend_and_the_environment_alone() -> None:
+    # the entry points and the config resolvers set up what a run needs (PROJECT_ROOT is read
+    # where paths resolve), so importing our code changes no environment variable (torch,
+    # Lightning, MONAI set some of their own when imported: the snapshot is taken after them)
     modules = [module_name(path) for path in code_files() if module_name(path).startswith("src.") and not module_name(path).startswith("src.conf")]
-    probe = f"import importlib, matplotlib\nfor name in {modules!r}:\n    importlib.import_module(name)\nprint(matplotlib.get_backend())"
+    probe = (
+        "import importlib, os, matplotlib, torch, torch._inductor.config, lightning, torchvision, torchmetrics, monai, hydra\nbefore = dict(os.environ)\n"
+        f"for name in {modules!r}:\n    importlib.import_module(name)\n"
+        "print(sorted(k for k in {*before, *os.environ} if before.get(k) != os.environ.get(k)))\nprint(matplotlib.get_backend())"
+    )
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, env={"MPLBACKEND": "svg", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "svg"
+    changed, backend = result.stdout.strip().splitlines()[-2:]
+    assert changed == "[]"
+    assert backend == "svg"
 
 
 def test_images_are_opened_in_one_module() -> None:

@@ -11,7 +11,6 @@ its restarts (in an srun step the run dir is the step's own, so ``last`` is that
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import yaml
 
 from src.config.errors import UserInputError
 from src.config.help import refuse_misspelt_keys
+from src.config.project_root import project_root
 from src.runs import slurm
 from src.storage.writable import check_writable
 
@@ -99,7 +99,7 @@ def _log_dir(args: list[str]) -> Path:
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a)
     if "paths.log_dir" in values:
         return Path(values["paths.log_dir"].strip("'\""))
-    root = values.get("paths.root_dir", os.environ.get("PROJECT_ROOT", "."))
+    root = values.get("paths.root_dir", str(project_root()))
     return Path(root.strip("'\"")) / "outputs"
 
 
@@ -121,7 +121,7 @@ def _quoted(path: Path) -> str:
 def check_output_folders(argv: list[str]) -> None:
     """Hydra makes the run dir before any of our code runs, and answers an unwritable one with a
     traceback: check the folders named on the command line (and the default) first."""
-    folders = {"paths.log_dir": Path(os.environ.get("PROJECT_ROOT", ".")) / "outputs"}
+    folders = {"paths.log_dir": project_root() / "outputs"}
     for arg in argv[1:]:
         key, _, value = arg.lstrip("+").partition("=")
         if key in ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir") and value and "$" not in value:
