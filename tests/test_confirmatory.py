@@ -36,7 +36,15 @@ from tests.helpers.cli import run_cli
 
 def run(seed: int, method: str | None, value: float, best_epoch: int | None = None, epochs: pd.DataFrame | None = None) -> Run:
     reduction = {"_target_": "SaliencyReduction", "rounds": 0 if method is None else 7, "epochs_per_round": 10, "method": method or "prediction"}
-    config = OmegaConf.create({"seed": seed, "task_name": "toy", "trainer": {"max_epochs": 100}, "reduction": reduction, "model": {"_target_": "Seg"}})
+    config = OmegaConf.create(
+        {
+            "seed": seed,
+            "task_name": "toy",
+            "trainer": {"max_epochs": 100},
+            "reduction": reduction,
+            "model": {"_target_": "src.models.segmentation.SegmentationModule"},
+        }
+    )
     overrides = {"seed": str(seed), **({"reduction.rounds": "0"} if method is None else {"reduction.method": method})}
     return Run(Path(f"run{seed}{method}"), config, overrides, metrics={"test/miou": value}, best_epoch=best_epoch, epochs=epochs)
 
@@ -234,7 +242,9 @@ def test_the_report_summarises_the_model_free_measures_per_setting_and_round() -
 
 
 def test_a_baseline_trained_with_reduction_none_in_another_stage_is_the_no_reduction_arm() -> None:
-    config = OmegaConf.create({"seed": 0, "task_name": "toy", "reduction": {}, "model": {"_target_": "Seg"}})  # reduction=none
+    config = OmegaConf.create(
+        {"seed": 0, "task_name": "toy", "reduction": {}, "model": {"_target_": "src.models.segmentation.SegmentationModule"}}
+    )  # reduction=none
     baseline = Run(Path("baseline"), config, {"seed": "0", "experiment": "stage_one"}, metrics={"test/miou": 0.4})
     selector = {"reduction.rounds": "0", "background_swap": "unset"}
     assert matches(baseline, selector) and label(baseline, ["experiment", "reduction.method"]) == "no reduction"

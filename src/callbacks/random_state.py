@@ -21,7 +21,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from src.seeding import epoch_seed
 
@@ -69,8 +69,9 @@ class RandomState(Callback):
             torch.manual_seed(epoch_seed(self.seed, trainer.current_epoch) + 1)
 
     def _seed_augmentation(self, trainer: L.Trainer) -> None:
-        dataset = getattr(trainer.datamodule, "train_set", None) if trainer.datamodule is not None else None
-        for part in _parts(dataset):
+        # the set the epoch reads (Lightning sets up the loaders before these hooks)
+        loader = trainer.train_dataloader
+        for part in _parts(loader.dataset if isinstance(loader, DataLoader) else None):
             if hasattr(part, "set_epoch_seed"):
                 part.set_epoch_seed(epoch_seed(self.seed, trainer.current_epoch))
 

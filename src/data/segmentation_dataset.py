@@ -6,10 +6,10 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from src.data.contract import ExperimentData
 from src.seeding import epoch_seed, item_seed
 
 
@@ -158,13 +158,25 @@ def make_loader(dataset: Dataset, hparams: Mapping[str, Any], shuffle: bool) -> 
     )
 
 
-class SplitDataModule(L.LightningDataModule):
+class SplitDataModule(ExperimentData):
     """A data module whose ``setup`` fills ``self.splits`` ({"train", "val", "test"} datasets);
-    serves them with the module's ``batch_size``, ``num_workers`` and ``pin_memory``."""
+    serves them with the module's ``batch_size``, ``num_workers`` and ``pin_memory``. Subclasses
+    state ``task``, ``in_channels``, ``mean``, ``std`` and ``out_channels`` or ``num_classes``
+    (:class:`src.data.contract.ExperimentData`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.splits: dict[str, Dataset] = {}
+
+    @property
+    def example_size(self) -> int | None:
+        """The side of a training image (``crop_size`` or ``image_size``), None where sizes vary."""
+        size = self.hparams.get("crop_size") or self.hparams.get("image_size")
+        return size if isinstance(size, int) else None
+
+    def split_dataloader(self, name: str) -> DataLoader:
+        """The loader of extra test split ``name`` (one of :attr:`test_splits`)."""
+        return make_loader(self.splits[f"test_{name}"], self.hparams, shuffle=False)
 
     @property
     def train_set(self) -> Dataset:

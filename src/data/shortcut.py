@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from src.config.errors import UserInputError
 from src.data.augment import resolve
-from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
+from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
 from src.data.shortcut_generator import TEST_SPLITS, ShortcutSpec, draw_sample, ensure_shortcut, split_size
 from src.storage.image_files import read_gray, read_raw_mask
 
@@ -94,10 +93,6 @@ class ShortcutDataModule(SplitDataModule):
             images, classes = load_split(self.data_dir / split, split_size(self.spec, split))
             self.splits[split] = SegmentationTensors(images, classes, transform=self.augment if split == "train" else None)
         self.splits["test"] = self.splits[f"test_{self.hparams.test_split}"]
-
-    def split_dataloader(self, name: str) -> DataLoader:
-        """The loader of test split ``name`` (one of :attr:`test_splits`)."""
-        return make_loader(self.splits[f"test_{name}"], self.hparams, shuffle=False)
 
     def training_cue(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training images without their cue and the cue the generator added to each, both

@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
+from src.data.contract import ExperimentData
 from src.early_exit.evaluation_step import early_exit_evaluation
 from src.models.base import ConfiguredModule
 from src.models.early_exit import EarlyExitClassifier
@@ -18,14 +19,12 @@ from src.storage.results import print_metrics, write_json_atomic
 log = logging.getLogger(__name__)
 
 
-def split_test_metrics(
-    trainer: L.Trainer, model: ConfiguredModule, datamodule: L.LightningDataModule, ckpt_path: str | None, prefix: str = ""
-) -> dict[str, float]:
+def split_test_metrics(trainer: L.Trainer, model: ConfiguredModule, datamodule: ExperimentData, ckpt_path: str | None, prefix: str = "") -> dict[str, float]:
     """``<prefix>test_<split>/<metric>`` for each of ``datamodule.test_splits`` (the shortcut set's
     aligned, reversed and neutral; none: empty), tested from ``ckpt_path`` (None: the weights in
     memory)."""
     metrics: dict[str, float] = {}
-    for name in getattr(datamodule, "test_splits", ()):
+    for name in datamodule.test_splits:
         with model.testing_as(f"{prefix}test_{name}"):
             results = trainer.test(model, dataloaders=datamodule.split_dataloader(name), ckpt_path=ckpt_path, verbose=False)
         metrics.update({key: float(value) for result in results for key, value in result.items()})
@@ -36,7 +35,7 @@ def after_test(
     cfg: DictConfig,
     trainer: L.Trainer,
     model: ConfiguredModule,
-    datamodule: L.LightningDataModule,
+    datamodule: ExperimentData,
     output_dir: Path,
     ckpt_path: str | None,
     tested: bool = True,

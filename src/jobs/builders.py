@@ -6,7 +6,7 @@ import logging
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
@@ -16,6 +16,7 @@ from src.callbacks.finite_loss import FiniteLoss
 from src.callbacks.random_state import RandomState
 from src.callbacks.requeue import RequeueOnSignal
 from src.config.errors import UserInputError
+from src.data.contract import ExperimentData, experiment_data
 from src.loggers.noise import silence_lightning_noise
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.reduction.masking import REMOVED_TARGET
@@ -31,15 +32,18 @@ def set_torch_threads(cfg: DictConfig) -> None:
         torch.set_num_threads(int(cfg.torch_threads))
 
 
-def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    return instantiate(cfg.data)
+def build_datamodule(cfg: DictConfig) -> ExperimentData:
+    """The data module, checked to state what the jobs read from it (src/data/contract.py)."""
+    return experiment_data(instantiate(cfg.data))
 
 
-def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+def build_model(cfg: DictConfig, datamodule: ExperimentData) -> L.LightningModule:
     """The model config plus what only the data knows: channels, output mode, normalisation."""
+    kind = model_kind(cfg)
     if datamodule.task == "classification":
-        if "EarlyExit" not in cfg.model._target_:
+        if kind != "classification":
             raise UserInputError(f"data {type(datamodule).__name__} is for classification; use model=early_exit_cnn.")
+        datamodule = experiment_data(datamodule, "classification")
         model = instantiate(
             cfg.model,
             in_channels=datamodule.in_channels,
@@ -48,8 +52,9 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
             input_std=list(datamodule.std),
         )
         return with_example_input(model, datamodule)
-    if "EarlyExit" in cfg.model._target_:
+    if kind == "classification":
         raise UserInputError("model=early_exit_cnn is a classifier; use it with data=eliret_cls or data=pet_cls.")
+    datamodule = experiment_data(datamodule, "segmentation")
     model = instantiate(
         cfg.model,
         task=datamodule.task,
@@ -57,29 +62,39 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
         out_channels=datamodule.out_channels,
         input_mean=list(datamodule.mean),
         input_std=list(datamodule.std),
-        challenge_metrics=getattr(datamodule, "challenge_metrics", False),
+        challenge_metrics=datamodule.challenge_metrics,
         ignore_index=training_ignore_index(cfg, datamodule),
-        eval_window=getattr(datamodule, "eval_window", None),
+        eval_window=datamodule.eval_window,
     )
     return with_example_input(model, datamodule)
 
 
-def training_ignore_index(cfg: DictConfig, datamodule: L.LightningDataModule) -> int | None:
+def model_kind(cfg: DictConfig) -> str:
+    """What ``cfg.model`` learns from (its module's ``kind``): segmentation or classification."""
+    kind = getattr(get_class(cfg.model._target_), "kind", None)
+    if kind not in ("segmentation", "classification"):
+        raise UserInputError(
+            f'model._target_={cfg.model._target_} states no kind; give its class `kind = "segmentation"` (or "classification"), '
+            "as src.models.base.ConfiguredModule's subclasses do."
+        )
+    return kind
+
+
+def training_ignore_index(cfg: DictConfig, datamodule: ExperimentData) -> int | None:
     """The data's ignore index; with ``reduction.removed=ignore`` one is needed for the removed
     pixels, so a data set without one gets :data:`REMOVED_TARGET`."""
-    ignore_index = getattr(datamodule, "ignore_index", None)
+    ignore_index = datamodule.ignore_index
     reduction = cfg.get("reduction") or {}
     if ignore_index is None and reduction.get("removed") == "ignore" and (reduction.get("rounds") or 0) > 0:
         return REMOVED_TARGET
     return ignore_index
 
 
-def with_example_input(model: L.LightningModule, datamodule: L.LightningDataModule) -> L.LightningModule:
+def with_example_input(model: L.LightningModule, datamodule: ExperimentData) -> L.LightningModule:
     """One image of the training size as the model's example input, so the model summary counts
-    real FLOPs (without one it prints 0); data modules without an ``image_size`` go without."""
-    hparams = getattr(datamodule, "hparams", {})
-    size = hparams.get("crop_size") or hparams.get("image_size")
-    if isinstance(size, int):
+    real FLOPs (without one it prints 0); data modules without an ``example_size`` go without."""
+    size = datamodule.example_size
+    if size is not None:
         model.example_input_array = torch.zeros(1, datamodule.in_channels, size, size)
     return model
 

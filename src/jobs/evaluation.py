@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.config.errors import UserInputError
+from src.data.contract import ExperimentData, experiment_data
 from src.jobs.after_test import after_test, write_metrics
 from src.jobs.builders import build_datamodule, build_trainer, set_torch_threads
 from src.loggers.build import build_loggers, finish_loggers
@@ -34,12 +35,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     suite(cfg.get("robustness") if cfg.split == "test" else None, datamodule)
     if cfg.get("tta") is not None and "tta" in model.hparams:
         model.hparams.tta = bool(cfg.tta)
-    names = ("in_channels", "num_classes") if isinstance(model, EarlyExitClassifier) else ("in_channels", "out_channels", "task")
-    for name in names:
-        if model.hparams.get(name) != getattr(datamodule, name, None):
+    for name, value in _data_shape(model, datamodule).items():
+        if model.hparams.get(name) != value:
             raise UserInputError(
                 f"the checkpoint's {name}={model.hparams[name]!r} does not match the data's "
-                f"{getattr(datamodule, name)!r}; pass the data=... overrides the model was trained with "
+                f"{value!r}; pass the data=... overrides the model was trained with "
                 "(its run's .hydra/config.yaml, read when the checkpoint sits in its run dir, names them)."
             )
     output_dir = Path(cfg.paths.output_dir)
@@ -73,3 +73,12 @@ def with_run_data(cfg: DictConfig) -> DictConfig:
         merged.data = OmegaConf.merge(trained, OmegaConf.from_dotlist(given))
     log.info("data: as the checkpoint's run trained (%s)%s", run_config, f", with {' '.join(given)}" if given else "")
     return merged
+
+
+def _data_shape(model: L.LightningModule, datamodule: ExperimentData) -> dict[str, object]:
+    """What the checkpoint's model must share with the data: channels, and classes or task."""
+    if isinstance(model, EarlyExitClassifier):
+        experiment_data(datamodule, "classification")
+        return {"in_channels": datamodule.in_channels, "num_classes": datamodule.num_classes}
+    experiment_data(datamodule, "segmentation")
+    return {"in_channels": datamodule.in_channels, "out_channels": datamodule.out_channels, "task": datamodule.task}

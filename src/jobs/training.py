@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.callbacks.requeue import Requeued
 from src.config.compose import CONF
 from src.config.errors import UserInputError
+from src.data.contract import ExperimentData
 from src.jobs.after_test import after_test, split_test_metrics, write_metrics
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer, set_torch_threads
 from src.loggers.build import build_loggers, finish_loggers, log_config
@@ -144,7 +145,7 @@ def _epoch_of(checkpoint: str | None) -> int | None:
     return None if checkpoint is None else int(read_checkpoint(checkpoint)["epoch"])
 
 
-def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: ConfiguredModule, datamodule: L.LightningDataModule, output_dir: Path) -> dict[str, float]:
+def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: ConfiguredModule, datamodule: ExperimentData, output_dir: Path) -> dict[str, float]:
     """With reduction: the test metrics (and robustness) of the best checkpoint within the final
     round, as ``final_round/...``, with its epoch and validation score."""
     callback = next((c for c in trainer.callbacks if isinstance(c, FinalRoundCheckpoint)), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -21,6 +21,9 @@ class ConfiguredModule(L.LightningModule):
     # the name test metrics are logged under: `test` is the run's own checkpoint on its test
     # split; the jobs give every other test pass its own name (`testing_as`)
     test_name = "test"
+    # what the module learns from: "segmentation" (a target per pixel) or "classification" (a
+    # label per image); a run pairs it with data of the same kind
+    kind: ClassVar[str]
 
     def __init__(self, input_mean: Sequence[float], input_std: Sequence[float]) -> None:
         super().__init__()

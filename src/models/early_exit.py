@@ -27,6 +27,8 @@ class EarlyExitClassifier(ConfiguredModule):
     Logs ``{split}/acc_exit{k}`` for every exit, ``{split}/acc`` (final exit) and ``{split}/loss``.
     """
 
+    kind = "classification"
+
     def __init__(
         self,
         net: Mapping[str, Any],

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from src.config.errors import UserInputError
+from src.data.contract import experiment_data
 from src.models.base import ConfiguredModule
 from src.models.losses import WEIGHTED, build_loss, check_task, right_reasons_penalty
 from src.models.metrics import SegmentationMetrics
@@ -50,6 +51,8 @@ class SegmentationModule(ConfiguredModule):
             ground-truth objects (:func:`~src.models.losses.right_reasons_penalty`); 0: off.
         rrr_margin: the objects are dilated by this many pixels before the term looks outside.
     """
+
+    kind = "segmentation"
 
     def __init__(
         self,
@@ -170,6 +173,6 @@ class SegmentationModule(ConfiguredModule):
         metrics.reset()
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if self.loss_name in WEIGHTED and not getattr(datamodule, "provides_weights", False):
+        datamodule = self.trainer.datamodule
+        if self.loss_name in WEIGHTED and (datamodule is None or not experiment_data(datamodule).provides_weights):
             raise UserInputError(f"loss {self.loss_name} needs per-pixel weights from the data: use data=membrane with data.border_weights=true.")

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from src.config.errors import UserInputError
+from src.data.contract import experiment_data
 from src.data.segmentation_dataset import SegmentationTensors, like_stored, to_unit
 from src.reduction.masking import fill_removed
 from src.reduction.relevance import object_pixels
@@ -59,7 +60,7 @@ class BackgroundRandomisation(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # deterministic from the seed, so a resumed run rebuilds the same set
-        dataset = getattr(trainer.datamodule, "train_set", None)
+        dataset = experiment_data(trainer.datamodule).train_set
         if not isinstance(dataset, SegmentationTensors):
             raise UserInputError(f"background_swap needs a segmentation training set held in memory; {type(trainer.datamodule).__name__} has none.")
         if not dataset.valid_pixels().all():

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchmetrics import Metric
 
 from src.config.errors import UserInputError
+from src.data.contract import ExperimentData
 from src.loggers.figures import save_figure
 from src.models.losses import WEIGHTED, build_loss
 from src.robustness.figure import severity_curves
@@ -45,16 +46,16 @@ class ShiftedDataset(Dataset):
         return {"image": image, "mask": mask, "index": item["index"]}
 
 
-def suite(options: Mapping[str, Any] | None, datamodule: Any) -> list[str]:
+def suite(options: Mapping[str, Any] | None, datamodule: ExperimentData) -> list[str]:
     """The configured shifts plus the data set's own (``natural_shifts``: off-centre placement
     on eliret, elastic deformation on membrane), each checked by name; empty without
     ``robustness.shifts``. Called before training: a bad name or a classification data set is
     refused before any time is spent."""
     if not options or not options.get("shifts"):
         return []
-    if getattr(datamodule, "task", None) == "classification":
+    if datamodule.task == "classification":
         raise UserInputError("robustness evaluates segmentation models; use robustness=none with classification data.")
-    names = [*options["shifts"], *getattr(datamodule, "natural_shifts", ())]
+    names = [*options["shifts"], *datamodule.natural_shifts]
     unknown = [n for n in names if n not in SHIFTS]
     if unknown:
         raise UserInputError(f"unknown robustness shift(s) {', '.join(unknown)} in robustness.shifts; choose from {', '.join(SHIFTS)}.")
@@ -83,7 +84,9 @@ def evaluate_loader(module: Any, loader: DataLoader) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.compute().items()}
 
 
-def evaluate_shifts(module: Any, datamodule: Any, options: Mapping[str, Any], output_dir: Path, seed: int, prefix: str = "test_shift") -> dict[str, float]:
+def evaluate_shifts(
+    module: Any, datamodule: ExperimentData, options: Mapping[str, Any], output_dir: Path, seed: int, prefix: str = "test_shift"
+) -> dict[str, float]:
     """Every shift at severities 1..3 on the test split; writes ``output_dir``/robustness.csv
     and robustness.png and returns the summary metrics (see the module's docstring)."""
     if not hasattr(module, "test_metrics") or not hasattr(module, "probabilities"):
@@ -121,7 +124,7 @@ def summary(rows: Sequence[Mapping[str, Any]], prefix: str = "test_shift") -> di
     return out
 
 
-def robustness_metrics(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, out: Path, prefix: str = "test_shift") -> dict[str, float]:
+def robustness_metrics(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: ExperimentData, out: Path, prefix: str = "test_shift") -> dict[str, float]:
     """With ``robustness=standard``: the model's weights as they are (the checkpoint just tested)
     under every shift, on rank 0, also sent to the loggers."""
     options = cfg.get("robustness")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 import src  # noqa: F401  (registers the config resolvers runs were saved with)
@@ -40,8 +41,7 @@ class Run:
         """Whether the saliency reduction ran (rounds >= 1), i.e. not a no-reduction baseline; a
         classification run has a reduction config but never reduces (no rounds.csv)."""
         configured = self.value("reduction._target_") is not None and int(self.value("reduction.rounds", 0)) > 0
-        classifier = "EarlyExit" in str(self.value("model._target_", ""))
-        return configured and not classifier
+        return configured and _kind(self.value("model._target_")) != "classification"
 
     @property
     def epochs_per_round(self) -> int | None:
@@ -143,3 +143,11 @@ def load_sources(paths: list[Path]) -> list[Run]:
 
 def is_sweep(path: Path) -> bool:
     return (Path(path) / "multirun.yaml").exists() or any(Path(path).glob("*/.hydra/config.yaml"))
+
+
+def _kind(target: str | None) -> str | None:
+    """The ``kind`` of a saved run's model class (None: no class, or one this checkout lacks)."""
+    try:
+        return None if target is None else getattr(get_class(target), "kind", None)
+    except ImportError:
+        return None
