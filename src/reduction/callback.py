@@ -31,10 +31,12 @@ from src.callbacks.progress import WorkProgress
 from src.config.errors import UserInputError
 from src.config.schemas import check_values
 from src.config.schemas.reduction import ORACLE
+from src.data.contract import experiment_data
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
 from src.reduction import packed, round_outputs
 from src.reduction.masking import fill_stored, keep_mask
+from src.reduction.ranks import Ranks, batch_starts
 from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
 from src.reduction.removal_measures import KnownCue, cue_share, keep_iou
 from src.saliency.measures import moment_of_inertia, spatial_entropy
@@ -153,12 +155,13 @@ class SaliencyReduction(Callback):
         out_channels = pl_module.hparams.get("out_channels", 1)
         if out_channels > 1 and not 0 <= self.relevance.background_class < out_channels:
             raise UserInputError(f"reduction.background_class={self.relevance.background_class} is not a class of this model (0..{out_channels - 1}).")
-        if getattr(trainer.datamodule, "streamed", False):
+        datamodule = experiment_data(trainer.datamodule)
+        if datamodule.streamed:
             raise UserInputError(
                 "reduction keeps the reduced training set in memory, but this folder set is larger than data.memory_limit_mb "
                 "and is read from disk; raise data.memory_limit_mb (the log gives the set's size), set data.image_size, or reduction=none."
             )
-        if not isinstance(getattr(trainer.datamodule, "train_set", None), SegmentationTensors):
+        if not isinstance(datamodule.train_set, SegmentationTensors):
             raise UserInputError(
                 "reduction needs a data module whose training set can be replaced (a `train_set` "
                 f"SegmentationTensors); {type(trainer.datamodule).__name__} has none."
@@ -229,7 +232,7 @@ class SaliencyReduction(Callback):
         # the oracle's own masks are the reference: computing them again would give the same
         oracle_iou = 1.0 if self.relevance.method == ORACLE else keep_iou(masks, self._oracle_masks(present)).mean().item()
         digest = hashlib.sha256(masks.numpy().tobytes()).hexdigest()
-        self._check_ranks_agree(trainer, digest, "masks")
+        Ranks.of(trainer, pl_module.device).check_agree(digest, "masks")
         log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, trainer.global_rank, trainer.world_size)
         relevance_seconds = time.perf_counter() - started
 
@@ -297,18 +300,16 @@ class SaliencyReduction(Callback):
         model's device, and the shares are exchanged, so every rank holds the whole set, equal
         to a one-process fill (the impute noise of image i is drawn from the seed, the
         reductions done and i, so it is the same after a resume and on any rank)."""
-        world, rank = trainer.world_size, trainer.global_rank
-        n, chunk = len(self._original), FILL_CHUNK
+        ranks = Ranks.of(trainer, pl_module.device)
+        n = len(self._original)
         valid = trainer.datamodule.train_set.valid_pixels()  # on a shared canvas, impute solves each image's own pixels
-        share = math.ceil(n / world)
+        share = math.ceil(n / ranks.world)
         out = torch.empty_like(self._original)
-        description = f"reduction round {self.rounds_done}: {self.fill} fill" + (f" of {share} of {n} images on each rank" if world > 1 else "")
+        description = f"reduction round {self.rounds_done}: {self.fill} fill" + (f" of {share} of {n} images on each rank" if ranks.world > 1 else "")
         progress = WorkProgress(description, min(share, n), shown=trainer.is_global_zero, logger=log)
         try:
-            for step in range(math.ceil(share / chunk)):
-                # chunk `step` of every rank's share: [start, stop) of rank r
-                bounds = [(r * share + step * chunk, min(r * share + step * chunk + chunk, (r + 1) * share, n)) for r in range(world)]
-                start, stop = bounds[rank]
+            for bounds in ranks.chunks(n, FILL_CHUNK):
+                start, stop = bounds[ranks.rank]
                 part = torch.empty(0, *self._original.shape[1:], dtype=self._original.dtype, device=pl_module.device)
                 failure = None
                 if stop > start:
@@ -324,18 +325,15 @@ class SaliencyReduction(Callback):
                         )
                     except Exception as error:  # re-raised below, after telling the other ranks
                         failure = error
-                _raise_if_any_rank_failed(trainer, failure, pl_module.device, "the fill")
-                every = _gather(trainer, _padded(part, chunk, 0)).cpu()  # the part stays on the device until exchanged
-                for r, (begin, end) in enumerate(bounds):
-                    if end > begin:
-                        out[begin:end] = every[r * chunk : r * chunk + end - begin]
+                ranks.raise_if_any_failed(failure, "the fill")
+                ranks.place(part, bounds, FILL_CHUNK, out)
                 progress.advance(max(0, stop - start))
         finally:
             progress.close()
-        if world > 1:
+        if ranks.world > 1:
             digest = hashlib.sha256(out.numpy().tobytes()).hexdigest()
-            self._check_ranks_agree(trainer, digest, "filled images")
-            log.info("reduction round %d: images sha256 %s (rank %d of %d)", self.rounds_done, digest, rank, world)
+            ranks.check_agree(digest, "filled images")
+            log.info("reduction round %d: images sha256 %s (rank %d of %d)", self.rounds_done, digest, ranks.rank, ranks.world)
         return out
 
     def _relevance_batch_done(self, trainer: L.Trainer, progress: WorkProgress, images: int) -> None:
@@ -345,16 +343,16 @@ class SaliencyReduction(Callback):
 
     def _sharded_masks(
         self, trainer: L.Trainer, pl_module: L.LightningModule, images: torch.Tensor, present: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Relevance batches are dealt round-robin to the ranks (batch b to rank b % world), so
-        every batch has the same content as in a single process, then the masks are exchanged:
-        all ranks end with identical masks, equal to a one-process computation."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Each rank computes the keep-masks of its relevance batches (:func:`shard_masks`), then
+        the masks are exchanged: all ranks end with identical masks, equal to a one-process
+        computation."""
+        ranks = Ranks.of(trainer, pl_module.device)
         n = len(images)
-        world = trainer.world_size
-        per_rank = math.ceil(math.ceil(n / self.batch_size) / world) * self.batch_size
+        per_rank = math.ceil(math.ceil(n / self.batch_size) / ranks.world) * self.batch_size
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
         failure: BaseException | None = None
-        mine = sum(min(self.batch_size, n - start) for start in _batch_starts(n, self.batch_size, trainer.global_rank, world))
+        mine = sum(min(self.batch_size, n - start) for start in ranks.batch_starts(n, self.batch_size))
         description = f"reduction round {self.rounds_done + 1}: relevance ({self.relevance.method})"
         progress = WorkProgress(description, mine, shown=trainer.is_global_zero, logger=log)
         with torch.random.fork_rng(devices=devices):
@@ -368,8 +366,8 @@ class SaliencyReduction(Callback):
                     self.percentile,
                     self.relevance,
                     self.batch_size,
-                    rank=trainer.global_rank,
-                    world=world,
+                    rank=ranks.rank,
+                    world=ranks.world,
                     keep_relevance=self.examples,
                     keep=self.keep,
                     round_=self.rounds_done,
@@ -380,29 +378,9 @@ class SaliencyReduction(Callback):
                 failure = error
             finally:
                 progress.close()
-        _raise_if_any_rank_failed(trainer, failure, pl_module.device)
-        ids = _padded(shard.ids, per_rank, -1)
-        masks = _padded(shard.masks, per_rank, 0)
-        measures = _padded(torch.stack([shard.entropy, shard.inertia], 1), per_rank, 0.0)
-        all_ids = _gather(trainer, ids.to(pl_module.device)).cpu()
-        all_masks = _gather(trainer, masks.to(torch.uint8).to(pl_module.device)).cpu().bool()
-        all_measures = _gather(trainer, measures.to(pl_module.device)).cpu()
-        valid = all_ids >= 0
-        order = all_ids[valid].argsort()
-        masks_out = all_masks[valid][order]
-        measures_out = all_measures[valid][order]
-        if len(masks_out) != n:
-            raise RuntimeError(f"reduction gathered {len(masks_out)} masks for {n} training images")
-        return masks_out, measures_out[:, 0], measures_out[:, 1], shard.first_relevance
-
-    @staticmethod
-    def _check_ranks_agree(trainer: L.Trainer, digest: str, what: str) -> None:
-        if trainer.world_size == 1:
-            return
-        mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8, device=trainer.strategy.root_device)
-        every = _gather(trainer, mine.unsqueeze(0)).cpu()
-        if not (every == every[0]).all():
-            raise RuntimeError(f"reduction {what} differ between ranks; the reduced training sets would diverge")
+        ranks.raise_if_any_failed(failure, "the relevance pass")
+        masks, measures = ranks.gather_by_index(shard.ids, [shard.masks.to(torch.uint8), torch.stack([shard.entropy, shard.inertia], 1)], n, per_rank)
+        return masks.bool(), measures[:, 0], measures[:, 1], shard.first_relevance
 
     def _write_round(self, trainer: L.Trainer, row: dict[str, Any], masks: torch.Tensor, relevance: torch.Tensor | None, dataset: SegmentationTensors) -> None:
         round_dir = self.output_dir / f"round_{self.rounds_done:02d}"
@@ -473,7 +451,7 @@ def shard_masks(
     was_training = module.training
     module.eval()
     try:
-        for start in _batch_starts(n, batch_size, rank, world):
+        for start in batch_starts(n, batch_size, rank, world):
             batch_ids = torch.arange(start, min(start + batch_size, n))
             batch_targets = None if targets is None else targets[batch_ids].to(module.device)
             relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config, batch_ids, round_, batch_targets).float().cpu()
@@ -497,33 +475,6 @@ def ignoring_removed(targets: torch.Tensor, keep: torch.Tensor, ignore_index: in
     (N, H, W) set to ``ignore_index``."""
     keep = keep.unsqueeze(1) if targets.ndim == 4 else keep
     return torch.where(keep, targets, torch.full_like(targets, ignore_index))
-
-
-def _raise_if_any_rank_failed(trainer: L.Trainer, failure: BaseException | None, device: torch.device, stage: str = "the relevance pass") -> None:
-    """Every rank learns whether any rank failed its shard, so all stop together instead of the
-    healthy ones waiting forever for the failed one's share."""
-    failed = torch.tensor([failure is not None], dtype=torch.uint8, device=device)
-    ranks = _gather(trainer, failed.unsqueeze(0)).flatten().nonzero().flatten().tolist() if trainer.world_size > 1 else []
-    if failure is not None:
-        raise failure
-    if ranks:
-        raise RuntimeError(f"reduction round stopped: rank(s) {', '.join(map(str, ranks))} failed in {stage} (their error is in their log)")
-
-
-def _batch_starts(n: int, batch_size: int, rank: int, world: int) -> list[int]:
-    """The first image of each relevance batch of this rank: batch b goes to rank b % world."""
-    return list(range(0, n, batch_size))[rank::world]
-
-
-def _padded(tensor: torch.Tensor, length: int, value: float) -> torch.Tensor:
-    pad = torch.full((length - len(tensor), *tensor.shape[1:]), value, dtype=tensor.dtype, device=tensor.device)
-    return torch.cat([tensor, pad])
-
-
-def _gather(trainer: L.Trainer, tensor: torch.Tensor) -> torch.Tensor:
-    """All ranks' ``tensor`` stacked along dim 0 (all_gather adds a world dim only under DDP)."""
-    gathered = trainer.strategy.all_gather(tensor)
-    return gathered.reshape(-1, *tensor.shape[1:])
 
 
 def _check_same_network(checkpoint: Path, pl_module: L.LightningModule) -> None:
