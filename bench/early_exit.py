@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.framework import train_config
 from bench.timing import interleaved, median
-from src.early_exit.evaluate import choose_points, measure_exits
+from src.early_exit.measurements import choose_points, measure_exits
 from src.early_exit.policies import POLICIES, early_exit_predict
 from src.jobs.builders import build_datamodule, build_model
 from src.models.early_exit import EarlyExitClassifier

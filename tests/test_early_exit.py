@@ -10,9 +10,10 @@ import torch
 
 from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
-from src.early_exit.evaluate import measure_costs, operating_point
+from src.early_exit.costs import measure_costs
 from src.early_exit.policies import POLICIES, early_exit_predict, get_policy
 from src.early_exit.scores import record_exits
+from src.early_exit.thresholds import operating_point
 from src.models.early_exit_cnn import EarlyExitCNN
 from src.train import train
 from tests.helpers.small_models import classifier

@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from src.early_exit.calibration import expected_calibration_error, fit_temperature
 from src.early_exit.cam import class_activation_map
-from src.early_exit.evaluate import measure_costs
+from src.early_exit.costs import measure_costs
 from src.early_exit.policies import POLICIES, early_exit_predict
 from src.early_exit.quality import aurc, signal_quality
 from src.early_exit.scores import exit_head_features
