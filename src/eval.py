@@ -12,12 +12,13 @@ from omegaconf import DictConfig
 
 from src.config.help import answer_help, refuse_misspelt_keys
 from src.config.user_errors import exit_on_user_error
-from src.jobs.evaluation import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    from src.jobs.evaluation import evaluate  # torch and Lightning: only once the keys are checked
+
     evaluate(cfg)
 
 

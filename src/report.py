@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.config.errors import UserInputError
-from src.sweep_report.markdown import run_report, sweep_report
-from src.sweep_report.runs import is_sweep, load_run, load_sources
 
 
 def report(path: Path | Sequence[Path], out: Path | None = None, metric: str | None = None) -> Path:
@@ -27,6 +25,10 @@ def report(path: Path | Sequence[Path], out: Path | None = None, metric: str | N
             raise UserInputError(f"{source} does not exist; pass a run dir (outputs/<task>/runs/<time>), a sweep dir or a sweep_summary.csv.")
     if metric is not None and not metric.startswith(("val/", "test/")):
         raise UserInputError(f"--metric {metric!r} must name a val/ or test/ metric, e.g. test/miou.")
+    # pandas, statsmodels, matplotlib and the model classes: only once the arguments are checked
+    from src.sweep_report.markdown import run_report, sweep_report
+    from src.sweep_report.runs import is_sweep, load_run, load_sources
+
     first = paths[0]
     out = Path(out) if out else (first if first.is_dir() else first.parent) / "report"
     out.mkdir(parents=True, exist_ok=True)

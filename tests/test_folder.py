@@ -17,8 +17,8 @@ from PIL import Image
 from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
 from src.data.folder import FolderDataModule
+from src.jobs.prediction import predict
 from src.models.losses import build_loss
-from src.predict import predict
 from src.storage.image_files import read_image
 from src.train import train
 from tests.helpers.compose import compose_config

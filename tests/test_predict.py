@@ -17,7 +17,7 @@ from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
 from src.data.eliret_generator import SPLIT_FILES
 from src.data.png_pairs import read_split_csv
-from src.predict import predict
+from src.jobs.prediction import predict
 from src.prediction.inputs import RefusedImage, read_image
 from src.prediction.tiling import allow_any_size, predict_probabilities
 from src.storage.checkpoints import load_module

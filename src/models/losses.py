@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 
@@ -65,7 +64,7 @@ def _weighted_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
 def _ignoring(name: str, task: str, ignore_index: int) -> LossFn:
     """The loss over labelled pixels only: cross-entropy and smp's Dice skip ``ignore_index``
     themselves; the one-channel BCE and MSE are averaged over the labelled pixels."""
-    dice = smp.losses.DiceLoss("multiclass" if task == "multiclass" else "binary", from_logits=True, ignore_index=ignore_index)
+    dice = _dice(task, ignore_index) if "dice" in name.split("+") else None
 
     def one_channel(logits: torch.Tensor, target: torch.Tensor, term: str) -> torch.Tensor:
         labelled = target != ignore_index
@@ -79,7 +78,7 @@ def _ignoring(name: str, task: str, ignore_index: int) -> LossFn:
     def loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         total = torch.zeros((), device=logits.device)
         for term in name.split("+"):
-            if term == "dice":
+            if dice is not None and term == "dice":
                 total = total + dice(logits, target)
             elif term == "ce":
                 total = total + F.cross_entropy(logits, target, ignore_index=ignore_index)
@@ -97,11 +96,19 @@ def _unweighted(name: str, task: str) -> Callable[[torch.Tensor, torch.Tensor], 
         return F.binary_cross_entropy_with_logits
     if name == "ce":
         return F.cross_entropy
-    dice = smp.losses.DiceLoss("multiclass" if task == "multiclass" else "binary", from_logits=True)
+    dice = _dice(task)
     if name == "dice":
         return dice
     companion = F.cross_entropy if task == "multiclass" else F.binary_cross_entropy_with_logits
     return lambda logits, target: dice(logits, target) + companion(logits, target)
+
+
+def _dice(task: str, ignore_index: int | None = None) -> torch.nn.Module:
+    """smp's Dice loss, imported here: smp's import (timm's model zoo) would slow every start,
+    most of which train with another loss."""
+    from segmentation_models_pytorch.losses import DiceLoss
+
+    return DiceLoss("multiclass" if task == "multiclass" else "binary", from_logits=True, ignore_index=ignore_index)
 
 
 def right_reasons_penalty(images: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, margin: int, ignore_index: int | None = None) -> torch.Tensor:

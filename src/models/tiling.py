@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from monai.inferers import sliding_window_inference
 
 # mirrored context around images scored in tiles (a net trained on crops), as the U-Net paper does
 TILE_BORDER = 16
@@ -28,5 +27,9 @@ def window_logits(
     border = min(border, images.shape[-2] - 1, images.shape[-1] - 1)
     x = F.pad(images, (border,) * 4, mode="reflect") if border > 0 else images
     roi = (roi_size, roi_size) if roi_size else tuple(x.shape[-2:])
+    # imported here: MONAI's import (its apps pull in Optuna) would slow every start
+    from monai.inferers import sliding_window_inference
+
     logits = sliding_window_inference(x, roi, batch_size, logits_of, overlap=overlap, mode="gaussian", padding_mode="reflect")
+    assert isinstance(logits, torch.Tensor)  # one tensor in, one out (MONAI also maps tuples and dicts)
     return logits[..., border:-border, border:-border] if border > 0 else logits
