@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from rich.table import Table
 
@@ -39,36 +40,68 @@ def read_masks(path: Path) -> np.ndarray:
 
 
 def examples_figure(images: torch.Tensor, targets: torch.Tensor, relevance: torch.Tensor, masks: torch.Tensor, reduced: torch.Tensor, title: str) -> Figure:
-    """One row per sample: image, ground truth, relevance heat map, keep-mask, reduced image."""
+    """One row per sample: image, ground truth, relevance heat map, keep-mask, reduced image. The
+    panels are laid out as one picture on one axes (a grid of axes is far slower to draw, at
+    every round of every run); images and relevance are scaled to their own range, as imshow
+    would, targets and keep-masks from 0 to their largest class (an all-kept mask is white)."""
     columns = ("image", "ground truth", "relevance", "kept pixels", "reduced image")
     n = len(images)
-    fig, axes = subplots(n, len(columns), figsize=(2.0 * len(columns), 2.0 * n), squeeze=False)
+    rows = []
     for i in range(n):
         target = targets[i].float()
         target = target[0] if target.ndim == 3 else target
+        classes = (0.0, max(1.0, target.max().item()))
         panels = (
-            (_display(images[i]), "gray"),
-            (target.numpy(), "gray"),
-            (relevance[i].numpy(), "inferno"),
-            (masks[i].numpy(), "gray"),
-            (_display(reduced[i]), "gray"),
+            _display(images[i]),
+            _gray(target.numpy(), *classes),
+            _heat(relevance[i].float().numpy()),
+            _gray(masks[i].numpy(), 0.0, 1.0),
+            _display(reduced[i]),
         )
-        for j, (panel, cmap) in enumerate(panels):
-            ax = axes[i, j]
-            ax.imshow(panel, cmap=cmap, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(columns[j], fontsize=9)
-    fig.suptitle(title)
+        rows.append(_side_by_side(panels))
+    grid = np.concatenate([np.concatenate([row, np.ones((GAP, row.shape[1], 3))]) for row in rows])[:-GAP]
+    fig, ax = subplots(figsize=(2.0 * len(columns), 2.0 * n + 0.4))
+    ax.imshow(grid, interpolation="nearest")
+    width = images.shape[-1] + GAP
+    ax.set_xticks([j * width + images.shape[-1] / 2 for j in range(len(columns))], columns, fontsize=9)
+    ax.xaxis.tick_top()
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    ax.set_frame_on(False)
+    ax.set_title(title, pad=18)
     fig.tight_layout()
     return fig
 
 
+# white pixels between the panels of examples.png
+GAP = 2
+
+
+def _side_by_side(panels: Sequence[np.ndarray]) -> np.ndarray:
+    height = panels[0].shape[0]
+    gap = np.ones((height, GAP, 3))
+    return np.concatenate([part for panel in panels for part in (panel, gap)][:-1], axis=1)
+
+
+def _gray(panel: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """(H, W) scaled from ``low`` to ``high`` (default: its own min and max; a constant panel is
+    black), as RGB."""
+    panel = panel.astype(np.float64)
+    low = panel.min() if low is None else low
+    high = panel.max() if high is None else high
+    scaled = np.clip((panel - low) / (high - low), 0, 1) if high > low else np.zeros_like(panel)
+    return np.repeat(scaled[..., None], 3, axis=2)
+
+
+def _heat(panel: np.ndarray) -> np.ndarray:
+    """(H, W) relevance scaled to its own range, in the inferno colour map, as RGB."""
+    return colormaps["inferno"](_gray(panel)[..., 0])[..., :3]
+
+
 def _display(image: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [0, 1] -> something imshow shows (gray or RGB)."""
+    """(C, H, W) in [0, 1] -> RGB: a gray image scaled to its own range (as imshow shows it)."""
     array = image.float().clamp(0, 1).numpy()
-    return array[0] if array.shape[0] == 1 else array[:3].transpose(1, 2, 0)
+    return _gray(array[0]) if array.shape[0] == 1 else array[:3].transpose(1, 2, 0).astype(np.float64)
 
 
 def log_round(loggers: Sequence[Logger], row: dict[str, float], examples_png: Path, step: int) -> None:
