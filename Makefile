@@ -28,10 +28,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest $(ARGS)
 
-## ruff's lint and format checks (CI runs them before the tests)
+## ruff's lint and format checks and mypy's type check of src/ (CI runs them before the tests)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy | $(BIN)/mypy-baseline filter --sort-baseline --no-colors --hide-stats
 
 ## speed and memory against a plain PyTorch loop (about 10 min): bench/measured/latest.{json,md}
 bench: install
