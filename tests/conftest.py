@@ -16,6 +16,8 @@ from tests.helpers import cli
 from tests.helpers.compose import compose_config
 from tests.helpers.early import EarlyRuns
 
+EARLY_RUNS = pytest.StashKey[EarlyRuns]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # the suite keeps two things running on two cores (the main thread and the started_early
@@ -34,10 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # the tests whose runs start with the suite last, then the end-to-end tests first: under
-    # pytest-xdist the long ones start early and the unit tests fill the workers' ends (a stable
-    # sort: file order otherwise)
-    items.sort(key=lambda item: (item.get_closest_marker("started_early") is not None, item.get_closest_marker("slow") is None))
+    # the unit tests first, on one core beside the started_early lane on the other; then the
+    # end-to-end tests, most of which keep both cores busy themselves; the tests that collect
+    # the early runs last (a stable sort: file order otherwise)
+    items.sort(key=lambda item: (item.get_closest_marker("started_early") is not None, item.get_closest_marker("slow") is not None))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,6 +51,7 @@ def early_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield
         return
     runs = EarlyRuns(tmp_path_factory)
+    request.config.stash[EARLY_RUNS] = runs
     marked = [(item, item.get_closest_marker("started_early")) for item in request.session.items]
     early = [(item, marker) for item, marker in marked if marker is not None]
     early.sort(key=lambda pair: not pair[1].kwargs.get("first", False))  # stable: item order otherwise
@@ -56,6 +59,14 @@ def early_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         runs.start(getattr(item.module, marker.args[0]), serial=marker.kwargs.get("serial", False))
     yield
     runs.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    runs = config.stash.get(EARLY_RUNS, None)
+    if runs is not None and runs.times:
+        terminalreporter.section("runs started with the suite")
+        for name, (ended, seconds) in sorted(runs.times.items(), key=lambda item: item[1][0]):
+            terminalreporter.write_line(f"{name}: ran {seconds:.1f} s on its thread, ended {ended:.1f} s into the session")
 
 
 @pytest.fixture(scope="session")

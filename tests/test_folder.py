@@ -22,6 +22,7 @@ from src.models.losses import build_loss
 from src.storage.image_files import read_image
 from src.train import train
 from tests.helpers.compose import compose_config
+from tests.helpers.early import in_own_dir, started
 from tests.helpers.folder_sets import write_folder
 from tests.helpers.runs import ddp_reduction_round
 
@@ -190,10 +191,17 @@ def test_crops_train_at_native_resolution_and_whole_images_are_scored(tmp_path: 
     assert datamodule.eval_window == 32
 
 
+@in_own_dir
+def folder_ddp_round(path: Path) -> tuple[Path, np.ndarray, str, str]:
+    """A folder set of mixed sizes reduced by two gloo ranks (started with the suite, on its lane)."""
+    folder = write_folder(path / "folder", size=MIXED_SIZES)
+    return (folder, *ddp_reduction_round(path, "data=folder", f"data.data_dir={folder}", "data.crop_size=32", "model=unet", "reduction=saliency"))
+
+
 @pytest.mark.slow
-def test_two_ddp_ranks_reduce_a_folder_set_to_identical_masks(tmp_path: Path) -> None:
-    folder = write_folder(tmp_path / "folder", size=MIXED_SIZES)
-    saved, digest, output = ddp_reduction_round(tmp_path, "data=folder", f"data.data_dir={folder}", "data.crop_size=32", "model=unet", "reduction=saliency")
+@pytest.mark.started_early("folder_ddp_round", serial=True)
+def test_two_ddp_ranks_reduce_a_folder_set_to_identical_masks(tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder, saved, digest, output = started(folder_ddp_round, tmp_path_factory).result()
     assert f"masks sha256 {digest} (rank 0 of 2)" in output
     assert f"masks sha256 {digest} (rank 1 of 2)" in output
     datamodule = with_defaults(FolderDataModule, str(folder), crop_size=32)

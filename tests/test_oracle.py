@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.errors import InstantiationException
@@ -22,6 +23,7 @@ from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance
 from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from tests.helpers.cli import run_cli
+from tests.helpers.early import in_own_dir, started
 from tests.helpers.fast import FAST
 from tests.helpers.runs import ddp_reduction_round
 
@@ -138,9 +140,16 @@ def test_removed_ignore_trains_on_targets_unlabelled_where_removed(make_cfg, tmp
     assert all(0 < row["cue_share"] < 1 for row in reduction.history)
 
 
+@in_own_dir
+def oracle_ddp_round(path: Path) -> tuple[Path, np.ndarray, str, str]:
+    """The oracle's round trained by two gloo ranks (started with the suite, on its lane)."""
+    return (path, *ddp_reduction_round(path, "reduction.method=oracle", "seed=3"))
+
+
 @pytest.mark.slow
-def test_the_oracle_is_identical_across_two_ddp_ranks(tmp_path: Path) -> None:
-    saved, digest, output = ddp_reduction_round(tmp_path, "reduction.method=oracle", "seed=3")
+@pytest.mark.started_early("oracle_ddp_round", serial=True)
+def test_the_oracle_is_identical_across_two_ddp_ranks(tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp_path, saved, digest, output = started(oracle_ddp_round, tmp_path_factory).result()
     assert f"masks sha256 {digest} (rank 0 of 2)" in output and f"masks sha256 {digest} (rank 1 of 2)" in output
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     module = load_module(run / "checkpoints" / "last.ckpt")

@@ -224,11 +224,19 @@ def test_resume_mid_round_trains_on_the_reduced_set(make_cfg, tmp_path: Path) ->
     assert reduction.history[0]["masks_sha256"] == rounds_csv(tmp_path)[0]["masks_sha256"]
 
 
+@pytest.fixture(scope="module")
+def ddp_round(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, str, str]:
+    """One reduction round with the impute fill, trained by two gloo ranks (the two tests below
+    read it: the masks and the fill are exchanged in the same round)."""
+    root = tmp_path_factory.mktemp("ddp_round")
+    return (root, *ddp_reduction_round(root, "reduction.fill=impute"))
+
+
 @pytest.mark.slow
-def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> None:
+def test_ddp_ranks_hold_identical_masks_equal_to_one_process(ddp_round: tuple[Path, np.ndarray, str, str]) -> None:
     """Two gloo processes: each computes relevance for its shard, they exchange masks; both end
     with the same masks, and those equal a one-process computation from the same weights."""
-    saved, digest, output = ddp_reduction_round(tmp_path)
+    tmp_path, saved, digest, output = ddp_round
     assert f"masks sha256 {digest} (rank 0 of 2)" in output
     assert f"masks sha256 {digest} (rank 1 of 2)" in output
 
@@ -242,11 +250,11 @@ def test_ddp_ranks_hold_identical_masks_equal_to_one_process(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_two_ddp_ranks_each_fill_half_and_hold_the_one_process_fill(tmp_path: Path) -> None:
+def test_two_ddp_ranks_each_fill_half_and_hold_the_one_process_fill(ddp_round: tuple[Path, np.ndarray, str, str]) -> None:
     """The impute fill split across two gloo ranks: each fills its half of the training set and
     says so in its progress lines (the run's output is redirected), the halves are exchanged,
     and both ranks hold the images a one-process fill of the saved masks gives."""
-    saved, _, output = ddp_reduction_round(tmp_path, "reduction.fill=impute")
+    tmp_path, saved, _, output = ddp_round
     digests = re.findall(r"reduction round 1: images sha256 ([0-9a-f]{64}) \(rank (\d) of 2\)", output)
     assert sorted(rank for _, rank in digests) == ["0", "1"] and digests[0][0] == digests[1][0]
     assert "reduction round 1: impute fill of 50 of 100 images on each rank: 100% (50 of 50 images" in output

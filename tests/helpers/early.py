@@ -13,6 +13,7 @@ pytest-xdist, or where a test runs alone, ``started`` runs the function when the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,10 @@ class EarlyRuns:
         self._tmp_path_factory = tmp_path_factory
         self._lane = ThreadPoolExecutor(1, thread_name_prefix="started_early_lane")
         self._own: list[ThreadPoolExecutor] = []
+        # name -> (seconds from the session's start to the run's end, seconds it ran): the
+        # terminal summary shows them, so the suite's long poles are visible
+        self.times: dict[str, tuple[float, float]] = {}
+        self._started = time.perf_counter()
 
     def start(self, start: Start, serial: bool) -> None:
         if start in _futures:
@@ -43,15 +48,31 @@ class EarlyRuns:
         else:
             pool = ThreadPoolExecutor(1, thread_name_prefix=start.__name__)
             self._own.append(pool)
-        _futures[start] = _launch(start, self._tmp_path_factory, pool)
+        _futures[start] = _launch(start, self._tmp_path_factory, pool, self._timed(start.__name__))
 
     def close(self) -> None:
         for pool in (self._lane, *self._own):
             pool.shutdown(wait=True, cancel_futures=True)
         _futures.clear()
 
+    def _timed(self, name: str) -> Callable[[Callable[[], T]], Callable[[], T]]:
+        def wrap(finish: Callable[[], T]) -> Callable[[], T]:
+            def timed() -> T:
+                began = time.perf_counter()
+                try:
+                    return finish()
+                finally:
+                    ended = time.perf_counter()
+                    self.times[name] = (ended - self._started, ended - began)
 
-def _launch(start: Start, tmp_path_factory: pytest.TempPathFactory, pool: ThreadPoolExecutor) -> Future:
+            return timed
+
+        return wrap
+
+
+def _launch(
+    start: Start, tmp_path_factory: pytest.TempPathFactory, pool: ThreadPoolExecutor, timed: Callable[[Callable[[], Any]], Callable[[], Any]]
+) -> Future:
     """``start`` now (a skip or a failure is kept for the test), what it returns on ``pool``."""
     try:
         finish = start(tmp_path_factory)
@@ -59,7 +80,7 @@ def _launch(start: Start, tmp_path_factory: pytest.TempPathFactory, pool: Thread
         failed: Future = Future()
         failed.set_exception(error)
         return failed
-    return pool.submit(finish)
+    return pool.submit(timed(finish))
 
 
 def started(start: Callable[[pytest.TempPathFactory], Callable[[], T]], tmp_path_factory: pytest.TempPathFactory) -> Future[T]:
@@ -73,6 +94,13 @@ def started(start: Callable[[pytest.TempPathFactory], Callable[[], T]], tmp_path
     except BaseException as error:
         done.set_exception(error)
     return done
+
+
+def pooled(jobs: dict[str, Callable[[], T]], workers: int = 2) -> dict[str, Future[T]]:
+    """``jobs`` run ``workers`` at a time; each one's finished future (its result or its error),
+    so each test reads its own run."""
+    with ThreadPoolExecutor(workers) as pool:
+        return {name: pool.submit(job) for name, job in jobs.items()}
 
 
 def in_own_dir(body: Callable[[Path], T]) -> Callable[[pytest.TempPathFactory], Callable[[], T]]:

@@ -9,18 +9,20 @@ import csv
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 
 import lightning as L
 import pytest
-from helpers.wandb_records import run_summary
 
 from src.jobs.builders import build_datamodule
 from src.storage.checkpoints import load_module, read_checkpoint
 from tests.helpers.cli import run_cli
 from tests.helpers.compose import compose_config
+from tests.helpers.early import pooled, started
+from tests.helpers.wandb_records import run_summary
 
 HERE = Path(__file__).parent
 COMMON = (
@@ -66,14 +68,16 @@ def _train(root: Path, kind: str) -> Path:
     return run
 
 
+def integrity_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], dict[str, Future]]:
+    """Every kind of run, two at a time (one torch thread each; the DDP run's two ranks count
+    once), started with the suite on its lane."""
+    jobs: dict[str, Callable[[], Path]] = {kind: partial(_train, tmp_path_factory.mktemp(re.sub(r"\W+", "_", kind)), kind) for kind in KINDS}
+    return partial(pooled, jobs)
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future]]:
-    """Every kind of run, two at a time (one torch thread each; the DDP run's two ranks count once)."""
-    with ThreadPoolExecutor(2) as pool:
-        futures = {kind: pool.submit(_train, tmp_path_factory.mktemp(re.sub(r"\W+", "_", kind)), kind) for kind in KINDS}
-        yield futures
-        for future in futures.values():
-            future.cancel()
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future]:
+    return started(integrity_runs, tmp_path_factory).result()
 
 
 def _logged_val_loss(run: Path) -> dict[int, float]:
@@ -96,6 +100,7 @@ def _revalidated(run: Path, checkpoint: Path, kind: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.started_early("integrity_runs", serial=True)
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "reinit, seed 1"])
 def test_every_saved_checkpoint_revalidates_to_the_score_logged_for_its_epoch(runs: dict[str, Future], kind: str) -> None:
     run = runs[kind].result()
@@ -115,6 +120,7 @@ def test_every_saved_checkpoint_revalidates_to_the_score_logged_for_its_epoch(ru
 
 
 @pytest.mark.slow
+@pytest.mark.started_early("integrity_runs", serial=True)
 def test_two_seeds_start_round_two_from_their_own_weights_and_a_resume_from_the_same(runs: dict[str, Future]) -> None:
     def round_two_start(kind: str) -> str:
         return (runs[kind].result() / "weights" / "epoch_002.sha256").read_text()
@@ -127,6 +133,7 @@ def test_two_seeds_start_round_two_from_their_own_weights_and_a_resume_from_the_
 
 
 @pytest.mark.slow
+@pytest.mark.started_early("integrity_runs", serial=True)
 def test_each_key_is_logged_once_per_evaluation_and_the_wandb_summary_is_metrics_json(runs: dict[str, Future]) -> None:
     run = runs["reinit"].result()
     with (run / "csv" / "metrics.csv").open() as file:

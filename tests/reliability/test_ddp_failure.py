@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.cli import run_cli
+from tests.helpers.early import in_own_dir, started
 
 HERE = Path(__file__).parent
 
 
-@pytest.mark.slow
-def test_a_rank_failing_in_the_relevance_pass_ends_every_rank(tmp_path: Path) -> None:
-    result = run_cli(
+@in_own_dir
+def failing_rank_run(path: Path) -> subprocess.CompletedProcess:
+    """Two gloo ranks, rank 1 failing in the relevance pass (started with the suite, on its lane)."""
+    return run_cli(
         "src.train",
         "trainer=ddp",
         "trainer.accelerator=cpu",
@@ -26,10 +29,16 @@ def test_a_rank_failing_in_the_relevance_pass_ends_every_rank(tmp_path: Path) ->
         "callbacks.progress_bar=null",
         "+callbacks.fail._target_=killpoints.RaiseOnRank",
         "+callbacks.fail.rank=1",
-        project_root=tmp_path,
+        project_root=path,
         env={"PYTHONPATH": str(HERE)},
         timeout=400,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("failing_rank_run", serial=True)
+def test_a_rank_failing_in_the_relevance_pass_ends_every_rank(tmp_path_factory: pytest.TempPathFactory) -> None:
+    result = started(failing_rank_run, tmp_path_factory).result()
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "injected failure on rank 1" in output

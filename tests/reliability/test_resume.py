@@ -7,13 +7,15 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.cli import ROOT, run_cli, start_cli
+from tests.helpers.early import pooled, started
 from tests.helpers.runs import logged_epochs
 
 HERE = Path(__file__).parent
@@ -96,22 +98,25 @@ def _killed_from_outside_then_resumed_by_the_readmes_line(root: Path) -> tuple[P
 POINTS = [("fit", 3), ("relevance", 3), ("checkpoint", 3)]  # all in round 2
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future]]:
-    """Every run of the module, two at a time (each has one torch thread): the uninterrupted run,
-    runs killed at each point and resumed, and the README's resume; each test waits for its own."""
+def resume_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], dict[str, Future]]:
+    """Every run of the module, two at a time (each has one torch thread), started with the suite
+    on its lane: the uninterrupted run, runs killed at each point and resumed, and the README's
+    resume; each test reads its own."""
     root = {name: tmp_path_factory.mktemp(name) for name in ("uninterrupted", "killed", "background", "readme")}
-    with ThreadPoolExecutor(2) as pool:
-        futures = {"uninterrupted": pool.submit(_train, root["uninterrupted"], root["uninterrupted"] / "run")}
-        futures |= {point: pool.submit(_killed_then_resumed, root["killed"], point, epoch) for point, epoch in POINTS}
-        futures["background"] = pool.submit(_killed_then_resumed, root["background"], "background", 3)
-        futures["readme"] = pool.submit(_killed_from_outside_then_resumed_by_the_readmes_line, root["readme"])
-        yield futures
-        for future in futures.values():
-            future.cancel()
+    jobs: dict[str, Callable[[], object]] = {"uninterrupted": partial(_train, root["uninterrupted"], root["uninterrupted"] / "run")}
+    jobs |= {point: partial(_killed_then_resumed, root["killed"], point, epoch) for point, epoch in POINTS}
+    jobs["background"] = partial(_killed_then_resumed, root["background"], "background", 3)
+    jobs["readme"] = partial(_killed_from_outside_then_resumed_by_the_readmes_line, root["readme"])
+    return partial(pooled, jobs)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future]:
+    return started(resume_runs, tmp_path_factory).result()
 
 
 @pytest.mark.slow
+@pytest.mark.started_early("resume_runs", serial=True)
 def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(runs: dict[str, Future]) -> None:
     full = runs["uninterrupted"].result()
     for point, _ in POINTS:
@@ -129,6 +134,7 @@ def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(runs: dict[st
 
 
 @pytest.mark.slow
+@pytest.mark.started_early("resume_runs", serial=True)
 def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_to_the_same_result(runs: dict[str, Future]) -> None:
     """The writer dies mid-write of epoch 3's checkpoints (round 1's last epoch) while training
     is already in epoch 4 on round 2's reduced set: the resume starts from epoch 2's checkpoint."""
@@ -141,6 +147,7 @@ def test_a_run_killed_while_its_checkpoint_is_written_in_the_background_resumes_
 
 
 @pytest.mark.slow
+@pytest.mark.started_early("resume_runs", serial=True)
 def test_the_readmes_resume_line_resumes_a_killed_run_in_its_own_dir(runs: dict[str, Future]) -> None:
     """SIGKILLed from outside once it has logged 3 epochs, then the README's line with the same
     overrides: the run goes on in its own dir and ends with the uninterrupted run's results."""
