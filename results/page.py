@@ -47,7 +47,7 @@ def eliret(runs: dict[str, Any]) -> list[str]:
         f"The U-Net's test MSE is 1/{fcn['test/mse'] / unet['test/mse']:.0f} of the FCN's. The original study report about "
         f"1/{NOTES_MSE['fcn'] / NOTES_MSE['unet']:.0f} ({NOTES_MSE['unet']} vs {NOTES_MSE['fcn']} after 1000 epochs); our generated set and "
         "our batch-normed U-Net widen the gap, the order is the same. The slow test "
-        "`test_unet_beats_fcn_on_eliret_within_25_epochs` checks U-Net < FCN / 2 after 25 epochs.",
+        "`test_unet_beats_fcn_on_eliret_within_20_epochs` checks U-Net < FCN / 2 after 20 epochs.",
         "",
     ]
     reduction = runs["eliret_reduction"]

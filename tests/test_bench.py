@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench import data, early_exit, fills, overhead, relevance
-from bench.__main__ import run
+from bench.__main__ import MODES, run
 from bench.epoch_parts import Stopwatch
 from bench.page import early_exit_section, markdown
 from bench.pet_layout import write_pet
@@ -84,7 +84,10 @@ def test_loader_and_model_rates_per_data_set(data_root: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_quick_bench_writes_json_and_markdown(data_root: Path, tmp_path: Path) -> None:
+def test_quick_bench_writes_json_and_markdown(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every section of the quick plan at its smallest size: what is checked is what the run writes
+    smallest = {"overhead_epochs": {"eliret": 3, "membrane": 3}, "repetitions": 1, "relevance_sizes": (100,)}
+    monkeypatch.setitem(MODES, "quick", {**MODES["quick"], **smallest})
     results = run("quick", data_root, tmp_path)
     stored = json.loads((tmp_path / "latest.json").read_text())
     assert stored["overhead"]["eliret"]["overhead_ratio"] == results["overhead"]["eliret"]["overhead_ratio"]

@@ -61,9 +61,16 @@ def test_the_own_data_walkthrough_runs_as_written(tmp_path_factory: pytest.TempP
     started(own_data_walkthrough, tmp_path_factory).result()
 
 
-@pytest.mark.slow
-def test_the_minimal_datamodule_trains_with_the_reduction_as_written(tmp_path: Path) -> None:
+@in_own_dir
+def datamodule_page(tmp_path: Path) -> Path:
+    """The DataModule page's commands, as written (started with the suite, on its lane)."""
     run_page("datamodule.md", tmp_path)
-    run = tmp_path / "outputs" / "train" / "runs" / "squares"
+    return tmp_path / "outputs" / "train" / "runs" / "squares"
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("datamodule_page", serial=True)
+def test_the_minimal_datamodule_trains_with_the_reduction_as_written(tmp_path_factory: pytest.TempPathFactory) -> None:
+    run = started(datamodule_page, tmp_path_factory).result()
     assert [r["round"] for r in rows(run / "reduction" / "rounds.csv")] == ["1", "2"]
     assert (run / "metrics.json").exists()

@@ -90,13 +90,18 @@ def _logged_val_loss(run: Path) -> dict[int, float]:
     return logged
 
 
-def _revalidated(run: Path, checkpoint: Path, kind: str) -> float:
-    """val/loss of ``checkpoint``'s weights on the run's validation split, in this process."""
+def _revalidation(run: Path, kind: str) -> Callable[[Path], float]:
+    """val/loss of a checkpoint's weights on the run's validation split, in this process (the
+    data module is built once per run)."""
     data = [o for o in (*COMMON, *KINDS[kind]) if o.startswith("data.")]
-    cfg = compose_config("train", [*data, f"paths.data_dir={run.parent / 'data'}"], run.parent / "revalidation")
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-    (result,) = trainer.validate(load_module(checkpoint), datamodule=build_datamodule(cfg), verbose=False)
-    return result["val/loss"]
+    datamodule = build_datamodule(compose_config("train", [*data, f"paths.data_dir={run.parent / 'data'}"], run.parent / "revalidation"))
+
+    def revalidated(checkpoint: Path) -> float:
+        trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+        (result,) = trainer.validate(load_module(checkpoint), datamodule=datamodule, verbose=False)
+        return result["val/loss"]
+
+    return revalidated
 
 
 @pytest.mark.slow
@@ -111,9 +116,10 @@ def test_every_saved_checkpoint_revalidates_to_the_score_logged_for_its_epoch(ru
     assert "last.ckpt" in names and len(epochs) >= 4 and epochs == list(range(len(epochs))), names
     if kind != "no reduction":
         assert any(n.startswith("final_round_epoch_") for n in names), names
+    revalidated = _revalidation(run, kind)
     for checkpoint in checkpoints:
         epoch = int(read_checkpoint(checkpoint)["epoch"])
-        assert _revalidated(run, checkpoint, kind) == pytest.approx(logged[epoch], rel=1e-4, abs=1e-6), (checkpoint.name, logged)
+        assert revalidated(checkpoint) == pytest.approx(logged[epoch], rel=1e-4, abs=1e-6), (checkpoint.name, logged)
     record = json.loads((run / "run.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["val/loss"] == pytest.approx(logged[record["best_epoch"]], rel=1e-4, abs=1e-6)
