@@ -4,9 +4,11 @@ kind is, each refused with one clear error before any training."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 import pytest
+from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import DictConfig, open_dict
 
 from src.config.errors import UserInputError
@@ -14,6 +16,7 @@ from src.data.contract import ExperimentData, experiment_data
 from src.data.folder import FolderDataModule
 from src.data.segmentation_dataset import SplitDataModule
 from src.jobs.builders import build_datamodule, build_model, model_kind
+from tests.helpers.folder_sets import write_folder
 
 
 class NoTask(SplitDataModule):
@@ -72,3 +75,14 @@ def test_a_classifier_on_pixel_data_is_refused_by_kind(make_cfg: Callable[..., D
     cfg = make_cfg("train", "model=early_exit_cnn", "data=eliret")
     with pytest.raises(UserInputError, match="is a classifier; use it with data=eliret_cls"):
         build_model(cfg, build_datamodule(cfg))
+
+
+def test_an_own_data_run_counts_the_flops_of_the_images_it_trains_on(tmp_path: Path, make_cfg: Callable[..., DictConfig]) -> None:
+    # no data.image_size or crop_size: the images keep their own size (40 x 56 here)
+    folder = write_folder(tmp_path / "folder", size=(40, 56))
+    cfg = make_cfg("train", "data=folder", f"data.data_dir={folder}", "model=unet")
+    datamodule = build_datamodule(cfg)
+    assert datamodule.example_size == (40, 56)
+    model = build_model(cfg, datamodule)
+    assert tuple(model.example_input_array.shape) == (1, 1, 40, 56)
+    assert ModelSummary(model).total_flops > 0

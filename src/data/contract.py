@@ -38,7 +38,8 @@ class ExperimentData(L.LightningDataModule):
         natural_shifts: robustness shifts of its own (``robustness.shifts`` adds to them).
         test_splits: extra test sets every run is also tested on (``test_<split>/...``), served
             by :meth:`split_dataloader`.
-        example_size: the side of a training image, for the model summary's FLOPs (None: unknown).
+        example_size: (height, width) of a training image, for the model summary's FLOPs (None:
+            unknown).
         train_set: the training split, which the saliency reduction replaces in place (None:
             not replaceable).
     """
@@ -59,7 +60,7 @@ class ExperimentData(L.LightningDataModule):
     test_splits: tuple[str, ...] = ()
 
     @property
-    def example_size(self) -> int | None:
+    def example_size(self) -> tuple[int, int] | None:
         return None
 
     @property

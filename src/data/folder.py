@@ -153,6 +153,13 @@ class FolderDataModule(SplitDataModule):
         std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
         return tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)
 
+    @property
+    def example_size(self) -> tuple[int, int] | None:
+        """The training size (``crop_size`` or ``image_size``), else the training images' own
+        (height, width), one for all (other sizes are refused), read from the headers: the model
+        summary counts the FLOPs of one such image."""
+        return super().example_size or self.scan.sizes["train"][0]
+
     # ---- reading -----------------------------------------------------------------------
     @cached_property
     def scan(self) -> Scan:

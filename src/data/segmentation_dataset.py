@@ -169,10 +169,11 @@ class SplitDataModule(ExperimentData):
         self.splits: dict[str, Dataset] = {}
 
     @property
-    def example_size(self) -> int | None:
-        """The side of a training image (``crop_size`` or ``image_size``), None where sizes vary."""
+    def example_size(self) -> tuple[int, int] | None:
+        """(height, width) of a training image: ``crop_size`` or ``image_size`` squared; None
+        where neither is set."""
         size = self.hparams.get("crop_size") or self.hparams.get("image_size")
-        return size if isinstance(size, int) else None
+        return (size, size) if isinstance(size, int) else None
 
     def split_dataloader(self, name: str) -> DataLoader:
         """The loader of extra test split ``name`` (one of :attr:`test_splits`)."""

@@ -95,7 +95,7 @@ def with_example_input(model: L.LightningModule, datamodule: ExperimentData) -> 
     real FLOPs (without one it prints 0); data modules without an ``example_size`` go without."""
     size = datamodule.example_size
     if size is not None:
-        model.example_input_array = torch.zeros(1, datamodule.in_channels, size, size)
+        model.example_input_array = torch.zeros(1, datamodule.in_channels, *size)
     return model
 
 
