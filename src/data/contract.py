@@ -3,7 +3,7 @@
 :class:`ExperimentData` is the base every data module here derives from (through
 :class:`~src.data.segmentation_dataset.SplitDataModule`): it gives the optional members their
 defaults, and :func:`experiment_data` checks the required ones once, before any training, naming
-what is missing. A data module of your own derives from it too (``docs/own_data.md``).
+what is missing. A data module of your own derives from it too (``docs/datamodule.md``).
 """
 
 from __future__ import annotations
