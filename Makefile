@@ -42,7 +42,7 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m bench --quick $(ARGS)
 
-## rerun the runs behind every results table (about 1 h on 2 cores): docs/results.md, results/latest.json
+## rerun the runs behind every results table (35 min to 1 h on 2 cores): docs/results.md, results/latest.json
 results: install
 	$(BIN)/python -m results $(ARGS)
 
