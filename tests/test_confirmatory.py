@@ -28,7 +28,7 @@ from src.sweep_report.confirmatory import (
     selector_label,
     tost_p,
 )
-from src.sweep_report.markdown import removal_measures_section
+from src.sweep_report.markdown import checkpoint_selection, removal_measures_section
 from src.sweep_report.runs import Run
 from src.sweep_report.stats import still_improving
 from tests.helpers.cli import run_cli
@@ -249,3 +249,13 @@ def test_a_baseline_trained_with_reduction_none_in_another_stage_is_the_no_reduc
     selector = {"reduction.rounds": "0", "background_swap": "unset"}
     assert matches(baseline, selector) and label(baseline, ["experiment", "reduction.method"]) == "no reduction"
     assert not matches(run(0, "oracle", 0.6), selector)
+
+
+def test_the_report_names_the_validation_split_that_chose_the_checkpoints() -> None:
+    plain, balanced, cued = run(0, None, 0.5), run(1, None, 0.5), run(2, None, 0.5)
+    OmegaConf.update(balanced.config, "data", {"balanced_val": True})
+    OmegaConf.update(cued.config, "data", {"balanced_val": False})
+    assert checkpoint_selection([plain]) == "the checkpoint with the best validation `val/loss` (min)"
+    assert checkpoint_selection([balanced, balanced]).endswith(" on the balanced validation split (half cue-aligned, half reversed)")
+    assert checkpoint_selection([cued]).endswith(" on a validation split cued like the training set")
+    assert "in some runs" in checkpoint_selection([balanced, cued])

@@ -225,10 +225,25 @@ def _with_best_rounds(grouped: pd.DataFrame, table: pd.DataFrame, keys: Sequence
     return grouped.merge(rounds.reset_index(), on=list(keys), how="left")
 
 
-def _selection(runs: Sequence[Run]) -> str:
+def checkpoint_selection(runs: Sequence[Run]) -> str:
+    """How the runs chose the checkpoint they report: the monitored metric and, where the data
+    can carry a cue, which validation split."""
     monitor = runs[0].value("callbacks.model_checkpoint.monitor", "val/loss")
     mode = runs[0].value("callbacks.model_checkpoint.mode", "min")
-    return f"the checkpoint with the best validation `{monitor}` ({mode})"
+    return f"the checkpoint with the best validation `{monitor}` ({mode}){_validation_split(runs)}"
+
+
+def _validation_split(runs: Sequence[Run]) -> str:
+    """Which validation images chose the checkpoints, on a set whose validation split can carry a
+    cue (``data.balanced_val``): a cued one rewards the cue."""
+    balanced = {value for value in (run.value("data.balanced_val") for run in runs) if value is not None}
+    if not balanced:
+        return ""
+    if balanced == {True}:
+        return " on the balanced validation split (half cue-aligned, half reversed)"
+    if balanced == {False}:
+        return " on a validation split cued like the training set"
+    return " on a balanced validation split in some runs and a cued one in others (`data.balanced_val`)"
 
 
 @dataclass
@@ -298,7 +313,7 @@ def header_section(data: SweepData, runs: Sequence[Run]) -> list[str]:
         f"- from {', '.join(f'`{source_name(s)}`' for s in data.sources)}: {len(runs)} jobs, {len(ok)} finished, {len(failed)} without results"
         + (f" ({', '.join(r.path.name for r in failed)})" if failed else ""),
         f"- swept: {', '.join(f'`{k}`' for k in data.keys) or 'nothing'}; seeds {', '.join(map(str, seeds))}",
-        f"- metrics: `{data.split}/*` on the {data.split} split, from {_selection(ok)} of each run; "
+        f"- metrics: `{data.split}/*` on the {data.split} split, from {checkpoint_selection(ok)} of each run; "
         "↑ higher is better for mIoU / Dice / accuracy, ↓ lower for loss / MSE / Rand error / VI",
         "- std: sample standard deviation over seeds (n - 1); every run and its metrics: `sweep_summary.csv`",
         "",
@@ -535,7 +550,7 @@ def run_report(run: Run, out: Path) -> Path:
         "",
         f"- run dir: `{run.path}`",
         f"- overrides: `{' '.join(f'{k}={v}' for k, v in run.overrides.items()) or 'none'}`",
-        f"- final metrics from {_selection([run])}" + (f" (epoch {run.best_epoch + 1}, counted from 1)" if run.best_epoch is not None else ""),
+        f"- final metrics from {checkpoint_selection([run])}" + (f" (epoch {run.best_epoch + 1}, counted from 1)" if run.best_epoch is not None else ""),
         "",
     ]
     if run.metrics:
