@@ -25,6 +25,7 @@ from src.storage.checkpoints import load_module
 from src.train import train
 from tests.helpers.fast import FAST
 from tests.helpers.runs import ddp_reduction_round
+from tests.helpers.wandb_records import written_bytes
 
 
 def rounds_csv(run_dir: Path) -> list[dict[str, str]]:
@@ -278,7 +279,7 @@ def test_rounds_reach_the_logger_with_images(make_cfg, tmp_path: Path, logger: s
         images = list((run / "files" / "media" / "images").rglob("*.png"))
         tables = list((run / "files" / "media" / "table").rglob("*.json"))
         assert len(images) == 2 and len(tables) == 1
-        assert b"reduction/kept_fraction" in (run / f"run-{run.name.split('-')[-1]}.wandb").read_bytes()
+        assert b"reduction/kept_fraction" in written_bytes(run / f"run-{run.name.split('-')[-1]}.wandb", b"reduction/kept_fraction")
     else:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

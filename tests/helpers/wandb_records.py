@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,14 @@ def run_summary(path: Path) -> dict[str, Any]:
             for item in record.summary.remove:
                 summary.pop(item.key or "/".join(item.nested_key), None)
     return summary
+
+
+def written_bytes(path: Path, expected: bytes, timeout: float = 30.0) -> bytes:
+    """The run file once it holds ``expected``: W&B's service, a separate process, can still be
+    writing it when ``wandb.finish()`` has returned (seen in a fresh-clone CI run: the header only)."""
+    deadline = time.monotonic() + timeout
+    data = path.read_bytes()
+    while expected not in data and time.monotonic() < deadline:
+        time.sleep(0.2)
+        data = path.read_bytes()
+    return data
