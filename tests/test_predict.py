@@ -153,3 +153,37 @@ def test_trainer_predict_gives_probabilities(checkpoint: Path, data_root: Path) 
     batches = trainer.predict(module, dataloaders=datamodule.test_dataloader())
     probabilities = torch.cat(batches)
     assert probabilities.shape == (50, 1, 32, 32) and 0 <= probabilities.min() and probabilities.max() <= 1
+
+
+def test_a_label_folder_pairs_by_the_default_rule_and_refuses_the_image_itself(tmp_path: Path) -> None:
+    from src.prediction.inputs import label_path
+
+    images = tmp_path / "eliret"
+    images.mkdir()
+    for name in ("010x.png", "010y.png", "020x.png"):
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(images / name)
+    # the issue's case: labels=<the images' own folder> paired 010x.png with itself
+    assert label_path(images / "010x.png", images) == images / "010y.png"
+    assert label_path(images / "010x.png") == images / "010y.png"  # the default pairing agrees
+    with pytest.raises(UserInputError, match="pairs .*020x.png with itself"):
+        label_path(images / "020x.png", images)
+    masks = tmp_path / "masks"  # a folder data set's masks/, named by the image's stem
+    masks.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(masks / "020x.png")
+    assert label_path(images / "020x.png", masks) == masks / "020x.png"
+
+
+def test_empty_label_and_prediction_score_one_and_keep_the_mean_finite() -> None:
+    from src.prediction.outputs import label_metrics
+
+    empty = torch.zeros(6, 6, dtype=torch.long)
+    one = empty.clone()
+    one[2:4, 2:4] = 1
+    assert label_metrics(empty, empty, 2) == {"acc": 1.0, "iou": 1.0, "dice": 1.0}
+    missed = label_metrics(empty, one, 2)  # an object predicted empty, and the reverse, score 0
+    assert missed["iou"] == missed["dice"] == 0.0 and label_metrics(one, empty, 2)["iou"] == 0.0
+    half = one.clone()
+    half[2:4, 3] = 0  # 2 of the 4 object pixels: IoU 1/2, Dice 2/3
+    assert label_metrics(half, one, 2)["iou"] == pytest.approx(0.5) and label_metrics(half, one, 2)["dice"] == pytest.approx(2 / 3)
+    three = one * 2  # multi-class: classes absent from both are left out of the average
+    assert label_metrics(three, three, 3)["iou"] == 1.0 and not np.isnan(label_metrics(empty, empty, 3)["dice"])

@@ -47,6 +47,7 @@ def predict(cfg: DictConfig) -> list[dict[str, object]]:
     if cfg.tta is not None:
         module.hparams.tta = bool(cfg.tta)
     paths = image_paths(cfg.input)
+    labels = {path: label_path(path, labels_dir) for path in paths}  # a label that is its image is refused before any prediction
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     channels, classes, task = module.hparams.in_channels, max(2, module.hparams.out_channels), module.hparams.task
@@ -77,7 +78,7 @@ def predict(cfg: DictConfig) -> list[dict[str, object]]:
             "foreground_fraction": round(float((label_map != cfg.background_class).float().mean()), 6),
             "converted": image.note,
         }
-        label = label_path(path, labels_dir)
+        label = labels[path]
         if label is not None:
             try:
                 target = read_folder_label(label, folder_data) if folder_data else read_label(label, task, cfg.label_foreground)

@@ -52,15 +52,24 @@ def is_label(path: Path) -> bool:
 
 
 def label_path(image: Path, labels_dir: Path | None = None) -> Path | None:
-    """The label file of ``image``: the file with its stem in ``labels_dir`` (a folder data set's
-    masks/), else one beside it."""
-    if labels_dir is not None:
-        return next((p for p in sorted(labels_dir.glob(f"{image.stem}.*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
-    candidates = [image.with_name(image.stem + suffix + image.suffix) for suffix in LABEL_SUFFIXES]
-    candidates += [image.with_name(image.stem + suffix + ".png") for suffix in LABEL_SUFFIXES]
+    """The label file of ``image``, by one rule wherever it is looked for (``labels_dir``, else the
+    image's own folder): ``<stem>_label``, ``<stem>_mask``, eliret's ``NNNx`` -> ``NNNy``, and in a
+    ``labels_dir`` also the file with the image's stem (a folder data set's masks/). A label that
+    is the image itself is refused: it would score the image against itself."""
+    folder = image.parent if labels_dir is None else labels_dir
+    candidates = [folder / (image.stem + suffix + image.suffix) for suffix in LABEL_SUFFIXES]
+    candidates += [folder / (image.stem + suffix + ".png") for suffix in LABEL_SUFFIXES]
     if image.stem.endswith("x"):
-        candidates.append(image.with_name(image.stem[:-1] + "y" + image.suffix))
-    return next((c for c in candidates if c.is_file()), None)
+        candidates.append(folder / (image.stem[:-1] + "y" + image.suffix))
+    if labels_dir is not None:
+        candidates += [p for p in sorted(labels_dir.glob(f"{glob.escape(image.stem)}.*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is not None and found.resolve() == image.resolve():
+        raise UserInputError(
+            f"labels={labels_dir} pairs {image} with itself: that folder holds the input images, not their labels; "
+            "point labels= at the folder of label files (e.g. <data>/masks), or leave it out to use the labels beside the images."
+        )
+    return found
 
 
 def read_image(path: Path, channels: int, max_pixels: int) -> InputImage:

@@ -79,17 +79,23 @@ def overlay_figure(image: torch.Tensor, probability: torch.Tensor, label_map: to
 
 def label_metrics(label_map: torch.Tensor, target: torch.Tensor, classes: int, ignore_index: int | None = None) -> dict[str, float]:
     """Pixel accuracy, IoU and Dice of one image against its label (multi-class: averaged over
-    the classes, background included), over the labelled pixels (target != ``ignore_index``)."""
+    the classes present in the prediction or the label, background included, as torchmetrics'
+    macro average), over the labelled pixels (target != ``ignore_index``).
+
+    A binary image whose label and prediction are both empty scores IoU and Dice 1: the prediction
+    is exactly right (MONAI's ``ignore_empty=False``, torchmetrics' ``zero_division=1``). Leaving
+    it out instead would drop the very images where a false positive is the only possible error."""
     if target.shape != label_map.shape:
         raise ValueError(f"label is {tuple(target.shape)}, the image {tuple(label_map.shape)}")
     if ignore_index is not None:
         labelled = target != ignore_index
         label_map, target = label_map[labelled][None], target[labelled][None]
     if classes <= 2:
+        both_empty = not (label_map.any() or target.any())
         return {
             "acc": binary_accuracy(label_map, target).item(),
-            "iou": binary_jaccard_index(label_map, target).item(),
-            "dice": dice_score(label_map[None], target[None], num_classes=2, include_background=False, input_format="index").item(),
+            "iou": binary_jaccard_index(label_map, target, zero_division=1.0).item(),
+            "dice": 1.0 if both_empty else dice_score(label_map[None], target[None], num_classes=2, include_background=False, input_format="index").item(),
         }
     return {
         "acc": multiclass_accuracy(label_map, target, classes, average="micro").item(),
