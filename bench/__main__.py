@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cli, data, early_exit, fills, gpu, overhead, relevance
+from bench import cli, data, early_exit, fills, gpu, overhead, relevance, threads
 from bench.page import markdown
 from bench.pet_layout import PET_SIZE, write_pet
 from bench.timing import machine, run_probe
@@ -30,6 +30,8 @@ MODES = {
         "repetitions": 3,
         "overhead_repetitions": 5,
         "startup": True,
+        "thread_epochs": 8,
+        "thread_repetitions": 4,
         "relevance_sizes": (100, 1000, 10000),
         "fill_images": 200,
         "data_sets": ("eliret", "membrane", "pet"),
@@ -41,6 +43,8 @@ MODES = {
         "repetitions": 2,
         "overhead_repetitions": 2,
         "startup": False,
+        "thread_epochs": 4,
+        "thread_repetitions": 2,
         "relevance_sizes": (100, 1000),
         "fill_images": 40,
         "data_sets": ("eliret", "membrane"),
@@ -72,6 +76,7 @@ def run(mode: str, data_dir: Path, results_dir: Path) -> dict:
     section("overhead", lambda: overhead.measure(data_root, plan["overhead_epochs"], plan["overhead_repetitions"]))
     if plan["startup"]:
         section("startup", lambda: overhead.startup(data_root, 2))
+    section("threads", lambda: threads.measure(data_root, plan["thread_epochs"], plan["thread_repetitions"]))
     section("cli", lambda: cli.measure(reps))
     methods = relevance.METHODS if mode == "full" else ("prediction", "gradient")
     section("relevance", lambda: relevance.measure(min(reps, 2), plan["relevance_sizes"], methods))

@@ -59,6 +59,21 @@ def markdown(results: dict) -> str:
                 ["`import src.train`", s["import_src_train_s"]],
             ],
         )
+    if "threads" in results:
+        t = results["threads"]
+        plan = t["epochs"]
+        out += [
+            f"## Thread default (`torch_threads=null`) against 1 thread and every core ({plan['epochs']} eliret epochs, "
+            f"fit seconds, median of {plan['repetitions']} interleaved runs, a fresh process each; busy: another process spins on one core)",
+            "",
+        ]
+        states = [state for state in t if state != "epochs"]
+        arms = list(t[states[0]]["fit_seconds"])
+        rows = [
+            [state, *(t[state]["fit_seconds"][arm] for arm in arms), t[state]["default_over_best"], "yes" if t[state]["within_target"] else "NO"]
+            for state in states
+        ]
+        out += _table(["machine", *arms, "default / best", "default within 1.3x"], rows)
     if "cli" in results:
         out += ["## The CLI's answers without training (`python -m src.train ...`, median seconds; torch is not imported)", ""]
         out += _table(["command", "seconds"], [[name, seconds] for name, seconds in results["cli"].items()])

@@ -20,16 +20,19 @@ from src.data.contract import ExperimentData, experiment_data
 from src.loggers.noise import silence_lightning_noise
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.reduction.masking import REMOVED_TARGET
+from src.runs.threads import ThreadChoice, choose_threads
 from src.storage.checkpoint_io import BackgroundCheckpointIO
 
 log = logging.getLogger(__name__)
 
 
-def set_torch_threads(cfg: DictConfig) -> None:
+def set_torch_threads(cfg: DictConfig) -> ThreadChoice:
     """``torch_threads``, a key every entry point takes: the CPU threads this job's torch uses
-    (null: torch's default, all cores)."""
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
+    (null: the idle cores this process may use, src/runs/threads.py)."""
+    choice = choose_threads(cfg.get("torch_threads"))
+    torch.set_num_threads(choice.threads)
+    log.info("torch uses %d CPU thread(s) (%s)", choice.threads, choice.reason)
+    return choice
 
 
 def build_datamodule(cfg: DictConfig) -> ExperimentData:
