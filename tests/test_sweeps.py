@@ -4,8 +4,13 @@ launchers and sweepers it supports, and the report of a sweep."""
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 from hydra.errors import MissingConfigException
@@ -13,7 +18,8 @@ from omegaconf import OmegaConf
 
 from src.report import report
 from src.sweep_report.stats import mean_std
-from tests.helpers.cli import run_cli
+from src.train import train
+from tests.helpers.cli import kill_all, run_cli, start_cli
 from tests.helpers.compose import compose_config
 from tests.helpers.early import in_own_dir, started
 
@@ -151,19 +157,26 @@ def test_the_controls_preset_reports_shifts_the_final_round_and_the_comparison_w
 
 @in_own_dir
 def optuna_search(tmp_path: Path) -> None:
-    """An Optuna search of three trials."""
-    data_root = tmp_path / "data"
-    result = run_cli(
-        "src.train",
-        "hparams_search=reduction_optuna",
-        "debug=fast",
-        f"paths.data_dir={data_root}",
-        *QUIET,
-        "hydra.sweeper.n_trials=3",
-        project_root=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    """An Optuna search of three trials, SIGKILLed in its second trial and run again with the same
+    command plus ``ckpt_path=last``: it continues its study (in the sweep dir's optuna.db) to three
+    trials, the killed one run again with its parameters in its own job dir."""
+    search = ("hparams_search=reduction_optuna", "debug=fast", f"paths.data_dir={tmp_path / 'data'}", *QUIET, "hydra.sweeper.n_trials=3")
+    killed = start_cli("src.train", *search, project_root=tmp_path)
+    sweeps = tmp_path / "outputs" / "debug" / "multiruns"
+    _wait_for(lambda: list(sweeps.glob("*/1/checkpoints/epoch_000.ckpt")), killed, "its second trial's first epoch")
+    kill_all(killed)
     path = sweep_dir(tmp_path)
+    killed_trial = yaml.safe_load((path / "1" / ".hydra" / "overrides.yaml").read_text())
+    finished_log = (path / "0" / "debug.log").read_text()
+    result = run_cli("src.train", *search, "ckpt_path=last", project_root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sweep_dir(tmp_path) == path and "continuing study reduction: 2 trials so far, 1 killed (run again), 1 new" in result.stdout + result.stderr
+    study = optuna.load_study(study_name="reduction", storage=f"sqlite:///{path / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    searched = {o.split("=", 1)[0] for o in killed_trial if o.startswith("reduction.")}
+    again = yaml.safe_load((path / "1" / ".hydra" / "overrides.yaml").read_text())
+    assert {o for o in again if o.split("=", 1)[0] in searched} == {o for o in killed_trial if o.split("=", 1)[0] in searched}
+    assert (path / "0" / "debug.log").read_text() == finished_log  # the finished trial is not started again
     rows = summary_rows(path)
     assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
     best = yaml.safe_load((path / "optimization_results.yaml").read_text())
@@ -172,7 +185,7 @@ def optuna_search(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.started_early("optuna_search", serial=True)
-def test_an_optuna_search_runs_its_trials(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_killed_optuna_search_continues_its_trials(tmp_path_factory: pytest.TempPathFactory) -> None:
     started(optuna_search, tmp_path_factory).result()
 
 
@@ -254,3 +267,52 @@ def test_the_slurm_launcher_runs_one_task_per_device(tmp_path: Path) -> None:
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
+
+
+# three jobs: one finishes, one is killed at its third epoch, one never starts
+RESUMED_SWEEP = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1", "seed=0,1,2", "reduction=none", "trainer.max_epochs=4", "torch_threads=1", *QUIET)
+
+
+def _wait_for(path_glob: Callable[[], list[Path]], process: subprocess.Popen, what: str) -> None:
+    deadline = time.time() + 300
+    while not path_glob():
+        assert process.poll() is None and time.time() < deadline, f"the sweep ended before {what}: {process.stderr.read()[-2000:] if process.stderr else ''}"
+        time.sleep(0.1)
+
+
+@in_own_dir
+def killed_sweep_resumed(tmp_path: Path) -> dict[str, object]:
+    """A joblib sweep SIGKILLed (its workers too) in its second job, then the same command plus
+    ``ckpt_path=last``; beside it each job's config run uninterrupted in this process."""
+    data = f"paths.data_dir={tmp_path / 'data'}"
+    killed = start_cli("src.train", *RESUMED_SWEEP, data, project_root=tmp_path)
+    sweeps = tmp_path / "outputs" / "train" / "multiruns"
+    _wait_for(lambda: list(sweeps.glob("*/1/checkpoints/epoch_002.ckpt")), killed, "its second job's third epoch")
+    kill_all(killed)
+    (sweep,) = sweeps.iterdir()
+    before = {p.name: p.stat().st_mtime_ns for p in (sweep / "0" / "checkpoints").iterdir()}
+    assert (sweep / "0" / "metrics.json").exists() and not (sweep / "1" / "metrics.json").exists() and not (sweep / "2").exists()
+    resumed = run_cli("src.train", *RESUMED_SWEEP, data, "ckpt_path=last", project_root=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    uninterrupted = {}
+    for job, seed in enumerate((0, 1, 2)):
+        overrides = [o for o in RESUMED_SWEEP[4:] if not o.startswith("seed=")]
+        out = tmp_path / "uninterrupted" / str(job)
+        uninterrupted[str(job)] = train(compose_config("train", [*overrides, f"seed={seed}", data], out))
+    return {"sweep": sweep, "before": before, "stderr": resumed.stderr, "uninterrupted": uninterrupted}
+
+
+@pytest.mark.slow
+@pytest.mark.started_early("killed_sweep_resumed", serial=True)
+def test_a_killed_sweep_resumes_with_the_same_command_and_ckpt_path_last(tmp_path_factory: pytest.TempPathFactory) -> None:
+    found = started(killed_sweep_resumed, tmp_path_factory).result()
+    sweep = found["sweep"]
+    assert [p.name for p in (sweep.parent).iterdir()] == [sweep.name]  # continued in its own dir, no second sweep
+    assert f"continuing the sweep {sweep}" in found["stderr"]
+    for job, metrics in found["uninterrupted"].items():
+        assert json.loads((sweep / job / "metrics.json").read_text()) == metrics, job
+    # the finished job was read, not trained again; the killed one resumed from its last.ckpt
+    assert {p.name: p.stat().st_mtime_ns for p in (sweep / "0" / "checkpoints").iterdir()} == found["before"]
+    assert "finished before; reading its metrics.json" in (sweep / "0" / "train.log").read_text()
+    assert "Restored all states from the checkpoint at" in (sweep / "1" / "train.log").read_text()
+    assert [r["status"] for r in summary_rows(sweep)] == ["ok", "ok", "ok"] and (sweep / "sweep_finished.json").exists()

@@ -31,6 +31,7 @@ from src.models.base import ConfiguredModule
 from src.reduction.callback import SaliencyReduction
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.robustness.evaluate import robustness_metrics, suite
+from src.runs.threads import ThreadChoice
 from src.storage.checkpoints import read_checkpoint
 from src.storage.provenance import provenance
 from src.storage.results import write_json_atomic
@@ -47,13 +48,17 @@ def _as_floats(results: list[dict]) -> dict[str, float]:
 def run_training(cfg: DictConfig) -> dict[str, float]:
     """Fit, validate and test the best checkpoint of a checked config (``src.train.train``);
     returns the final metrics."""
-    set_torch_threads(cfg)
+    threads = set_torch_threads(cfg)
     silence_lightning_noise()  # before the first line Lightning logs
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     check_writable(output_dir, "paths.output_dir")
+    if cfg.get("ckpt_path") == "last" and (output_dir / "metrics.json").is_file():
+        # a continued sweep's finished job (or a requeued step's): its results are read, not retrained
+        log.info("ckpt_path=last: %s finished before; reading its metrics.json", output_dir)
+        return json.loads((output_dir / "metrics.json").read_text())
     ckpt_path, position = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
-    record = run_record(output_dir, ckpt_path)  # written before any training, so a failed run can be re-run too
+    record = run_record(output_dir, ckpt_path, threads)  # written before any training, so a failed run can be re-run too
     if rank_zero_only.rank == 0:  # the other DDP processes run this too, and would record the resume again
         write_json_atomic(output_dir / "run.json", record)
     datamodule = build_datamodule(cfg)
@@ -119,10 +124,10 @@ def resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> tuple[str | No
     return str(ckpt_path), (int(state["epoch"]), int(state["global_step"]))
 
 
-def run_record(output_dir: Path, ckpt_path: str | None) -> dict:
-    """run.json's provenance; a run resumed into its own dir keeps the original record and adds
-    one entry per resume."""
-    record = provenance()
+def run_record(output_dir: Path, ckpt_path: str | None, threads: ThreadChoice) -> dict:
+    """run.json's provenance and thread count; a run resumed into its own dir keeps the original
+    record and adds one entry per resume."""
+    record = provenance() | threads.as_record()
     previous = output_dir / "run.json"
     if ckpt_path and previous.is_file():
         original = json.loads(previous.read_text())

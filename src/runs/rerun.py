@@ -7,6 +7,9 @@ continues the original's files instead of leaving a second half-run beside it.
 ``python -m src.train ckpt_path=last [overrides]`` resumes the newest unfinished run of the same
 overrides the same way, or starts one when there is none: one command for a job's first start and
 its restarts (in an srun step the run dir is the step's own, so ``last`` is that dir's).
+``python -m src.train -m ... ckpt_path=last`` does the same for a sweep: the newest unfinished
+sweep of the same overrides continues in its own dir. Settings of how a job runs (threads,
+progress bar, logger, launcher) never decide which run or sweep is the same.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from src.storage.writable import check_writable
 
 # the recorded ones would point the re-run at the old run's files
 _NOT_REPEATED = ("ckpt_path=", "hydra.run.dir=", "hydra.sweep.dir=")
+# how a job runs, not what it computes: they never decide which run or sweep `ckpt_path=last` continues
+EXECUTION_ONLY = ("torch_threads", "callbacks.progress_bar", "logger", "hydra.launcher", "hydra/launcher", "hydra.verbose", "hydra.mode")
+# written by src/sweeps/summary.py when a multirun's last job has ended
+SWEEP_FINISHED = "sweep_finished.json"
 
 
 def recorded_overrides(run_dir: Path) -> list[str]:
@@ -47,11 +54,17 @@ def expand_arguments(argv: list[str]) -> list[str]:
         run_dir = Path(args[at + 1])
         del args[at : at + 2]
         return [program, *recorded_overrides(run_dir), *args]
+    if "ckpt_path=last" in args and _fresh_sweep_dir(args):
+        found = unfinished_sweeps(_log_dir(args), "train", [a for a in args if a not in ("ckpt_path=last", "-m", "--multirun")])
+        if found:
+            _tell_resuming(found, "sweep")
+            args = [*args, f"hydra.sweep.dir={_quoted(found[0])}"]  # each job resumes its own dir (src/jobs/training.py)
+        return [program, *args]
     if "ckpt_path=last" in args and _fresh_run_dir(args):
         found = unfinished_runs(_log_dir(args), "train", [a for a in args if a != "ckpt_path=last"])
         if not found:
             return [program, *args]
-        _tell_resuming(found)
+        _tell_resuming(found, "run")
         args = [f"ckpt_path={found[0]}" if a == "ckpt_path=last" else a for a in args]
     for at, arg in enumerate(args):
         if arg.startswith("ckpt_path=") and Path(arg.split("=", 1)[1]).is_dir():
@@ -65,26 +78,65 @@ def expand_arguments(argv: list[str]) -> list[str]:
     return [program, *args]
 
 
+def what_it_computes(overrides: list[str]) -> list[str]:
+    """``overrides`` less the run-dir keys and the execution-only settings, sorted: two commands
+    with the same list train the same models."""
+    kept = []
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if not override.lstrip("+~").startswith(_NOT_REPEATED) and not any(key == k or key.startswith(f"{k}.") for k in EXECUTION_ONLY):
+            kept.append(override)
+    return sorted(kept)
+
+
 def unfinished_runs(log_dir: Path, config_name: str, overrides: list[str]) -> list[Path]:
     """Run dirs under ``log_dir/<task>/runs/`` of the entry point ``config_name`` whose recorded
-    overrides are ``overrides`` (in any order, run-dir keys left out), with a ``last.ckpt`` and
-    no ``metrics.json`` (they stopped before the end), newest checkpoint first."""
-    wanted = sorted(o for o in overrides if not o.lstrip("+~").startswith(_NOT_REPEATED))
+    overrides compute what ``overrides`` compute (``what_it_computes``: in any order, run-dir keys
+    and execution-only settings left out), with a ``last.ckpt`` and no ``metrics.json`` (they
+    stopped before the end), newest checkpoint first."""
+    wanted = what_it_computes(overrides)
     found = []
     for last in log_dir.glob("*/runs/*/checkpoints/last.ckpt"):
         run = last.parent.parent
         if (run / "metrics.json").exists() or not (run / ".hydra" / "overrides.yaml").is_file():
             continue
-        if sorted(recorded_overrides(run)) == wanted and _config_name(run) == config_name:
+        if what_it_computes(recorded_overrides(run)) == wanted and _hydra_setting(run / ".hydra" / "hydra.yaml", "job", "config_name") == config_name:
             found.append((last.stat().st_mtime, run))
     return [run for _, run in sorted(found, reverse=True)]
 
 
-def _config_name(run: Path) -> str | None:
-    hydra_yaml = run / ".hydra" / "hydra.yaml"
-    if not hydra_yaml.is_file():
+def unfinished_sweeps(log_dir: Path, config_name: str, overrides: list[str]) -> list[Path]:
+    """Sweep dirs under ``log_dir/<task>/multiruns/`` of ``config_name`` whose overrides (task and
+    Hydra's) compute what ``overrides`` compute and that did not end (no ``sweep_finished.json``, or a job
+    that failed), newest first."""
+    wanted = what_it_computes(overrides)
+    found = []
+    for recorded in log_dir.glob("*/multiruns/*/multirun.yaml"):
+        sweep = recorded.parent
+        if (sweep / SWEEP_FINISHED).exists() and not _has_failed_job(sweep):
+            continue
+        given = [*(_hydra_setting(recorded, "overrides", "task") or []), *(_hydra_setting(recorded, "overrides", "hydra") or [])]
+        if what_it_computes(given) == wanted and _hydra_setting(recorded, "job", "config_name") == config_name:
+            found.append((recorded.stat().st_mtime, sweep))
+    return [sweep for _, sweep in sorted(found, reverse=True)]
+
+
+def _has_failed_job(sweep: Path) -> bool:
+    return any('"status": "failed"' in record.read_text() for record in sweep.glob("*/job.json"))
+
+
+def _hydra_setting(path: Path, group: str, key: str):
+    """``hydra.<group>.<key>`` of a run's hydra.yaml or a sweep's multirun.yaml (None if absent)."""
+    if not path.is_file():
         return None
-    return ((yaml.safe_load(hydra_yaml.read_text()) or {}).get("hydra", {}).get("job", {}) or {}).get("config_name")
+    return ((yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get(group, {}) or {}).get(key)
+
+
+def _fresh_sweep_dir(args: list[str]) -> bool:
+    """Whether this command is a multirun (``-m``, or an Optuna search preset) that would make a
+    new timestamped sweep dir."""
+    multirun = any(a in ("-m", "--multirun") or a.startswith("hparams_search=") and not a.endswith("=null") for a in args)
+    return multirun and not any(a.lstrip("+").startswith("hydra.sweep.dir=") for a in args)
 
 
 def _fresh_run_dir(args: list[str]) -> bool:
@@ -103,13 +155,16 @@ def _log_dir(args: list[str]) -> Path:
     return Path(root.strip("'\"")) / "outputs"
 
 
-def _tell_resuming(found: list[Path]) -> None:
+def _tell_resuming(found: list[Path], kind: str) -> None:
     newest = found[0]
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((newest / "checkpoints" / "last.ckpt").stat().st_mtime))
-    print(f"ckpt_path=last: resuming {newest} (last.ckpt of {stamp})", file=sys.stderr)
+    if kind == "run":
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((newest / "checkpoints" / "last.ckpt").stat().st_mtime))
+        print(f"ckpt_path=last: resuming {newest} (last.ckpt of {stamp})", file=sys.stderr)
+    else:
+        print(f"ckpt_path=last: continuing the sweep {newest}: finished jobs are read, a killed job resumes, the rest start", file=sys.stderr)
     if len(found) > 1:
         others = ", ".join(str(p) for p in found[1:6])
-        print(f"ckpt_path=last: {len(found) - 1} older unfinished run(s) of the same overrides left as they are: {others}", file=sys.stderr)
+        print(f"ckpt_path=last: {len(found) - 1} older unfinished {kind}(s) of the same overrides left as they are: {others}", file=sys.stderr)
 
 
 def _quoted(path: Path) -> str:

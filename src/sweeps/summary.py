@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.config.user_errors import user_error_in
+from src.runs.rerun import SWEEP_FINISHED
 from src.storage.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,10 @@ class SweepSummary(Callback):
         self._rewrite(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        path = self._rewrite(Path(config.hydra.sweep.dir))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        path = self._rewrite(sweep_dir)
+        # `-m ... ckpt_path=last` continues only a sweep without this mark (src/runs/rerun.py)
+        write_bytes_atomic(sweep_dir / SWEEP_FINISHED, json.dumps({"ended": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
         log.info("sweep summary: %s", path)
 
     def _rewrite(self, sweep_dir: Path) -> Path:
@@ -106,7 +110,7 @@ def read_job_records(sweep_dir: Path) -> list[dict[str, Any]]:
 
 def summary_csv(records: list[dict[str, Any]]) -> str:
     """Rows ordered by job number; metric columns: every val/* then test/* metric any job has."""
-    names = sorted({k for r in records for k in r["metrics"]}, key=lambda k: (not k.startswith("val/"), k))
+    names = sorted({k for r in records for k in r["metrics"] if k not in LAST_COLUMNS}, key=lambda k: (not k.startswith("val/"), k))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([*FIRST_COLUMNS, *names, *LAST_COLUMNS])

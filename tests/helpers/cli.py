@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,9 +24,18 @@ def run_cli(module: str, *args: str, project_root: Path, timeout: int = 900, env
 
 
 def start_cli(module: str, *args: str, project_root: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``run_cli``'s run, started and not waited for (its stdout dropped, its stderr kept)."""
+    """``run_cli``'s run, started and not waited for (its stdout dropped, its stderr kept), in a
+    session of its own, so ``kill_all`` ends it with every process it started (a sweep's workers)."""
     command = [sys.executable, "-m", module, *args]
-    return subprocess.Popen(command, cwd=ROOT, env=_cli_env(project_root, env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=_cli_env(project_root, env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def kill_all(process: subprocess.Popen) -> None:
+    """SIGKILL ``process`` and everything in its session, as a dying machine would."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _cli_env(project_root: Path, env: dict[str, str] | None) -> dict[str, str]:
