@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,12 +67,22 @@ def test_eval_rebuilds_the_model_from_the_checkpoint_alone(make_cfg, tmp_path: P
 
 
 @pytest.mark.slow
-def test_resume_from_last_checkpoint_continues_training(make_cfg, tmp_path: Path) -> None:
+def test_resume_from_last_checkpoint_continues_training(make_cfg, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     train(make_cfg("train", *DEBUG))
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
-    train(make_cfg("train", *ONCE, "trainer.max_epochs=3", "trainer.limit_train_batches=3", f"ckpt_path={last}"))
+    caplog.clear()
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        train(make_cfg("train", *ONCE, "trainer.max_epochs=3", "trainer.limit_train_batches=3", f"ckpt_path={last}"))
     assert torch.load(last, weights_only=True)["epoch"] == 2
+    # one restore message (the fit's), not one per evaluation of a checkpoint; no warning that
+    # the run's own checkpoints/ is not empty
+    assert [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage() and "Restor" in r.getMessage()] == [
+        f"Restoring states from the checkpoint path at {last}",
+        f"Restored all states from the checkpoint at {last}",
+    ]
+    assert not [w for w in warned if "exists and is not empty" in str(w.message)]
 
 
 @pytest.mark.slow

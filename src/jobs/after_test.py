@@ -52,9 +52,10 @@ def after_test(
     return metrics
 
 
-def write_metrics(trainer: L.Trainer, output_dir: Path, metrics: dict[str, float], title: str) -> None:
-    """``metrics.json`` and the printed table (per-shift numbers left out), from rank 0 only."""
+def write_metrics(trainer: L.Trainer, output_dir: Path, metrics: dict[str, float], title: str, columns: tuple[str, str] = ("value", "final round")) -> None:
+    """``metrics.json`` and the printed table (per-shift numbers left out; ``columns``: its
+    headers, src/storage/results.py), from rank 0 only."""
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "metrics.json", metrics)
         log.info("metrics written to %s", output_dir / "metrics.json")
-        print_metrics({k: v for k, v in metrics.items() if not is_per_shift(k)}, title=title)
+        print_metrics({k: v for k, v in metrics.items() if not is_per_shift(k)}, title=title, columns=columns)

@@ -26,7 +26,7 @@ from src.jobs.after_test import after_test, split_test_metrics, write_metrics
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer, set_torch_threads
 from src.loggers.build import build_loggers, finish_loggers, log_config
 from src.loggers.csv_logger import ResumableCSVLogger
-from src.loggers.noise import silence_lightning_noise
+from src.loggers.noise import quiet_checkpoint_loads, silence_lightning_noise
 from src.models.base import ConfiguredModule
 from src.reduction.callback import SaliencyReduction
 from src.reduction.final_round import FinalRoundCheckpoint
@@ -39,6 +39,7 @@ from src.storage.writable import check_writable, checkpoint_bytes
 
 log = logging.getLogger(__name__)
 FINAL_ROUND_EPOCH = "final_round/epoch"
+FINAL_ROUND_ROUND = "final_round/round"
 
 
 def _as_floats(results: list[dict]) -> dict[str, float]:
@@ -57,7 +58,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         # a continued sweep's finished job (or a requeued step's): its results are read, not retrained
         log.info("ckpt_path=last: %s finished before; reading its metrics.json", output_dir)
         return json.loads((output_dir / "metrics.json").read_text())
-    ckpt_path, position = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
+    ckpt_path, resumed_at = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
     record = run_record(output_dir, ckpt_path, threads)  # written before any training, so a failed run can be re-run too
     if rank_zero_only.rank == 0:  # the other DDP processes run this too, and would record the resume again
         write_json_atomic(output_dir / "run.json", record)
@@ -66,8 +67,8 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     model = build_model(cfg, datamodule)
     check_writable(output_dir, "paths.output_dir", checkpoint_bytes(sum(p.numel() for p in model.parameters())))
     loggers = build_loggers(cfg.get("logger"))
-    if position and cfg.train:
-        continue_logs(loggers, position)
+    if resumed_at and cfg.train:
+        continue_logs(loggers, resumed_at)
     log_config(loggers, cfg)
     trainer = build_trainer(cfg, build_callbacks(cfg, segmentation=datamodule.task != "classification"), loggers)
     log.info("callbacks: %s", ", ".join(type(c).__name__ for c in trainer.callbacks))
@@ -82,20 +83,24 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
                 raise
         best = _best_checkpoint(trainer)
         metrics: dict[str, float] = {}
-        if cfg.train or cfg.test:
-            # the training logs hold every epoch's validation; the best's again would be a second
-            # `val/*` row at the last step, for another model than that step's
-            with _unlogged(trainer):
-                metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
-        if cfg.test:
-            metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
-            metrics.update(after_test(cfg, trainer, model, datamodule, output_dir, best, step=trainer.global_step))
-            metrics.update(final_round_metrics(cfg, trainer, model, datamodule, output_dir))
+        with quiet_checkpoint_loads():
+            if cfg.train or cfg.test:
+                # the training logs hold every epoch's validation; the best's again would be a second
+                # `val/*` row at the last step, for another model than that step's
+                with _unlogged(trainer):
+                    metrics.update(_as_floats(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+            if cfg.test:
+                metrics.update(_as_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)))
+                metrics.update(after_test(cfg, trainer, model, datamodule, output_dir, best, step=trainer.global_step))
+                metrics.update(final_round_metrics(cfg, trainer, model, datamodule, output_dir))
         position = checkpoint_position(trainer, best)
+        metrics.update({key: float(value) for key, value in position.items()})  # which model the numbers describe
+        if FINAL_ROUND_EPOCH in metrics:
+            metrics[FINAL_ROUND_ROUND] = float(round_of(trainer, int(metrics[FINAL_ROUND_EPOCH])) or 0)
         if trainer.is_global_zero:
             write_json_atomic(output_dir / "run.json", {**record, "best_checkpoint": best, **position})
         publish_metrics(trainer.loggers, metrics, position, step=trainer.global_step)
-        write_metrics(trainer, output_dir, metrics, title=describe_checkpoint(best, position, output_dir))
+        write_metrics(trainer, output_dir, metrics, title=describe_checkpoint(best, position, output_dir), columns=headline_columns(metrics))
     finally:
         finish_loggers(loggers)
         if requeued is not None and trainer.is_global_zero:
@@ -165,14 +170,30 @@ def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: ConfiguredMo
     return metrics
 
 
+def round_of(trainer: L.Trainer, epoch: int) -> int | None:
+    """The reduction round (from 1: round r trains on the set reduced r - 1 times) of ``epoch``;
+    None without reduction."""
+    reduction = next((c for c in trainer.callbacks if isinstance(c, SaliencyReduction)), None)
+    return None if reduction is None else epoch // reduction.epochs_per_round + 1
+
+
 def checkpoint_position(trainer: L.Trainer, checkpoint: str | None) -> dict[str, int]:
     """``best_epoch`` (counted from 0, as in the checkpoint names) and, with reduction, the
-    ``best_round`` (from 1: round r trains on the set reduced r - 1 times) of ``checkpoint``."""
+    ``best_round`` of ``checkpoint``."""
     if checkpoint is None:
         return {}
     epoch = _epoch_of(checkpoint)
-    reduction = next((c for c in trainer.callbacks if isinstance(c, SaliencyReduction)), None)
-    return {"best_epoch": epoch} | ({"best_round": epoch // reduction.epochs_per_round + 1} if reduction else {})
+    assert epoch is not None
+    round_ = round_of(trainer, epoch)
+    return {"best_epoch": epoch} | ({"best_round": round_} if round_ is not None else {})
+
+
+def headline_columns(metrics: dict[str, float]) -> tuple[str, str]:
+    """The final table's two headers: the best checkpoint over all rounds and the final round's
+    best, each with its round, so the reduced model's numbers are not read as the unreduced one's."""
+    best = f"best checkpoint (round {int(metrics['best_round'])})" if "best_round" in metrics else "value"
+    final = f"final round's best (round {int(metrics[FINAL_ROUND_ROUND])})" if FINAL_ROUND_ROUND in metrics else "final round"
+    return best, final
 
 
 def describe_checkpoint(checkpoint: str | None, position: dict[str, int], output_dir: Path) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from src.runs import slurm
 
@@ -12,6 +14,7 @@ from src.runs import slurm
 NOISE = (
     "💡 Tip:",  # advertisements (cloud logging, litmodels uploads) for tools we do not use
     "Trainer already configured with model summary callbacks",  # ours is configured on purpose
+    "`Trainer.fit` stopped: `max_epochs=",  # the last epoch's line says so, and came after it
 )
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
@@ -46,3 +49,29 @@ def silence_lightning_noise() -> None:
     # the modules log once per epoch (SegmentationModule._log_metrics), so the step interval a short
     # epoch falls under changes nothing (every debug=fast run printed it)
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
+    # a resumed run writes into its own checkpoints/ on purpose (src/runs/rerun.py)
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+# what Lightning says each time an evaluation loads a checkpoint; the final table's title names
+# the checkpoint once, and a resumed fit's own "Restoring states" line stays
+CHECKPOINT_LOADS = ("Restoring states from the checkpoint path", "Loaded model weights from the checkpoint")
+
+
+class DropCheckpointLoads(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(CHECKPOINT_LOADS)
+
+
+@contextmanager
+def quiet_checkpoint_loads() -> Iterator[None]:
+    """Inside the block, evaluations load checkpoints without a line each."""
+    quiet = DropCheckpointLoads()
+    loggers = [logging.getLogger(name) for name in RANK_ZERO_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
