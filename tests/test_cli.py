@@ -33,7 +33,15 @@ def readme_tour(tmp_path: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert "test/miou" in metrics and "test/miou" in result.stdout  # the rich table
     assert (run / "checkpoints" / "last.ckpt").exists() and (run / ".hydra" / "config.yaml").exists()
-    best = json.loads((run / "run.json").read_text())["best_checkpoint"]
+    record = json.loads((run / "run.json").read_text())
+    best = record["best_checkpoint"]
+    assert record["torch_threads"] >= 1 and record["torch_threads_reason"]  # the thread count a result depends on
+
+    # a wrong type, read by another key through an interpolation: one line at the key written,
+    # and no run dir left behind
+    result = run_cli("src.train", "debug=fast", "trainer.max_epochs=abc", project_root=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == ["error: trainer.max_epochs='abc' must be a number >= 1 (or -1: no limit)."]
+    assert run_dirs(tmp_path, "debug") == [run]
 
     # evaluated again, the best checkpoint gives the run's own test metrics
     result = run_cli("src.eval", f"ckpt_path={best}", project_root=tmp_path)
@@ -44,13 +52,14 @@ def readme_tour(tmp_path: Path) -> None:
     assert evaluated == pytest.approx({k: metrics[k] for k in evaluated}, abs=1e-5)
     assert "💡 Tip:" not in result.stdout + result.stderr  # Lightning's advertisement (litmodels)
 
-    # predicted with the defaults, the run's test images score the run's own test accuracy
+    # predicted with the defaults, the run's test images score the run's own test accuracy; their
+    # folder given as labels= pairs each NNNx with its NNNy there, as the default pairing does
     images = tmp_path / "test_images"
     images.mkdir()
     for x, y in read_split_csv(tmp_path / "data" / "eliret" / SPLIT_FILES["test"]):
         shutil.copy(x, images / x.name)
         shutil.copy(y, images / y.name)
-    result = run_cli("src.predict", f"ckpt_path={best}", f"input={images}", f"output_dir={tmp_path / 'predicted'}", project_root=tmp_path)
+    result = run_cli("src.predict", f"ckpt_path={best}", f"input={images}", f"labels={images}", f"output_dir={tmp_path / 'predicted'}", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "predicted" / "predictions.csv") as handle:
         accuracy = [float(row["acc"]) for row in csv.DictReader(handle)]
@@ -121,17 +130,30 @@ def test_corrupt_data_is_named_before_training(tmp_path: Path) -> None:
 def test_a_redirected_run_prints_a_line_per_epoch_and_no_noise(tmp_path: Path) -> None:
     """Output to a file (not a terminal): one line per epoch instead of a bar rewriting itself at
     every step, and none of Lightning's non-actionable lines."""
-    result = run_cli("src.train", "trainer.max_epochs=2", "reduction.rounds=0", "trainer.limit_train_batches=3", project_root=tmp_path)
+    result = run_cli("src.train", "trainer.max_epochs=2", "reduction.rounds=2", "trainer.limit_train_batches=3", project_root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in lines] == ["epoch 0/1", "epoch 1/1"]
     assert all("3 steps" in line and "train/loss=" in line and "val/loss=" in line for line in lines)
+    # the reduction after epoch 0 prints its lines after that epoch's line, before the next
+    reduction = result.stdout.index("reduction round 1: relevance")
+    assert result.stdout.index(lines[0]) < reduction < result.stdout.index(lines[1])
     assert "\r" not in output and "it/s" not in output
-    for noise in ("💡 Tip:", "Trainer already configured with model summary", "LeafSpec", "Total FLOPs: 0", "smaller than the logging interval"):
-        assert noise not in output, noise
+    noise = (
+        "💡 Tip:",
+        "Trainer already configured with model summary",
+        "LeafSpec",
+        "Total FLOPs: 0",
+        "smaller than the logging interval",
+        "`Trainer.fit` stopped",
+    )
+    for line in noise + ("Restoring states", "Loaded model weights", "detect_anomaly"):
+        assert line not in output, line
     assert "Total FLOPs" in output  # the summary counts them on an example image
-    assert output.count("Seed set to") == 1 and output.count("`Trainer.fit` stopped") == 1  # not once per handler
+    assert output.count("Seed set to") == 1  # not once per handler
+    table = output[output.index("saliency reduction, per round") :].splitlines()[:6]
+    assert max(len(line.rstrip()) for line in table) <= 100
 
 
 # the entry point run in-process by a child python that then reports whether torch was imported

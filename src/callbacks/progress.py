@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
@@ -28,6 +29,7 @@ class LinePerEpochProgressBar(ProgressBar):
         self._started = 0.0
         self._steps = 0
         self._finished: tuple[int, int, float] | None = None  # epoch, steps, seconds
+        self._printed_epoch: int | None = None  # printed early by print_epoch_now
 
     def disable(self) -> None:
         self._enabled = False
@@ -48,7 +50,15 @@ class LinePerEpochProgressBar(ProgressBar):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # the module logs its epoch's train metrics after this hook: the line waits for them
+        if self._printed_epoch != trainer.current_epoch:
+            self._finished = (trainer.current_epoch, self._steps, time.perf_counter() - self._started)
+
+    def print_epoch_now(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The current epoch's line at once, for work that runs at the epoch's end and prints
+        lines of its own (the reduction's round), once the module has logged its train metrics."""
         self._finished = (trainer.current_epoch, self._steps, time.perf_counter() - self._started)
+        self._print_finished_epoch(trainer, pl_module)
+        self._printed_epoch = trainer.current_epoch
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._print_finished_epoch(trainer, pl_module)
@@ -63,6 +73,16 @@ class LinePerEpochProgressBar(ProgressBar):
         # counted from 0 as in Lightning's bar and the checkpoint names: `epoch 49/149` is epoch_049.ckpt
         last = trainer.max_epochs - 1 if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         print(f"epoch {epoch}/{last}: {steps} steps, {seconds:.1f} s {shown}".rstrip(), flush=True)
+
+
+def print_epoch_line_now(trainer: L.Trainer, pl_module: L.LightningModule, log_train_metrics: Callable[[], None]) -> None:
+    """Before epoch-end work that prints lines of its own: the train metrics logged
+    (``log_train_metrics``, which the module would call after the callbacks) and the epoch's
+    line printed, so the work's lines follow the epoch they belong to."""
+    bar = trainer.progress_bar_callback
+    if isinstance(bar, LinePerEpochProgressBar) and bar.is_enabled:
+        log_train_metrics()
+        bar.print_epoch_now(trainer, pl_module)
 
 
 def progress_bar(mode: str = "auto", refresh_rate: int = 1) -> ProgressBar:

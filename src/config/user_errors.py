@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from hydra.core.hydra_config import HydraConfig
@@ -41,6 +44,24 @@ def _log_to_files(error: UserInputError) -> None:
             handler.handle(record)
 
 
+def _remove_empty_run_dir() -> bool:
+    """Remove the run dir Hydra made for a refused command when nothing was trained in it (no
+    checkpoint, no metrics.json: only the config record, logs and run.json every start writes; a
+    resumed run's dir keeps its checkpoints); not in a step of several processes, which share
+    the dir. Returns whether it was removed."""
+    if not HydraConfig.initialized() or "SLURM_STEP_ID" in os.environ or "LOCAL_RANK" in os.environ:
+        return False
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if not run_dir.is_dir() or (run_dir / "metrics.json").exists() or next(run_dir.rglob("*.ckpt"), None) is not None:
+        return False
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == run_dir]:
+        root.removeHandler(handler)
+        handler.close()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
 def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
     """In a multirun the error is raised instead, so Hydra records that job as failed and runs
     the others (an exit would end the whole sweep)."""
@@ -53,7 +74,8 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
             error = user_error_in(exc)
             if error is None or _in_multirun():
                 raise
-            _log_to_files(error)
+            if not _remove_empty_run_dir():
+                _log_to_files(error)
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
 

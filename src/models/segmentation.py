@@ -155,6 +155,11 @@ class SegmentationModule(ConfiguredModule):
     # step costs Lightning's per-call bookkeeping (`make bench` measures where an epoch goes).
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
+        self.log_train_metrics()
+
+    def log_train_metrics(self) -> None:
+        """The epoch's train loss and metrics, logged once: a callback whose epoch-end work
+        prints (the reduction) calls it first, so the epoch's line can come before that work."""
         self._log_metrics("train")
 
     def on_validation_epoch_end(self) -> None:

@@ -27,13 +27,14 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from src.callbacks.progress import WorkProgress
+from src.callbacks.progress import WorkProgress, print_epoch_line_now
 from src.config.errors import UserInputError
 from src.config.schemas import check_values
 from src.config.schemas.reduction import ORACLE
 from src.data.contract import experiment_data
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
+from src.models.segmentation import SegmentationModule
 from src.reduction import packed, round_outputs
 from src.reduction.masking import fill_stored, keep_mask
 from src.reduction.ranks import Ranks, batch_starts
@@ -213,6 +214,8 @@ class SaliencyReduction(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.epochs_per_round == 0 and self.rounds_done < self.rounds:
+            if isinstance(pl_module, SegmentationModule):
+                print_epoch_line_now(trainer, pl_module, pl_module.log_train_metrics)
             self._reduce(trainer, pl_module, fit_seconds=time.perf_counter() - self._round_started)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

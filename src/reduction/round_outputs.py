@@ -125,25 +125,26 @@ TABLE_COLUMNS = (
     ("round", "round"),
     ("kept_fraction", "kept"),
     ("val/loss", "val loss"),
-    ("val/mse", "val mse"),
     ("val/miou", "val mIoU"),
-    ("val/mdice", "val mDice"),
     ("mean_spatial_entropy", "entropy"),
     ("mean_moment_of_inertia", "inertia"),
-    ("oracle_keep_iou", "IoU w/ oracle"),
+    ("oracle_keep_iou", "oracle IoU"),
     ("cue_share", "cue left"),
-    ("fit_seconds", "fit s"),
-    ("relevance_seconds", "relevance s"),
-    ("fill_seconds", "fill s"),
+    ("round_seconds", "seconds"),
 )
+# the width the console table keeps to (a terminal or a log read in one)
+TABLE_WIDTH = 100
 
 
 def rounds_table(rows: Sequence[dict[str, float]]) -> Table:
-    columns = [(key, header) for key, header in TABLE_COLUMNS if rows and key in rows[0]]
+    """The essentials of ``rows`` in at most ``TABLE_WIDTH`` characters (the round's fit,
+    relevance and fill seconds as one; ``val/mse`` and ``val/mdice`` are in rounds.csv)."""
+    shown = [{**row, "round_seconds": sum(row.get(key, 0.0) for key in ("fit_seconds", "relevance_seconds", "fill_seconds"))} for row in rows]
+    columns = [(key, header) for key, header in TABLE_COLUMNS if shown and key in shown[0]]
     table = Table(title="saliency reduction, per round (all columns: reduction/rounds.csv)")
     for _, header in columns:
         table.add_column(header, justify="right")
-    for row in rows:
+    for row in shown:
         table.add_row(*(_format(row.get(key)) for key, _ in columns))
     return table
 

@@ -80,11 +80,9 @@ def test_splits_section(table: pd.DataFrame, keys: Sequence[str], splits: dict[s
     if not splits:
         return []
     name = next(iter(splits.values())).rsplit("/", 1)[-1]
-    grouped = _mean_std(stats.grouped(table, keys or ["baseline"], list(splits.values())), list(splits.values())).rename(
-        columns={m: s for s, m in splits.items()}
-    )
+    grouped = _mean_std(stats.grouped(table, keys or ["runs"], list(splits.values())), list(splits.values())).rename(columns={m: s for s, m in splits.items()})
     lines = ["## Every test split", "", f"`{name}` on each test split, mean ± std over seeds (best checkpoint, and within the final round):", ""]
-    lines += [part for chunk in column_chunks(grouped, [*keys, "n"] if keys else ["baseline", "n"]) for part in (table_md(chunk), "")]
+    lines += [part for chunk in column_chunks(grouped, [*keys, "n"] if keys else ["runs", "n"]) for part in (table_md(chunk), "")]
     if keys and table.baseline.any() and (~table.baseline).any():
         grid = paired_grid(table, keys, splits, stats.paired_with_baseline)
         if not grid.empty:
@@ -143,7 +141,7 @@ def convergence_warnings(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
     for run in sorted(runs, key=lambda r: r.seed):
         found = stats.late_best_epoch(run)
         if found is not None:
-            late.setdefault(confirmatory.label(run, keys), []).append(f"seed {run.seed} (epoch {found[0] + 1} of {found[1]})")
+            late.setdefault(confirmatory.label(run, keys), []).append(f"seed {run.seed} (best at epoch {found[0]}, counted from 0, of {found[1]} epochs)")
     if not late:
         return []
     listed = "; ".join(f"{arm}: {', '.join(seeds)}" for arm, seeds in late.items())
@@ -277,7 +275,7 @@ class SweepData:
 
     @property
     def groups(self) -> list[str]:
-        return self.keys or ["baseline"]
+        return self.keys or ["runs"]
 
 
 def sweep_data(runs: Sequence[Run], sources: Sequence[Path], out: Path, headline: str | None) -> SweepData:
@@ -459,7 +457,7 @@ def shift_section(data: SweepData) -> list[str]:
     by_shift = _mean_std(stats.grouped(table, data.groups, list(per_shift.values())), list(per_shift.values())).rename(
         columns={m: s for s, m in per_shift.items()}
     )
-    lines += [part for chunk in column_chunks(by_shift, [*keys, "n"] if keys else ["baseline", "n"]) for part in (table_md(chunk), "")]
+    lines += [part for chunk in column_chunks(by_shift, [*keys, "n"] if keys else ["runs", "n"]) for part in (table_md(chunk), "")]
     for title, columns in (("best checkpoint", per_shift), ("best checkpoint within the final round", data.final_per_shift)):
         for against, compare in (("the no-reduction baseline", stats.paired_with_baseline), ("`method=random`", stats.paired_with_random)):
             grid = paired_grid(table, keys, columns, compare) if columns and keys else pd.DataFrame()
@@ -550,7 +548,7 @@ def run_report(run: Run, out: Path) -> Path:
         "",
         f"- run dir: `{run.path}`",
         f"- overrides: `{' '.join(f'{k}={v}' for k, v in run.overrides.items()) or 'none'}`",
-        f"- final metrics from {checkpoint_selection([run])}" + (f" (epoch {run.best_epoch + 1}, counted from 1)" if run.best_epoch is not None else ""),
+        f"- final metrics from {checkpoint_selection([run])}" + (f" (epoch {run.best_epoch}, counted from 0)" if run.best_epoch is not None else ""),
         "",
     ]
     if run.metrics:

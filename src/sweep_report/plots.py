@@ -86,28 +86,42 @@ def mean_curves(runs: Sequence[Run], label_of: dict[Path, str], metric: str, pat
             curves.setdefault(label_of[run.path], []).append(run.epochs.set_index("epoch")[metric].dropna())
     if not curves:
         return False
-    fig, ax = subplots(figsize=(7.5, 4.2))
+    fig, ax = subplots(figsize=(11, 4.6))  # the legend beside the axes, readable
     # tab10's strong colours first; tab20's pale halves only beyond ten settings
     colours = iter([*matplotlib.colormaps["tab10"].colors, *matplotlib.colormaps["tab20"].colors[1::2]] * 4)
     for label, series in curves.items():
         mean = pd.concat(series, axis=1).mean(axis=1)
         baseline = label.startswith("no reduction")
         ax.plot(
-            mean.index + 1,
+            mean.index,
             mean.to_numpy(),
             color="black" if baseline else next(colours),
             lw=2.2 if baseline else 1.0,
             label=f"{label} (n={len(series)})",
             zorder=3 if baseline else 2,
         )
-    ax.set_xlabel("epoch")
+    ax.set_title(f"validation {metric} per epoch, mean over seeds")
+    ax.set_xlabel("epoch (counted from 0, as in the logs and checkpoint names)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"{metric} (validation)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 if len(curves) <= 14 else 2)
     fig.tight_layout()
     save_figure(fig, path)
     return True
+
+
+def same_series(frame: pd.DataFrame, columns: list[str]) -> list[list[str]]:
+    """``columns`` grouped by equal values (a regression net's ``val/loss`` is its ``val/mse``):
+    one line per group, labelled with every name, so no metric is drawn under another."""
+    groups: list[list[str]] = []
+    for column in columns:
+        same = next((group for group in groups if frame[group[0]].equals(frame[column])), None)
+        if same is None:
+            groups.append([column])
+        else:
+            same.append(column)
+    return groups
 
 
 def rounds_curves(rounds: pd.DataFrame, path: Path) -> None:
@@ -115,8 +129,8 @@ def rounds_curves(rounds: pd.DataFrame, path: Path) -> None:
     val = [c for c in rounds.columns if c.startswith("val/")]
     measures = [c for c in ("mean_spatial_entropy", "mean_moment_of_inertia") if c in rounds]
     fig, axes = subplots(1, 3, figsize=(13, 3.6))
-    for column in val:
-        axes[0].plot(rounds["round"], rounds[column], "o-", label=column)
+    for names in same_series(rounds, val):
+        axes[0].plot(rounds["round"], rounds[names[0]], "o-", label=" = ".join(names))
     axes[0].set_title("validation after each round's fit")
     axes[1].plot(rounds["round"], rounds["kept_fraction"], "o-")
     axes[1].set_title("kept fraction of the pixels")
@@ -139,13 +153,13 @@ def learning_curves(epochs: pd.DataFrame, path: Path, epochs_per_round: int | No
     scores = [c for c in epochs.columns if c.startswith("val/") and c != "val/loss"]
     fig, axes = subplots(1, 2, figsize=(12, 3.8))
     for ax, columns in zip(axes, (losses, scores)):
-        for column in columns:
-            series = epochs[["epoch", column]].dropna()
-            ax.plot(series["epoch"] + 1, series[column], label=column)
+        for names in same_series(epochs, columns):
+            series = epochs[["epoch", names[0]]].dropna()
+            ax.plot(series["epoch"], series[names[0]], label=" = ".join(names))
         if epochs_per_round:
             for boundary in range(epochs_per_round, int(epochs["epoch"].max()) + 1, epochs_per_round):
-                ax.axvline(boundary + 0.5, color="gray", ls="--", lw=0.8)
-        ax.set_xlabel("epoch")
+                ax.axvline(boundary - 0.5, color="gray", ls="--", lw=0.8)
+        ax.set_xlabel("epoch (counted from 0)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

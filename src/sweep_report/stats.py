@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,8 +45,10 @@ def runs_table(runs: Sequence[Run], keys: Sequence[str], metrics: Sequence[str])
     """One row per run: its setting (``keys``), seed, whether it is a baseline, and ``metrics``."""
     rows = []
     for run in runs:
-        row = {k: run.setting(k) for k in keys}
-        row.update(seed=run.seed, baseline=not run.reduced, run=run.path.name, **{"best round": best_round(run)})
+        row: dict[str, Any] = {k: run.setting(k) for k in keys}
+        # "runs": the group of a sweep that varies nothing but the seed
+        row.update(seed=run.seed, baseline=not run.reduced, runs="no reduction" if not run.reduced else "with reduction", run=run.path.name)
+        row["best round"] = best_round(run)
         row.update({m: metric_of(run, m) for m in metrics})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING as NO_DEFAULT
 from dataclasses import fields
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from src.config.errors import UserInputError
 from src.config.schemas.data import (
@@ -183,8 +185,31 @@ def check_ranges(cfg: DictConfig) -> None:
     reducing = (OmegaConf.select(cfg, "reduction.rounds", default=0) or 0) > 0
     # rounds=0 or reduction=none: the reduction's other settings do not apply
     keys = [key for key in RANGES if reducing or not key.startswith("reduction.") or key == "reduction.rounds"]
-    problems = _problems({key: OmegaConf.select(cfg, key, default=None) for key in keys})
+    # a key that reads a wrong value through an interpolation is skipped: the value is named
+    # at the key the user wrote (every interpolated source is in RANGES), or below
+    problems = _problems({key: _read(cfg, key) for key in keys})
     if reducing:
-        problems += _unknown_choices({key: OmegaConf.select(cfg, key, default=None) for key in CHOICES})
+        problems += _unknown_choices({key: _read(cfg, key) for key in CHOICES})
     if problems:
         raise UserInputError("; ".join(problems) + ".")
+    for key in keys:
+        try:
+            OmegaConf.select(cfg, key, default=None)
+        except InterpolationResolutionError as error:
+            raise UserInputError(_unresolvable(cfg, key, error)) from None
+
+
+def _read(cfg: DictConfig, key: str) -> Any:
+    """``key``'s value, or None where it is missing or its interpolation cannot be resolved."""
+    return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+
+
+def _unresolvable(cfg: DictConfig, key: str, error: InterpolationResolutionError) -> str:
+    """One line naming the keys that ``key`` interpolates, with their values: the user wrote one of
+    those, not ``key``."""
+    parent, _, leaf = key.rpartition(".")
+    node = (OmegaConf.select(cfg, parent) if parent else cfg)._get_node(leaf)
+    sources = re.findall(r"\$\{([A-Za-z_][\w.]*)\}", str(node._value()) if node is not None else "")
+    values = ", ".join(f"{source}={OmegaConf.select(cfg, source, default=None, throw_on_resolution_failure=False)!r}" for source in sources)
+    cause = str(error).splitlines()[0]
+    return f"{key} reads {values or 'another key'} and cannot use it ({cause}); give that key a value of the right type."
