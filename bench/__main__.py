@@ -76,7 +76,8 @@ def run(mode: str, data_dir: Path, results_dir: Path) -> dict:
     section("overhead", lambda: overhead.measure(data_root, plan["overhead_epochs"], plan["overhead_repetitions"]))
     if plan["startup"]:
         section("startup", lambda: overhead.startup(data_root, 2))
-    section("threads", lambda: threads.measure(data_root, plan["thread_epochs"], plan["thread_repetitions"]))
+    if plan["thread_repetitions"]:
+        section("threads", lambda: threads.measure(data_root, plan["thread_epochs"], plan["thread_repetitions"]))
     section("cli", lambda: cli.measure(reps))
     methods = relevance.METHODS if mode == "full" else ("prediction", "gradient")
     section("relevance", lambda: relevance.measure(min(reps, 2), plan["relevance_sizes"], methods))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import data, early_exit, fills, overhead, relevance
+from bench import data, early_exit, fills, overhead, relevance, threads
 from bench.__main__ import MODES, run
 from bench.epoch_parts import Stopwatch
 from bench.page import early_exit_section, markdown
@@ -86,7 +86,8 @@ def test_loader_and_model_rates_per_data_set(data_root: Path, tmp_path: Path) ->
 @pytest.mark.slow
 def test_quick_bench_writes_json_and_markdown(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # every section of the quick plan at its smallest size: what is checked is what the run writes
-    smallest = {"overhead_epochs": {"eliret": 3, "membrane": 3}, "repetitions": 1, "relevance_sizes": (100,)}
+    # (the thread section's fresh processes, 12 of them, are tested on their own below)
+    smallest = {"overhead_epochs": {"eliret": 3, "membrane": 3}, "repetitions": 1, "relevance_sizes": (100,), "thread_repetitions": 0}
     monkeypatch.setitem(MODES, "quick", {**MODES["quick"], **smallest})
     results = run("quick", data_root, tmp_path)
     stored = json.loads((tmp_path / "latest.json").read_text())
@@ -110,3 +111,32 @@ def test_early_exit_time_is_taken_apart_per_layout(data_root: Path, tmp_path: Pa
         assert parts["time_over_flops_fraction"] == pytest.approx(parts["time_fraction"] / result["flops_fraction"])
     page = "\n".join(early_exit_section({"pet_cls_32": result}))
     assert "### pet_cls_32" in page and "| channels_last, batch 64 |" in page
+
+
+def test_the_thread_section_compares_the_default_with_the_best_arm(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # each arm's runs replaced by fixed fit seconds: what is checked is the bookkeeping and the page
+    seconds = {"null": [3.4, 3.5], "1": [4.4, 4.3], "2": [3.2, 3.1]}
+    busy = {"null": [4.1, 4.2], "1": [4.0, 4.1], "2": [11.5, 11.7]}
+    state = {"table": seconds}
+
+    def arm(threads_: str, data_dir: str, epochs: int, sink: list[float]):
+        values = iter(state["table"][threads_])
+        return lambda: sink.append(next(values))
+
+    monkeypatch.setattr(threads, "_arm", arm)
+    monkeypatch.setattr(threads, "usable_cores", lambda: [0, 1])
+
+    class Busy:
+        def __enter__(self):
+            state["table"] = busy
+
+        def __exit__(self, *exc):
+            state["table"] = seconds
+
+    monkeypatch.setattr(threads, "one_core_busy", Busy)
+    results = threads.measure(str(data_root), epochs=2, repetitions=2)
+    assert results["idle"]["fit_seconds"] == pytest.approx({"default": 3.45, "1 thread": 4.35, "2 threads (every core)": 3.15})
+    assert results["idle"]["default_over_best"] == round(3.45 / 3.15, 2) and results["idle"]["within_target"]
+    assert results["one core busy"]["default_over_best"] == round(4.15 / 4.05, 2)
+    page = markdown({**json.loads((Path(__file__).parents[1] / "bench" / "measured" / "latest.json").read_text()), "threads": results})
+    assert "## Thread default" in page and "| one core busy | 4.15 | 4.05 | 11.6 | 1.02 | yes |" in page

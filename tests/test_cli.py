@@ -210,8 +210,11 @@ def test_a_user_error_is_printed_once(tmp_path: Path) -> None:
     assert result.returncode == 2
     message = "reduction.percentile=200 must be in (0, 100]"
     assert (result.stdout + result.stderr).count(message) == 1 and f"error: {message}" in result.stderr
-    (run,) = run_dirs(tmp_path)
-    assert message in (run / "train.log").read_text()  # and kept in the run's log
+    assert not (tmp_path / "outputs" / "train" / "runs").exists() or not run_dirs(tmp_path)  # no run dir for a refused command
+    # a run dir the command named is never removed: the error stays in its log
+    named = tmp_path / "mine"
+    result = run_cli("src.train", "reduction.percentile=200", f"hydra.run.dir={named}", project_root=tmp_path)
+    assert result.returncode == 2 and message in (named / "train.log").read_text()
 
 
 def test_help_into_a_pipe_closed_early_ends_quietly() -> None:

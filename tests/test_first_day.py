@@ -4,6 +4,7 @@ swept, a rounds table that fits a terminal."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -22,17 +23,32 @@ from src.train import train
 from tests.helpers.compose import compose_config
 
 
-def test_the_thread_default_takes_the_idle_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_thread_default_takes_the_idle_usable_cores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    quota_of, idle_of = threads.cpu_quota, threads.idle_cores
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "usable_cores", lambda: [0, 1, 2, 3])
-    for idle, chosen in ((4.0, 4), (3.1, 3), (1.0, 1), (0.2, 1)):
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    # a core counts once it is three quarters idle: 1.5 idle cores are 1 thread, 1.8 are 2
+    for idle, chosen in ((4.0, 4), (3.1, 3), (1.8, 2), (1.5, 1), (1.0, 1), (0.2, 1)):
         monkeypatch.setattr(threads, "idle_cores", lambda cores, seconds=0.2, idle=idle: idle)
         choice = threads.choose_threads(None)
         assert choice.threads == chosen and f"{idle:.1f} of the 4 usable cores idle" in choice.reason
     assert threads.choose_threads(3) == threads.ThreadChoice(3, "torch_threads")  # asked for: taken as it is
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a launcher's or the user's choice
-    assert threads.choose_threads(None) == threads.ThreadChoice(2, "OMP_NUM_THREADS")
-    assert threads.idle_cores(threads.usable_cores(), seconds=0.05) <= len(threads.usable_cores())
+    monkeypatch.setattr(threads, "idle_cores", lambda cores, seconds=0.2: 4.0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a launcher's share caps the idle cores, never raises them
+    assert threads.choose_threads(None).threads == 2
+    monkeypatch.setattr(threads, "idle_cores", lambda cores, seconds=0.2: 1.0)
+    assert threads.choose_threads(None).threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # nothing to choose: the machine is not even sampled
+    monkeypatch.setattr(threads, "idle_cores", lambda cores, seconds=0.2: pytest.fail("sampled"))
+    assert threads.choose_threads(None).threads == 1
+    # a cgroup v2 quota (docker --cpus=1.5) caps them too
+    quota = tmp_path / "cpu.max"
+    quota.write_text("150000 100000\n")
+    assert quota_of(quota) == 1.5 and quota_of(tmp_path / "absent") is None
+    quota.write_text("max 100000\n")
+    assert quota_of(quota) is None
+    assert 0 <= idle_of([0], seconds=0.05) <= 1  # the real sampler: one core's idle share
 
 
 def _fake_run(log_dir: Path, name: str, overrides: list[str], finished: bool = False) -> Path:
@@ -78,6 +94,28 @@ def test_a_sweep_resumes_only_an_unfinished_sweep_of_the_same_overrides(tmp_path
     # nothing unfinished of these overrides: a new sweep, as without ckpt_path=last
     fresh = ["src.train", "-m", "seed=5", "ckpt_path=last", f"paths.log_dir={tmp_path}"]
     assert rerun.expand_arguments(fresh) == fresh
+    # the same keys in another order number the jobs otherwise: another sweep
+    grid = sweep("4", ["seed=0,1", "model=unet,fcn", where], finished=False)
+    assert rerun.expand_arguments(["src.train", "-m", "seed=0,1", "model=unet,fcn", "ckpt_path=last", where])[-1] == f"hydra.sweep.dir='{grid}'"
+    reordered = ["src.train", "-m", "model=unet,fcn", "seed=0,1", "ckpt_path=last", where]
+    assert rerun.expand_arguments(reordered) == reordered
+    # a sweep still running (its process holds the lock) is not joined
+    with open(grid / rerun.SWEEP_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(UserInputError, match="is still running"):
+            rerun.expand_arguments(["src.train", "-m", "seed=0,1", "model=unet,fcn", "ckpt_path=last", where])
+    # a finished sweep with a failed job is continued (the failed job runs again)
+    (killed.parent / "2" / "0").mkdir(parents=True)
+    (killed.parent / "2" / "0" / "job.json").write_text(json.dumps({"status": "failed"}))
+    assert killed.parent / "2" in rerun.unfinished_sweeps(tmp_path, "train", ["seed=0,1", where])
+
+
+def test_a_preset_that_sweeps_is_resumed_as_a_sweep() -> None:
+    # the study presets set hydra.mode MULTIRUN themselves: no -m on their command line
+    assert rerun._fresh_sweep_dir(["experiment=reduction_benchmark_baselines", "ckpt_path=last"])
+    assert rerun._fresh_sweep_dir(["hparams_search=reduction_optuna", "ckpt_path=last"])
+    assert not rerun._fresh_sweep_dir(["seed=1", "ckpt_path=last"])
+    assert not rerun._fresh_sweep_dir(["-m", "seed=1,2", "hydra.sweep.dir=somewhere", "ckpt_path=last"])
 
 
 def test_a_wrong_type_is_named_at_the_key_the_user_wrote(tmp_path: Path) -> None:

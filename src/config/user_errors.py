@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
@@ -44,15 +44,22 @@ def _log_to_files(error: UserInputError) -> None:
             handler.handle(record)
 
 
+# what every start writes into its run dir before training: Hydra's record, the log, run.json and
+# the loggers' folders (nothing logged yet)
+_START_FILES = (".hydra", ".log", "run.json", "csv", "wandb", "tensorboard")
+
+
 def _remove_empty_run_dir() -> bool:
-    """Remove the run dir Hydra made for a refused command when nothing was trained in it (no
-    checkpoint, no metrics.json: only the config record, logs and run.json every start writes; a
-    resumed run's dir keeps its checkpoints); not in a step of several processes, which share
-    the dir. Returns whether it was removed."""
+    """Remove the run dir Hydra made for a refused command when it holds only what every start
+    writes (never a dir the command named with hydra.run.dir, never inside a step of several
+    processes, which share the dir). Returns whether it was removed."""
     if not HydraConfig.initialized() or "SLURM_STEP_ID" in os.environ or "LOCAL_RANK" in os.environ:
         return False
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if not run_dir.is_dir() or (run_dir / "metrics.json").exists() or next(run_dir.rglob("*.ckpt"), None) is not None:
+    hydra = HydraConfig.get()
+    if any(o.lstrip("+").startswith("hydra.run.dir=") for o in hydra.overrides.hydra):
+        return False
+    run_dir = Path(hydra.runtime.output_dir)
+    if not run_dir.is_dir() or any(not entry.name.startswith(_START_FILES) and not entry.name.endswith(_START_FILES) for entry in run_dir.iterdir()):
         return False
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == run_dir]:
@@ -72,7 +79,7 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
             return fn(*args, **kwargs)
         except Exception as exc:
             error = user_error_in(exc)
-            if error is None or _in_multirun():
+            if error is None or in_multirun():
                 raise
             if not _remove_empty_run_dir():
                 _log_to_files(error)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.callbacks.requeue import Requeued
 from src.config.compose import CONF
 from src.config.errors import UserInputError
+from src.config.user_errors import in_multirun
 from src.data.contract import ExperimentData
 from src.jobs.after_test import after_test, split_test_metrics, write_metrics
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer, set_torch_threads
@@ -54,8 +55,9 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     check_writable(output_dir, "paths.output_dir")
-    if cfg.get("ckpt_path") == "last" and (output_dir / "metrics.json").is_file():
-        # a continued sweep's finished job (or a requeued step's): its results are read, not retrained
+    if cfg.get("ckpt_path") == "last" and (output_dir / "metrics.json").is_file() and in_multirun():
+        # a continued sweep's finished job, matched by its overrides: its results are read, not
+        # retrained (a single run resumed with more epochs goes on training)
         log.info("ckpt_path=last: %s finished before; reading its metrics.json", output_dir)
         return json.loads((output_dir / "metrics.json").read_text())
     ckpt_path, resumed_at = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
@@ -211,7 +213,7 @@ def publish_metrics(loggers: list[Logger], metrics: dict[str, float], position: 
     """What no evaluation logged (the best's epoch and round, the final round's epoch and
     validation score) goes to every logger; a W&B run's summary is set to ``metrics.json``'s
     values (its last logged value of `val/*` is the last epoch's, not the best's)."""
-    extra = {**position, **{k: v for k, v in metrics.items() if k == FINAL_ROUND_EPOCH or k.startswith("final_round/val/")}}
+    extra = {**position, **{k: v for k, v in metrics.items() if k in (FINAL_ROUND_EPOCH, FINAL_ROUND_ROUND) or k.startswith("final_round/val/")}}
     for logger in loggers:
         logger.log_metrics(extra, step=step)
         if isinstance(logger, WandbLogger):

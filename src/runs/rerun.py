@@ -14,6 +14,8 @@ progress bar, logger, launcher) never decide which run or sweep is the same.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from src.config.compose import hydra_mode
 from src.config.errors import UserInputError
 from src.config.help import refuse_misspelt_keys
 from src.config.project_root import project_root
@@ -33,6 +36,8 @@ _NOT_REPEATED = ("ckpt_path=", "hydra.run.dir=", "hydra.sweep.dir=")
 EXECUTION_ONLY = ("torch_threads", "callbacks.progress_bar", "logger", "hydra.launcher", "hydra/launcher", "hydra.verbose", "hydra.mode")
 # written by src/sweeps/summary.py when a multirun's last job has ended
 SWEEP_FINISHED = "sweep_finished.json"
+# held (flock) by the process that runs a multirun, for its whole length
+SWEEP_LOCK = ".sweep.lock"
 
 
 def recorded_overrides(run_dir: Path) -> list[str]:
@@ -57,6 +62,8 @@ def expand_arguments(argv: list[str]) -> list[str]:
     if "ckpt_path=last" in args and _fresh_sweep_dir(args):
         found = unfinished_sweeps(_log_dir(args), "train", [a for a in args if a not in ("ckpt_path=last", "-m", "--multirun")])
         if found:
+            if sweep_running(found[0]):
+                raise UserInputError(f"the sweep {found[0]} is still running (another process holds it); wait for it, or stop it before continuing it.")
             _tell_resuming(found, "sweep")
             args = [*args, f"hydra.sweep.dir={_quoted(found[0])}"]  # each job resumes its own dir (src/jobs/training.py)
         return [program, *args]
@@ -79,14 +86,15 @@ def expand_arguments(argv: list[str]) -> list[str]:
 
 
 def what_it_computes(overrides: list[str]) -> list[str]:
-    """``overrides`` less the run-dir keys and the execution-only settings, sorted: two commands
-    with the same list train the same models."""
+    """``overrides`` less the run-dir keys and the execution-only settings, in the order written
+    (a sweep numbers its jobs in that order): two commands with the same list train the same
+    models, job for job."""
     kept = []
     for override in overrides:
         key = override.lstrip("+~").split("=", 1)[0]
         if not override.lstrip("+~").startswith(_NOT_REPEATED) and not any(key == k or key.startswith(f"{k}.") for k in EXECUTION_ONLY):
             kept.append(override)
-    return sorted(kept)
+    return kept
 
 
 def unfinished_runs(log_dir: Path, config_name: str, overrides: list[str]) -> list[Path]:
@@ -94,24 +102,26 @@ def unfinished_runs(log_dir: Path, config_name: str, overrides: list[str]) -> li
     overrides compute what ``overrides`` compute (``what_it_computes``: in any order, run-dir keys
     and execution-only settings left out), with a ``last.ckpt`` and no ``metrics.json`` (they
     stopped before the end), newest checkpoint first."""
-    wanted = what_it_computes(overrides)
+    wanted = sorted(what_it_computes(overrides))  # one run: the order of its overrides changes nothing
     found = []
     for last in log_dir.glob("*/runs/*/checkpoints/last.ckpt"):
         run = last.parent.parent
         if (run / "metrics.json").exists() or not (run / ".hydra" / "overrides.yaml").is_file():
             continue
-        if what_it_computes(recorded_overrides(run)) == wanted and _hydra_setting(run / ".hydra" / "hydra.yaml", "job", "config_name") == config_name:
+        if sorted(what_it_computes(recorded_overrides(run))) == wanted and _hydra_setting(run / ".hydra" / "hydra.yaml", "job", "config_name") == config_name:
             found.append((last.stat().st_mtime, run))
     return [run for _, run in sorted(found, reverse=True)]
 
 
 def unfinished_sweeps(log_dir: Path, config_name: str, overrides: list[str]) -> list[Path]:
-    """Sweep dirs under ``log_dir/<task>/multiruns/`` of ``config_name`` whose overrides (task and
-    Hydra's) compute what ``overrides`` compute and that did not end (no ``sweep_finished.json``, or a job
-    that failed), newest first."""
+    """Sweep dirs under ``log_dir/<task>/multiruns/`` (and the fixed dirs some presets sweep into)
+    of ``config_name`` whose overrides (task and Hydra's, in the order written: the jobs' numbers
+    follow it) compute what ``overrides`` compute and that did not end (no ``sweep_finished.json``,
+    or a job that failed), newest first. A sweep still running is refused: two sweeps would train
+    the same job dirs."""
     wanted = what_it_computes(overrides)
     found = []
-    for recorded in log_dir.glob("*/multiruns/*/multirun.yaml"):
+    for recorded in log_dir.glob("**/multirun.yaml"):
         sweep = recorded.parent
         if (sweep / SWEEP_FINISHED).exists() and not _has_failed_job(sweep):
             continue
@@ -122,7 +132,22 @@ def unfinished_sweeps(log_dir: Path, config_name: str, overrides: list[str]) -> 
 
 
 def _has_failed_job(sweep: Path) -> bool:
-    return any('"status": "failed"' in record.read_text() for record in sweep.glob("*/job.json"))
+    return any(json.loads(record.read_text()).get("status") == "failed" for record in sweep.glob("*/job.json"))
+
+
+def sweep_running(sweep: Path) -> bool:
+    """Whether a process holds ``sweep``'s lock (src/sweeps/summary.py takes it for the sweep's
+    length; a killed sweep's lock is released with its process)."""
+    lock = sweep / SWEEP_LOCK
+    if not lock.exists():
+        return False
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 def _hydra_setting(path: Path, group: str, key: str):
@@ -133,10 +158,11 @@ def _hydra_setting(path: Path, group: str, key: str):
 
 
 def _fresh_sweep_dir(args: list[str]) -> bool:
-    """Whether this command is a multirun (``-m``, or an Optuna search preset) that would make a
-    new timestamped sweep dir."""
-    multirun = any(a in ("-m", "--multirun") or a.startswith("hparams_search=") and not a.endswith("=null") for a in args)
-    return multirun and not any(a.lstrip("+").startswith("hydra.sweep.dir=") for a in args)
+    """Whether this command is a multirun (``-m``, or a preset that sets ``hydra.mode``: the study
+    presets, an Optuna search) whose sweep dir is not given on the command line."""
+    if any(a.lstrip("+").startswith("hydra.sweep.dir=") for a in args):
+        return False
+    return any(a in ("-m", "--multirun") for a in args) or hydra_mode("train", args) == "MULTIRUN"
 
 
 def _fresh_run_dir(args: list[str]) -> bool:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
@@ -24,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.config.user_errors import user_error_in
-from src.runs.rerun import SWEEP_FINISHED
+from src.runs.rerun import SWEEP_FINISHED, SWEEP_LOCK
 from src.storage.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,14 @@ class SweepSummary(Callback):
     def __init__(self, filename: str = SUMMARY) -> None:
         self.filename = filename
         self._started = 0.0
+        self._running: IO[str] | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # held for the sweep's length: `ckpt_path=last` refuses to continue a sweep still running
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        self._running = open(sweep_dir / SWEEP_LOCK, "w")  # noqa: SIM115 - open until the sweep ends
+        fcntl.flock(self._running, fcntl.LOCK_EX)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.time()
@@ -51,6 +59,9 @@ class SweepSummary(Callback):
             return
         run_dir = Path(config.hydra.runtime.output_dir)
         record = job_record(config, job_return, run_dir, wall_seconds=time.time() - self._started)
+        earlier = _read_record(run_dir / JOB_RECORD)
+        if earlier is not None and earlier.get("status") == "ok" and earlier.get("metrics") == record["metrics"]:
+            record["wall_seconds"] = earlier["wall_seconds"]  # a continued sweep read it: its time is the first run's
         write_bytes_atomic(run_dir / JOB_RECORD, json.dumps(record, indent=2).encode())
         self._rewrite(Path(config.hydra.sweep.dir))
 
@@ -59,6 +70,9 @@ class SweepSummary(Callback):
         path = self._rewrite(sweep_dir)
         # `-m ... ckpt_path=last` continues only a sweep without this mark (src/runs/rerun.py)
         write_bytes_atomic(sweep_dir / SWEEP_FINISHED, json.dumps({"ended": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
+        if self._running is not None:
+            self._running.close()  # releases the lock
+            self._running = None
         log.info("sweep summary: %s", path)
 
     def _rewrite(self, sweep_dir: Path) -> Path:
@@ -90,6 +104,13 @@ def job_record(config: DictConfig, job_return: JobReturn, run_dir: Path, wall_se
         "wall_seconds": round(wall_seconds, 2),
         "run_dir": str(run_dir),
     }
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def _root_cause(exc: BaseException) -> BaseException:
