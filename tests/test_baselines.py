@@ -24,49 +24,54 @@ def pointwise(weights: list[float], biases: list[float]) -> nn.Conv2d:
     return conv
 
 
-def test_the_right_reasons_term_is_a_hand_computation_on_a_pointwise_net() -> None:
-    w, b = np.array([0.7, -1.3, 0.4]), np.array([0.1, 0.0, -0.2])
-    net = pointwise(w.tolist(), b.tolist())
-    images = torch.rand(2, 1, 7, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float32).requires_grad_(True)
-    targets = torch.zeros(2, 7, 7, dtype=torch.long)
-    targets[0, 3, 3] = 1  # one object pixel; with margin 1 its 4-neighbours are near too
-    targets[1, 0:2, 0:2] = 2
-    penalty = right_reasons_penalty(images, net(images), targets, margin=1)
-    # by hand: sum_k log p_k = sum_k l_k - K logsumexp(l), so d/dx = sum_k w_k - K sum_k p_k w_k
-    x = images.detach().numpy()[:, 0].astype(np.float64)
-    logits = w[None, :, None, None] * x[:, None] + b[None, :, None, None]
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    gradient = w.sum() - 3 * (p * w[None, :, None, None]).sum(1)
-    rows, cols = np.mgrid[0:7, 0:7]
-    near = np.zeros((2, 7, 7), dtype=bool)
-    for n in range(2):
-        for r, c in zip(*np.nonzero(targets[n].numpy())):
-            near[n] |= (rows - r) ** 2 + (cols - c) ** 2 <= 1
-    expected = ((gradient * ~near) ** 2).sum((1, 2)).mean()
+def spatial(weights: np.ndarray, bias: float) -> nn.Conv2d:
+    """A 3x3 convolution from one channel to one logit: each output pixel reads its neighbours."""
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(weights).float().view(1, 1, 3, 3))
+        conv.bias.fill_(bias)
+    return conv
+
+
+def test_the_right_reasons_term_is_a_hand_computation_on_a_tiny_net() -> None:
+    w = np.array([[0.2, -0.5, 0.1], [0.4, 1.0, -0.3], [0.0, 0.6, -0.2]])
+    net = spatial(w, 0.1)
+    images = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float32).requires_grad_(True)
+    targets = torch.zeros(2, 6, 6, dtype=torch.long)
+    targets[0, 2, 2] = targets[0, 2, 3] = 1  # two object pixels
+    penalty = right_reasons_penalty(images, net(images), targets, margin=0)
+    # by hand: s = mean over object pixels p of log sigmoid(z_p); ds/dx_q = mean_p (1 - sigmoid(z_p)) w[q - p + 1]
+    x = np.pad(images.detach().numpy()[0, 0].astype(np.float64), 1)
+    z = {p: (w * x[p[0] : p[0] + 3, p[1] : p[1] + 3]).sum() + 0.1 for p in ((2, 2), (2, 3))}
+    gradient = np.zeros((6, 6))
+    for (r, c), value in z.items():
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                gradient[r + dr, c + dc] += (1 - 1 / (1 + np.exp(-value))) * w[dr + 1, dc + 1] / len(z)
+    outside = targets[0].numpy() == 0
+    expected = (gradient[outside] ** 2).sum() / outside.sum() / 2  # image 1 has no object: it adds 0
     assert penalty.item() == pytest.approx(expected, rel=1e-5)
     # its gradients flow to the weights (create_graph): the model can learn from it
     penalty.backward()
     assert net.weight.grad is not None and net.weight.grad.abs().sum() > 0
 
 
-def test_the_right_reasons_term_is_zero_where_the_input_gradient_outside_the_objects_is() -> None:
+def test_the_right_reasons_term_is_zero_where_the_object_outputs_gradient_outside_is() -> None:
     images = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
     targets = (torch.rand(2, 6, 6, generator=torch.Generator().manual_seed(2)) > 0.7).long()
     # a net blind to its input: no gradient anywhere
     blind = pointwise([0.0, 0.0], [0.3, -0.1])
     assert right_reasons_penalty(images, blind(images), targets, margin=0).item() == 0
-    # a net that looks only at the object pixels (the input masked by the objects): none outside
+    # each output pixel reads its own input pixel: the object outputs' reasons lie on the object,
+    # however much the background outputs read the background (segmentation itself is not penalised)
     seeing = pointwise([1.5, -0.5], [0.0, 0.0])
-    masked = images * (targets > 0).unsqueeze(1)
-    assert right_reasons_penalty(images, seeing(masked), targets, margin=0).item() == 0
-    # one-channel outputs (binary, regression) and (N, 1, H, W) float targets read the same way
-    single = pointwise([2.0], [0.0])
-    value = right_reasons_penalty(images, single(images), targets.float().unsqueeze(1), margin=0)
-    assert value.item() > 0
+    assert right_reasons_penalty(images, seeing(images), targets, margin=0).item() == 0
+    # a net whose outputs read the neighbours is penalised, one-channel outputs and float targets alike
+    wide = spatial(np.full((3, 3), 0.5), 0.0)
+    assert right_reasons_penalty(images, wide(images), targets.float().unsqueeze(1), margin=0).item() > 0
     # ignored pixels count as neither object nor background
     ignored = torch.full_like(targets, 255)
-    assert right_reasons_penalty(images, single(images), ignored, margin=0, ignore_index=255).item() == 0
+    assert right_reasons_penalty(images, wide(images), ignored, margin=0, ignore_index=255).item() == 0
 
 
 def test_background_swap_keeps_each_object_and_takes_the_rest_from_another_image() -> None:

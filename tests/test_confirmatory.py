@@ -2,6 +2,7 @@
 convergence warning, and a report rendered from sweep_summary.csv files alone."""
 
 import csv
+import itertools
 import math
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from src.sweep_report.confirmatory import (
     label,
     matches,
     selector_label,
+    sign_flip_p,
     tost_p,
 )
 from src.sweep_report.markdown import checkpoint_selection, removal_measures_section
@@ -163,7 +165,7 @@ def test_a_report_renders_from_summary_csvs_alone(tmp_path: Path) -> None:
     rows = [line for line in confirmatory.splitlines() if line.startswith("| method=")]
     # prediction/blur vs random/blur, oracle/impute vs random (no impute random: unpaired, left out) and vs no reduction
     assert [r.split("|")[1].strip() for r in rows] == ["method=prediction, fill=blur", "method=oracle, fill=impute"]
-    assert "epoch 98 of 98" in text and "still improving" in text
+    assert "best at epoch 97, counted from 0, of 98 epochs" in text and "still improving" in text
     assert "exploratory, unadjusted" in text.lower()
 
 
@@ -259,3 +261,59 @@ def test_the_report_names_the_validation_split_that_chose_the_checkpoints() -> N
     assert checkpoint_selection([balanced, balanced]).endswith(" on the balanced validation split (half cue-aligned, half reversed)")
     assert checkpoint_selection([cued]).endswith(" on a validation split cued like the training set")
     assert "in some runs" in checkpoint_selection([balanced, cued])
+
+
+def test_the_sign_flip_p_equals_the_count_over_every_sign_pattern() -> None:
+    arm = np.array([0.61, 0.72, 0.55, 0.80, 0.66, 0.70])
+    reference = np.array([0.51, 0.52, 0.60, 0.50, 0.51, 0.45])
+    diff = arm - reference
+    patterns = np.array(list(itertools.product([1.0, -1.0], repeat=len(diff))))
+    by_hand = np.mean(np.abs((patterns * diff).mean(1)) >= abs(diff.mean()) - 1e-12)
+    assert sign_flip_p(arm, reference) == pytest.approx(by_hand)
+    # n pairs all one way: the smallest two-sided p, 2 / 2^n (1/2048 with 12 seeds)
+    assert sign_flip_p(np.arange(12) + 1.0, np.zeros(12)) == pytest.approx(1 / 2048)
+
+
+def test_a_verdict_needs_the_sign_flip_test_where_the_study_asks_for_it() -> None:
+    base = [0.50, 0.52, 0.49, 0.51]
+    arm = [0.60, 0.63, 0.58, 0.62]  # the t-test rejects; 4 pairs give a sign-flip p of 2/16 at best
+    runs = [run(seed, None, v) for seed, v in enumerate(base)] + [run(seed, "oracle", v) for seed, v in enumerate(arm)]
+    family = [FamilyPart({"reduction.rounds": "0"}, [{"reduction.method": "oracle"}])]
+    plain = confirmatory_table(runs, ["reduction.method"], Study("toy", "test/miou", 0.01, family))
+    flipped = confirmatory_table(runs, ["reduction.method"], Study("toy", "test/miou", 0.01, family, sign_flip=True))
+    assert plain["verdict"].iloc[0] == "better" and plain["p (Holm)"].iloc[0] < 0.05
+    assert flipped["sign-flip p (Holm)"].iloc[0] == pytest.approx(2 / 16)
+    assert flipped["verdict"].iloc[0] == "inconclusive (the t-test alone rejects)"
+
+
+def test_the_bca_interval_of_g_equals_the_formula_on_scipys_resamples() -> None:
+    arm = np.array([0.50, 0.56, 0.53, 0.60, 0.47, 0.58, 0.52, 0.55])
+    random = np.array([0.40, 0.42, 0.41, 0.45, 0.39, 0.44, 0.40, 0.43])
+    oracle = np.array([0.70, 0.72, 0.69, 0.75, 0.68, 0.74, 0.71, 0.73])
+    g, low, high = gain_share(arm, random, oracle, resamples=3000, seed=2, method="bca")
+
+    def share(a, r, o, axis=-1):
+        return (a.mean(axis) - r.mean(axis)) / (o.mean(axis) - r.mean(axis))
+
+    result = stats.bootstrap((arm, random, oracle), share, paired=True, vectorized=True, n_resamples=3000, method="percentile", random_state=2)
+    draws = result.bootstrap_distribution
+    z0 = stats.norm.ppf((np.mean(draws < g) + np.mean(draws <= g)) / 2)  # resamples equal to the point count half
+    keep = ~np.eye(len(arm), dtype=bool)
+    jackknife = np.array([share(arm[k], random[k], oracle[k]) for k in keep])
+    spread = jackknife.mean() - jackknife
+    acceleration = (spread**3).sum() / (6 * ((spread**2).sum()) ** 1.5)
+    z = stats.norm.ppf([0.025, 0.975])
+    levels = stats.norm.cdf(z0 + (z0 + z) / (1 - acceleration * (z0 + z)))
+    assert (low, high) == pytest.approx(tuple(np.percentile(draws, 100 * levels)), rel=1e-9)
+    assert low < g < high
+
+
+def test_the_gain_table_prints_no_reductions_g_as_a_reference_line() -> None:
+    values = {"oracle": [0.7, 0.8, 0.75], "random": [0.4, 0.5, 0.45], "prediction": [0.55, 0.65, 0.6]}
+    runs = [run(seed, method, v) for method, vs in values.items() for seed, v in enumerate(vs)]
+    runs += [run(seed, None, v) for seed, v in enumerate([0.46, 0.56, 0.51])]
+    gain = GainShare(oracle={"reduction.method": "oracle"}, random={"reduction.method": "random"})
+    study = Study("toy", "test/miou", 0.01, [FamilyPart({"reduction.rounds": "0"}, [{"reduction.method": m} for m in values])], gain_share=gain)
+    table = gain_table(runs, ["reduction.method"], study)
+    assert table["arm"].tolist() == ["no reduction (reference line)", "method=prediction"]
+    assert table["G"].iloc[0] == pytest.approx(0.2)

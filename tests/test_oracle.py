@@ -10,6 +10,7 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import Callback
+from scipy.ndimage import distance_transform_edt
 
 from src.config.errors import UserInputError
 from src.config.schemas import with_defaults
@@ -219,3 +220,64 @@ def test_maps_from_a_run_that_did_not_finish_or_a_missing_file_is_refused_before
     assert not list(tmp_path.rglob("*.ckpt"))
     with pytest.raises(InstantiationException, match="missing.ckpt not found; pass a run dir"):
         build_callbacks(make_cfg("train", f"reduction.maps_from={tmp_path / 'missing.ckpt'}"))
+
+
+class ThresholdNet(torch.nn.Module):
+    """A one-channel 'segmenter' whose prediction is the input itself: foreground where it is
+    bright, so the predicted foreground is known by construction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Conv2d(1, 1, 1)
+        with torch.no_grad():
+            self.scale.weight.fill_(10.0)
+            self.scale.bias.fill_(-5.0)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.scale(images)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+
+def test_the_object_prior_ranks_the_predicted_foreground_first_then_by_distance() -> None:
+    images = torch.zeros(1, 1, 9, 9)
+    images[0, 0, 3:5, 3:5] = 1.0  # predicted foreground: a 2x2 block; no ground truth is read
+    config = RelevanceConfig(method="object_prior", seed=1)
+    relevance = relevance_maps(ThresholdNet().eval(), images, config, torch.tensor([0]), round_=2)[0].flatten()
+    predicted = (images[0, 0] > 0.5).long()[None]
+    # the oracle's ranking of the prediction, without a margin: the same values, tie draws included
+    assert torch.equal(relevance, oracle_relevance(predicted, torch.tensor([0]), seed=1, round_=2, margin=0)[0].flatten())
+    foreground = predicted.flatten().bool()
+    assert relevance[foreground].min() > relevance[~foreground].max()
+    kept = keep_mask(relevance.view(1, 9, 9), torch.ones(1, 9, 9, dtype=torch.bool), 20)[0].flatten()
+    distance = torch.from_numpy(distance_transform_edt(~foreground.view(9, 9).numpy())).flatten()
+    assert distance[kept].max() <= distance[~kept].min()  # the kept ring is the nearest background
+
+
+def test_a_randomised_model_redraws_every_layer_and_gives_back_the_trained_weights(make_cfg) -> None:
+    from src.reduction.relevance import randomised_weights
+
+    cfg = make_cfg("train", "reduction=none")
+    datamodule = build_datamodule(cfg)
+    model = build_model(cfg, datamodule)
+    with torch.no_grad():  # "trained": every weight moved off its initial value
+        for parameter in model.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    trained = {name: value.clone() for name, value in model.state_dict().items()}
+    weights = [name for name, _ in model.named_parameters()]
+    with randomised_weights(model, (3, 1)):
+        drawn = {name: value.clone() for name, value in model.state_dict().items()}
+        assert all(not torch.equal(drawn[name], trained[name]) for name in weights if name.endswith("weight")), "a layer kept its weights"
+    assert all(torch.equal(model.state_dict()[name], trained[name]) for name in trained)  # put back exactly
+    with randomised_weights(model, (3, 1)):  # the same seed: the same draw
+        assert all(torch.equal(model.state_dict()[name], drawn[name]) for name in weights)
+    # the maps differ from the trained model's; the random controls and the oracle ignore the setting
+    images = torch.rand(2, 1, 32, 32)
+    plain = relevance_maps(model.eval(), images, RelevanceConfig(method="prediction"), torch.arange(2), 0)
+    control = relevance_maps(model, images, RelevanceConfig(method="prediction", randomised_model=True), torch.arange(2), 0)
+    assert not torch.allclose(plain, control)
+    assert torch.equal(
+        relevance_maps(model, images, RelevanceConfig(method="random", randomised_model=True), torch.arange(2), 0),
+        relevance_maps(model, images, RelevanceConfig(method="random"), torch.arange(2), 0),
+    )

@@ -10,7 +10,7 @@ import torch
 
 from src.data.shortcut_generator import ShortcutSpec, draw_sample
 from src.pilot import pilot
-from src.reduction.removal_measures import cue_share, keep_iou
+from src.reduction.removal_measures import cue_share, keep_iou, object_recall
 from tests.helpers.cli import run_cli
 
 
@@ -19,6 +19,16 @@ def test_keep_iou_is_a_hand_computed_intersection_over_union() -> None:
     b = torch.tensor([[[1, 0, 0], [0, 0, 1]], [[1, 0, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]], dtype=torch.bool)
     # image 0: 1 shared of 3 kept by either; image 1: identical; image 2: both keep nothing
     assert torch.allclose(keep_iou(a, b), torch.tensor([1 / 3, 1.0, 1.0]))
+
+
+def test_object_recall_is_the_hand_counted_share_of_object_pixels_kept() -> None:
+    targets = torch.tensor([[[0, 1, 1], [0, 2, 0]], [[1, 1, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
+    masks = torch.tensor([[[1, 1, 0], [0, 1, 1]], [[0, 0, 1], [1, 1, 1]], [[1, 1, 1], [1, 1, 1]]], dtype=torch.bool)
+    recall = object_recall(masks, targets)
+    # image 0: 2 of its 3 object pixels kept; image 1: none of 2, however much background it keeps
+    assert torch.allclose(recall[:2], torch.tensor([2 / 3, 0.0])) and math.isnan(recall[2])  # no object: no recall
+    # class 1 as the background: image 0's objects are its 0s and its 2, 3 of the 4 kept
+    assert torch.allclose(object_recall(masks, targets, background_class=1)[:2], torch.tensor([3 / 4, 4 / 4]))
 
 
 def test_cue_share_is_the_cue_amplitude_left_in_the_reduced_image() -> None:
@@ -60,5 +70,6 @@ def test_the_pilot_measures_a_model_free_round_through_its_cli(make_cfg, tmp_pat
     kept = {float(row["kept_fraction"]) for row in rows[30].values()}
     assert len(kept) == 1 and abs(kept.pop() - 0.3) < 0.01
     assert float(rows[30]["oracle"]["oracle_keep_iou"]) == 1 and float(rows[30]["random"]["oracle_keep_iou"]) < 0.5
+    assert float(rows[30]["oracle"]["object_recall"]) == 1 and float(rows[30]["random"]["object_recall"]) < 0.5
     assert abs(float(rows[30]["oracle"]["cue_share"])) < 0.1 < 0.8 < float(rows[30]["random"]["cue_share"])
     assert "pilot criterion: random leaves >= 80% of the cue: holds" in result.stdout

@@ -181,3 +181,47 @@ def test_the_default_cue_kind_and_no_guard_reproduce_the_stored_set_and_bad_kind
         ShortcutSpec(cue="shade")
     with pytest.raises(UserInputError, match="data.cue_guard=-1"):
         ShortcutSpec(cue_guard=-1)
+
+
+@pytest.mark.parametrize("place", ["far", "near", "patch"])
+def test_each_placement_puts_its_cue_where_it_says_with_the_configured_correlation(place: str) -> None:
+    spec = ShortcutSpec(n_train=400, cue_guard=3, cue_place=place, cue_correlation=0.8, patch_size=5)
+    own = 0
+    for index in range(spec.n_train):
+        sample = draw_sample(spec, "train", index)
+        shape = sample.classes > 0
+        distance = distance_transform_edt(~shape)
+        cued = sample.cue_component != 0
+        assert cued.any() and not (cued & shape).any()
+        if place == "far":  # beyond the guard band
+            assert distance[cued].min() > spec.cue_guard
+        elif place == "near":  # inside it: every pixel 1..guard away, and all of them
+            assert distance[cued].max() <= spec.cue_guard and cued.sum() == ((distance >= 1) & (distance <= spec.cue_guard)).sum()
+        else:  # one patch_size square, cut by nothing (a free place exists for these small shapes)
+            rows, columns = np.nonzero(cued)
+            assert rows.max() - rows.min() + 1 == spec.patch_size and columns.max() - columns.min() + 1 == spec.patch_size
+        own += sample.cue == sample_class(index)
+    assert own / spec.n_train == pytest.approx(spec.cue_correlation, abs=0.05)
+    # the patch lies near the object in some images and far in others
+    if place == "patch":
+        nearest = [distance_transform_edt(~(s.classes > 0))[s.cue_component != 0].min() for s in (draw_sample(spec, "train", i) for i in range(100))]
+        assert min(nearest) <= spec.cue_guard < max(nearest)
+
+
+def test_the_data_seed_changes_the_training_set_and_not_the_test_splits() -> None:
+    first, second = ShortcutSpec(data_seed=0), ShortcutSpec(data_seed=1)
+    for split in ("train", "val"):
+        assert not np.array_equal(draw_sample(first, split, 3).image, draw_sample(second, split, 3).image)
+    for split in (f"test_{name}" for name in TEST_SPLITS):
+        for index in range(5):
+            assert np.array_equal(draw_sample(first, split, index).image, draw_sample(second, split, index).image)
+            assert np.array_equal(draw_sample(first, split, index).image, draw_sample(ShortcutSpec(), split, index).image)
+    # no data seed: the set as it was generated before the setting existed
+    assert np.array_equal(draw_sample(ShortcutSpec(data_seed=None), "train", 3).image, make_sample(ShortcutSpec(), "train", 3)[0])
+
+
+def test_a_placement_that_cannot_hold_is_refused() -> None:
+    with pytest.raises(UserInputError, match="cue_place=near puts the cue within data.cue_guard pixels of the object: set data.cue_guard >= 1"):
+        ShortcutSpec(cue_place="near", cue_guard=0)
+    with pytest.raises(UserInputError, match="unknown data.cue_place='nearby'; choose one of far, near, patch"):
+        ShortcutSpec(cue_place="nearby")

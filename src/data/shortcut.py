@@ -56,13 +56,17 @@ class ShortcutDataModule(SplitDataModule):
         generator_seed: int,
         augment: Callable | str | None,
         test_split: str,
+        cue_place: str,
+        patch_size: int,
+        data_seed: int | None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])
         if test_split not in TEST_SPLITS:
             raise UserInputError(f"unknown data.test_split={test_split!r}; choose one of {', '.join(TEST_SPLITS)}.")
         self.augment = resolve(augment, recommended=None)
-        self.data_dir = Path(data_dir)
+        # each data seed's set in a folder of its own (its test splits are the same files)
+        self.data_dir = Path(data_dir) if data_seed is None else Path(data_dir) / f"data_seed_{data_seed}"
         self.spec = ShortcutSpec(
             n_train=n_train,
             n_val=n_val,
@@ -79,6 +83,9 @@ class ShortcutDataModule(SplitDataModule):
             cue=cue,
             cue_guard=cue_guard,
             balanced_val=balanced_val,
+            cue_place=cue_place,
+            patch_size=patch_size,
+            data_seed=data_seed,
         )
 
     def prepare_data(self) -> None:

@@ -6,9 +6,18 @@ noisy and of low contrast, so that its shape is the harder feature. The backgrou
 whose orientation names the class: ``stripes`` (a square wave of ``stripe_period`` pixels, the
 highest frequency the images carry) along the rows for ellipses and along the columns for
 rectangles, or ``gradient`` (a slow brightness ramp, darker to brighter down the rows for
-ellipses and across the columns for rectangles). With ``cue_guard`` = g > 0 the cue lies only
-beyond g pixels (Euclidean) from the object, reaching full amplitude over a 2 px ramp, so a map
-that keeps the object plus a ring of g pixels keeps none of it. In the train split an image
+ellipses and across the columns for rectangles). Where it lies is ``cue_place``:
+
+- ``far``: with ``cue_guard`` = g > 0 only beyond g pixels (Euclidean) from the object, reaching
+  full amplitude over a 2 px ramp, so a map that keeps the object plus a ring of g pixels keeps
+  none of it (g = 0: every background pixel);
+- ``near``: only in the band 1 to g pixels from the object, inside such a ring, so a compact map
+  around the object keeps all of it and only a map that tells cue from object removes it;
+- ``patch``: a ``patch_size`` square of the class's stripes (or ramp) at a random background place,
+  near the object in some images and far in others.
+
+``data_seed`` (not None) gives the train and val images draws of their own, so each seed of a
+study trains on its own set while every test split stays the same. In the train split an image
 carries its own class's cue with probability ``cue_correlation`` and the other class's
 otherwise; val does the same, or with ``balanced_val`` holds half aligned, half reversed images.
 The object's pixels never carry the cue. The three test splits hold the same images (shape,
@@ -33,6 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
@@ -50,6 +60,7 @@ CLASSES = ("background", "ellipse", "rectangle")
 # the cue of each object class: stripes along the rows (1) or along the columns (2)
 NO_CUE, HORIZONTAL, VERTICAL = 0, 1, 2
 CUE_KINDS = ("stripes", "gradient")
+CUE_PLACES = ("far", "near", "patch")
 # with a guard band, the cue rises from 0 to full amplitude over this many pixels beyond it (no edge)
 CUE_RAMP = 2.0
 
@@ -74,6 +85,9 @@ class ShortcutSpec:
     cue: str = ShortcutDataSchema.cue
     cue_guard: int = ShortcutDataSchema.cue_guard
     balanced_val: bool = ShortcutDataSchema.balanced_val
+    cue_place: str = ShortcutDataSchema.cue_place
+    patch_size: int = ShortcutDataSchema.patch_size
+    data_seed: int | None = ShortcutDataSchema.data_seed
 
     def __post_init__(self) -> None:
         if min(self.n_train, self.n_val, self.n_test) < 2:
@@ -90,6 +104,12 @@ class ShortcutSpec:
             raise UserInputError(f"unknown data.cue={self.cue!r}; choose one of {', '.join(CUE_KINDS)}.")
         if self.cue_guard < 0:
             raise UserInputError(f"data.cue_guard={self.cue_guard} must be >= 0 pixels (0: the cue on every background pixel).")
+        if self.cue_place not in CUE_PLACES:
+            raise UserInputError(f"unknown data.cue_place={self.cue_place!r}; choose one of {', '.join(CUE_PLACES)}.")
+        if self.cue_place == "near" and self.cue_guard < 1:
+            raise UserInputError("data.cue_place=near puts the cue within data.cue_guard pixels of the object: set data.cue_guard >= 1.")
+        if self.cue_place == "patch" and not 2 <= self.patch_size < self.size:
+            raise UserInputError(f"data.patch_size={self.patch_size} must be >= 2 and smaller than the image side ({self.size}).")
 
 
 def split_size(spec: ShortcutSpec, split: str) -> int:
@@ -132,6 +152,27 @@ def gradient(size: int, cue: int) -> np.ndarray:
     return np.broadcast_to(coordinate, (size, size)).astype(np.float64)
 
 
+def near_weight(shape: np.ndarray, guard: int) -> np.ndarray:
+    """1 on the background pixels within ``guard`` pixels (Euclidean) of the object, else 0."""
+    distance = distance_transform_edt(~shape)
+    return ((distance >= 1) & (distance <= guard)).astype(np.float64)
+
+
+def patch_weight(shape: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
+    """1 on a ``side`` x ``side`` square at a place drawn uniformly among those that miss the
+    object (the background alone where none does), else 0."""
+    size = shape.shape[0]
+    corners = sliding_window_view(shape, (side, side)).any(axis=(2, 3))
+    free = np.argwhere(~corners)
+    weight = np.zeros(shape.shape)
+    if len(free):
+        row, column = free[rng.integers(len(free))]
+    else:
+        row, column = rng.integers(size - side + 1, size=2)
+    weight[row : row + side, column : column + side] = 1.0
+    return weight * ~shape
+
+
 def guard_weight(shape: np.ndarray, guard: int) -> np.ndarray:
     """Where the cue may lie, in [0, 1]: 0 on the object; with ``guard`` = g > 0 also 0 within g
     pixels of it, rising linearly to 1 over the next :data:`CUE_RAMP` pixels."""
@@ -151,10 +192,11 @@ class Sample:
 
 
 def draw_sample(spec: ShortcutSpec, split: str, index: int) -> Sample:
-    """One sample with its parts; it depends only on (seed, split, index), and the three test
-    splits share every draw but the cue."""
+    """One sample with its parts; it depends only on (seed, split, index) and, in train and val,
+    ``data_seed``; the three test splits share every draw but the cue."""
     family = {"train": 0, "val": 1}.get(split, 2)  # every test split: the same draws
-    rng = np.random.default_rng([spec.seed, family, index])
+    entropy = [spec.seed, family, index] + ([spec.data_seed] if spec.data_seed is not None and family < 2 else [])
+    rng = np.random.default_rng(entropy)
     label = sample_class(index)
     size = spec.size
     half = tuple(rng.uniform(spec.min_half_axis * size, spec.max_half_axis * size, size=2))
@@ -168,9 +210,13 @@ def draw_sample(spec: ShortcutSpec, split: str, index: int) -> Sample:
             break
     noise = rng.normal(0.0, spec.noise, size=(size, size))
     phase = int(rng.integers(spec.stripe_period))
+    if spec.cue_place == "patch":
+        where = patch_weight(shape, spec.patch_size, rng)
+    else:
+        where = near_weight(shape, spec.cue_guard) if spec.cue_place == "near" else guard_weight(shape, spec.cue_guard)
     cue = sample_cue(spec, split, index, rng)  # drawn last: the test splits share every draw above
     pattern = stripes(size, cue, spec.stripe_period, phase) if spec.cue == "stripes" else gradient(size, cue)
-    component = spec.stripe_amplitude * guard_weight(shape, spec.cue_guard) * pattern
+    component = spec.stripe_amplitude * where * pattern
 
     def stored(field: np.ndarray) -> np.ndarray:
         return (np.clip(np.where(shape, foreground, field) + noise, 0.0, 1.0) * 255).round().astype(np.uint8)

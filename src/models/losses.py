@@ -113,25 +113,32 @@ def _dice(task: str, ignore_index: int | None = None) -> torch.nn.Module:
 
 def right_reasons_penalty(images: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, margin: int, ignore_index: int | None = None) -> torch.Tensor:
     """Right for the Right Reasons (Ross et al. 2017, "Right for the Right Reasons: Training
-    Differentiable Models by Constraining their Explanations"), per pixel: the squared input
-    gradient of the summed log-probabilities (every class, every output pixel) at the input
-    pixels that lie farther than ``margin`` px (Euclidean) from every ground-truth object pixel
-    (target class > 0, or a one-channel target above 0.5), summed over pixels and channels,
-    averaged over the images. ``images`` must require grad and ``logits`` come from them; the
-    result is differentiable (create_graph), so the model learns to explain with the objects.
-    Pixels marked ``ignore_index`` count as neither object nor background."""
-    if logits.shape[1] == 1:  # binary and regression: the two classes' log-probabilities
-        log_probs = F.logsigmoid(logits) + F.logsigmoid(-logits)
-    else:
-        log_probs = F.log_softmax(logits, 1)
-    (gradient,) = torch.autograd.grad(log_probs.sum(), images, create_graph=True)
+    Differentiable Models by Constraining their Explanations") for segmentation: the input
+    gradient of the object pixels' own class log-probabilities (the outputs whose reasons the
+    labels annotate: each ground-truth object pixel's log-probability of its class, averaged over
+    the object pixels), squared at the input pixels farther than ``margin`` px (Euclidean) from
+    every object pixel and averaged over those pixels and the channels, then over the images (one
+    without an object, or without such pixels, adds 0). Background outputs are left out: their
+    reason is their own pixel, so penalising them would penalise segmentation itself. Averages,
+    not sums, so the weight has a scale that does not grow with the image or the object.
+    ``images`` must require grad and ``logits`` come from them; the result is differentiable
+    (create_graph). Objects: target class > 0, or a one-channel target above 0.5; pixels marked
+    ``ignore_index`` count as neither object nor background."""
     classes = targets[:, 0] if targets.ndim == 4 else targets
     ignored = classes == ignore_index if ignore_index is not None else torch.zeros_like(classes, dtype=torch.bool)
     objects = ((classes > 0.5) if classes.is_floating_point() else (classes > 0)) & ~ignored
+    if logits.shape[1] == 1:  # binary and regression: the foreground's log-probability
+        own = F.logsigmoid(logits[:, 0])
+    else:
+        own = F.log_softmax(logits, 1).gather(1, torch.where(objects, classes.long(), 0).unsqueeze(1))[:, 0]
+    counts = objects.flatten(1).sum(1)
+    per_image = (own * objects).flatten(1).sum(1) / counts.clamp(min=1)
+    (gradient,) = torch.autograd.grad(per_image.sum(), images, create_graph=True)
     near = objects.float().unsqueeze(1)
     if margin > 0:
         offsets = torch.arange(-margin, margin + 1, dtype=torch.float32, device=near.device)
         disk = ((offsets.view(-1, 1) ** 2 + offsets.view(1, -1) ** 2) <= margin**2).float().view(1, 1, 2 * margin + 1, 2 * margin + 1)
         near = F.conv2d(near, disk, padding=margin)
-    outside = ((near == 0) & ~ignored.unsqueeze(1)).to(gradient.dtype)
-    return ((gradient * outside) ** 2).sum((1, 2, 3)).mean()
+    outside = ((near == 0) & ~ignored.unsqueeze(1)).to(gradient.dtype).expand_as(gradient)
+    squared = ((gradient * outside) ** 2).flatten(1).sum(1) / outside.flatten(1).sum(1).clamp(min=1)
+    return squared.mean()

@@ -39,7 +39,7 @@ from src.reduction import packed, round_outputs
 from src.reduction.masking import fill_stored, keep_mask
 from src.reduction.ranks import Ranks, batch_starts
 from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
-from src.reduction.removal_measures import KnownCue, cue_share, keep_iou
+from src.reduction.removal_measures import KnownCue, cue_share, keep_iou, object_recall
 from src.saliency.measures import moment_of_inertia, spatial_entropy
 from src.seeding import REINIT_STREAM, SMOOTHGRAD_STREAM, round_seed
 from src.storage.checkpoints import read_checkpoint, trained_checkpoint
@@ -100,6 +100,7 @@ class SaliencyReduction(Callback):
         cumulative: bool,
         fill: str,
         method: str,
+        randomised_model: bool,
         keep: str,
         background_class: int,
         reinit: bool,
@@ -124,7 +125,9 @@ class SaliencyReduction(Callback):
         self.percentile, self.cumulative, self.fill = percentile, cumulative, fill
         self.reinit, self.batch_size, self.examples = reinit, batch_size, examples
         self.keep, self.seed, self.impute_noise, self.removed = keep, seed, impute_noise, removed
-        self.relevance = RelevanceConfig(method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev, seed, smooth_scale, oracle_margin)
+        self.relevance = RelevanceConfig(
+            method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev, seed, smooth_scale, oracle_margin, randomised_model
+        )
         self.output_dir = Path(output_dir)
         self.maps_from = None if maps_from is None else trained_checkpoint(maps_from)
         # state saved with every checkpoint
@@ -232,8 +235,8 @@ class SaliencyReduction(Callback):
         present = self.masks if self.cumulative and self.masks is not None else valid
         source = dataset.images if self.cumulative else self._original
         masks, entropy, inertia, example_relevance = self._sharded_masks(trainer, pl_module, source, present)
-        # the oracle's own masks are the reference: computing them again would give the same
-        oracle_iou = 1.0 if self.relevance.method == ORACLE else keep_iou(masks, self._oracle_masks(present)).mean().item()
+        # the reference is what a perfect map keeps (keep=most), whatever this arm's keep is
+        oracle_iou = 1.0 if self.relevance.method == ORACLE and self.keep == "most" else keep_iou(masks, self._oracle_masks(present)).mean().item()
         digest = hashlib.sha256(masks.numpy().tobytes()).hexdigest()
         Ranks.of(trainer, pl_module.device).check_agree(digest, "masks")
         log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, trainer.global_rank, trainer.world_size)
@@ -261,6 +264,7 @@ class SaliencyReduction(Callback):
             "mean_spatial_entropy": entropy.mean().item(),
             "mean_moment_of_inertia": inertia.mean().item(),
             "oracle_keep_iou": oracle_iou,
+            "object_recall": self._object_recall(masks),
             **({"cue_share": self._cue_share(trainer.datamodule, images)} if isinstance(trainer.datamodule, KnownCue) else {}),
             "fit_seconds": fit_seconds,
             **seconds,
@@ -272,7 +276,7 @@ class SaliencyReduction(Callback):
         self._round_started = time.perf_counter()
 
     def _oracle_masks(self, present: torch.Tensor) -> torch.Tensor:
-        """What the oracle would keep of the ``present`` pixels this round (its ties included)."""
+        """What the oracle would keep (keep=most) of the ``present`` pixels this round (its ties included)."""
         assert self._original_targets is not None
         parts = []
         for start in range(0, len(present), FILL_CHUNK):
@@ -280,8 +284,12 @@ class SaliencyReduction(Callback):
             relevance = oracle_relevance(
                 self._original_targets[ids], ids, self.seed, self.rounds_done, self.relevance.oracle_margin, self.relevance.background_class
             )
-            parts.append(keep_mask(relevance, present[ids], self.percentile, self.keep))
+            parts.append(keep_mask(relevance, present[ids], self.percentile))
         return torch.cat(parts)
+
+    def _object_recall(self, masks: torch.Tensor) -> float:
+        assert self._original_targets is not None
+        return object_recall(masks, self._original_targets, self.relevance.background_class).nanmean().item()
 
     def _cue_share(self, datamodule: KnownCue, images: torch.Tensor) -> float:
         if self._training_cue is None:  # the same original images every round: drawn once

@@ -12,7 +12,7 @@ from src.config.schemas.reduction import ORACLE, RANDOM_METHODS
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.reduction.masking import fill_stored, keep_mask
 from src.reduction.relevance import RelevanceConfig, relevance_maps
-from src.reduction.removal_measures import KnownCue, cue_share, keep_iou
+from src.reduction.removal_measures import KnownCue, cue_share, keep_iou, object_recall
 
 MODEL_FREE = (*RANDOM_METHODS, ORACLE)
 
@@ -48,6 +48,7 @@ def model_free_round(
             "method": method,
             "kept_fraction": (masks.flatten(1).sum(1) / present.flatten(1).sum(1)).mean().item(),
             "oracle_keep_iou": keep_iou(masks, oracle).mean().item(),
+            "object_recall": object_recall(masks, targets, background_class).nanmean().item(),
         }
         if cue_parts is not None:
             filled = fill_stored(images, masks, fill, noise_seed=(seed, 1), impute_noise=impute_noise, valid=present)

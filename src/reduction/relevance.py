@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 from torch import nn
 
-from src.config.schemas.reduction import ORACLE, RANDOM_METHODS
+from src.config.schemas.reduction import OBJECT_PRIOR, ORACLE, RANDOM_METHODS
 from src.saliency.attribution import attribute, coarsest_conv
 
 
@@ -23,6 +25,7 @@ class RelevanceConfig:
     seed: int = 0  # the random controls' draws: (seed, round, image)
     smooth_scale: float = 0.1  # random_smooth: the Gaussian's sigma as a fraction of the image's shorter side
     oracle_margin: int = 2  # oracle: the ground-truth objects dilated by this many pixels rank first, then the rest by distance
+    randomised_model: bool = False  # the maps of the model with every layer re-drawn (Adebayo et al. 2018's sanity check)
 
 
 def random_relevance(ids: torch.Tensor, height: int, width: int, seed: int, round_: int, smooth_scale: float | None = None) -> torch.Tensor:
@@ -64,6 +67,35 @@ def oracle_relevance(targets: torch.Tensor, ids: torch.Tensor, seed: int, round_
         rank = np.unique(squared, return_inverse=True)[1].reshape(image.shape)
         maps.append(-torch.from_numpy(rank).float() + 0.5 * ties)
     return (torch.stack(maps) if maps else torch.empty(0, *targets.shape[-2:])).to(targets.device)
+
+
+def object_prior_relevance(module: nn.Module, images: torch.Tensor, ids: torch.Tensor, seed: int, round_: int, background_class: int = 0) -> torch.Tensor:
+    """(N, H, W) a label-free object prior: the oracle's ranking (:func:`oracle_relevance`, no
+    margin) of the model's own predicted foreground (foreground probability above 0.5, as the
+    ``prediction`` map reads it) instead of the ground truth, so every pixel the model calls
+    object first, then the background nearest to it."""
+    with torch.no_grad():
+        predicted = foreground_probability(module, images, background_class) > 0.5
+    return oracle_relevance(predicted.long(), ids, seed, round_, margin=0)
+
+
+@contextmanager
+def randomised_weights(module: nn.Module, seed: tuple[int, int]) -> Iterator[None]:
+    """Inside the block every layer of ``module`` has its weights re-drawn by its own
+    initialisation (``reset_parameters``) from ``seed``: Adebayo et al.'s full randomisation of a
+    trained model. The trained weights (and buffers) are put back afterwards, exactly."""
+    saved = {name: value.detach().clone() for name, value in module.state_dict().items()}
+    devices = [value.device.index or 0 for value in saved.values() if value.device.type == "cuda"][:1]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(np.random.SeedSequence(list(seed)).generate_state(1)[0]))
+        for layer in module.modules():
+            reset = getattr(layer, "reset_parameters", None)
+            if layer is not module and callable(reset):
+                reset()
+    try:
+        yield
+    finally:
+        module.load_state_dict(saved)
 
 
 def foreground_probability(module: nn.Module, images: torch.Tensor, background_class: int) -> torch.Tensor:
@@ -109,6 +141,11 @@ def relevance_maps(
     ``ids`` (the images' training-set indices) and ``round_`` seed the random controls and the
     oracle's ties; ``targets`` (the batch's ground truth) is what the oracle reads."""
     ids = torch.arange(len(images)) if ids is None else ids
+    if config.randomised_model and config.method not in (*RANDOM_METHODS, ORACLE):
+        with randomised_weights(module, (config.seed, round_)):
+            return relevance_maps(module, images, replace(config, randomised_model=False), ids, round_, targets)
+    if config.method == OBJECT_PRIOR:
+        return object_prior_relevance(module, images, ids, config.seed, round_, config.background_class)
     if config.method == ORACLE:
         if targets is None:
             raise ValueError("reduction.method=oracle needs the images' ground truth (targets)")

@@ -30,6 +30,17 @@ def keep_iou(masks: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float32)).float()
 
 
+def object_recall(masks: torch.Tensor, targets: torch.Tensor, background_class: int = 0) -> torch.Tensor:
+    """(N,) the share of each image's object pixels (``targets`` != ``background_class``) that its
+    keep-mask keeps (both (N, H, W)); NaN for an image without an object. A map that keeps the
+    object whole scores 1 whatever else it keeps: beside the cue share it tells a map that removed
+    the cue from one that cut into the object to do so."""
+    objects = (targets != background_class).flatten(1)
+    count = objects.sum(1)
+    kept = (masks.flatten(1) & objects).sum(1)
+    return torch.where(count > 0, kept / count.clamp(min=1), torch.full_like(count, float("nan"), dtype=torch.float32)).float()
+
+
 def cue_share(reduced: torch.Tensor, cue_free: torch.Tensor, component: torch.Tensor) -> torch.Tensor:
     """(N,) the share of each image's cue left after reduction: the least-squares amplitude of the
     cue ``component`` (what the generator added) in ``reduced - cue_free`` (the reduced image less

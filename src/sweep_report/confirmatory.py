@@ -8,7 +8,13 @@ metric near its ceiling is not declared "equivalent" within a margin wider than 
 Each comparison also states the smallest difference it could detect (80% power, two-sided, at the
 Bonferroni level that bounds Holm's first step). With ``gain_share`` a study also reports each
 arm's share of the oracle's gain over random removal, G = (arm - random) / (oracle - random),
-with a bootstrap interval over seeds.
+with a bootstrap interval over seeds (percentile, or BCa with ``g_interval: bca``), and no
+reduction's G as a reference line.
+
+With ``sign_flip: true`` each comparison also gets the exact sign-flip permutation p-value of its
+paired differences (every one of the 2^n sign patterns; scipy's ``permutation_test``), Holm-adjusted
+over the same family, and "better" or "worse" only where it agrees with the t-test: with n pairs
+its smallest two-sided p is 2 / 2^n, so a verdict never rests on the t-test's normality alone.
 
 A comparison is an arm (one setting of the swept keys) against a reference setting, paired by
 seed (and by the ``match`` keys, e.g. the fill); the difference is arm - reference, signed so
@@ -21,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -65,6 +71,8 @@ class Study:
     family: list[FamilyPart]
     relative_margin: float | None = None
     gain_share: GainShare | None = None
+    sign_flip: bool = False
+    g_interval: str = "percentile"
 
     def margin_for(self, reference: np.ndarray, metric: str) -> float:
         """The equivalence margin of a comparison with these reference values."""
@@ -84,7 +92,7 @@ def study_of(runs: Sequence[Run]) -> Study | None:
     for run in runs:
         block = run.value("study")
         if block:
-            spec = OmegaConf.to_container(block, resolve=True)
+            spec = cast(dict[str, Any], OmegaConf.to_container(block, resolve=True))
             parts = [
                 FamilyPart(
                     against={k: str(v) for k, v in part["against"].items()},
@@ -101,6 +109,8 @@ def study_of(runs: Sequence[Run]) -> Study | None:
                 parts,
                 relative_margin=None if spec.get("relative_margin") is None else float(spec["relative_margin"]),
                 gain_share=None if not gain else GainShare({k: str(v) for k, v in gain["oracle"].items()}, {k: str(v) for k, v in gain["random"].items()}),
+                sign_flip=bool(spec.get("sign_flip", False)),
+                g_interval=str(spec.get("g_interval", "percentile")),
             )
     return None
 
@@ -192,21 +202,49 @@ def detectable_difference(differences: np.ndarray, tests: int) -> float:
     return float(effect) * spread
 
 
-def gain_share(arm: np.ndarray, random: np.ndarray, oracle: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
+def sign_flip_p(arm: np.ndarray, reference: np.ndarray) -> float:
+    """The exact two-sided sign-flip permutation p-value of the mean paired difference: under no
+    effect each difference's sign is as likely flipped, so all 2^n sign patterns are equally
+    likely (scipy's ``permutation_test`` with ``permutation_type="samples"``, exhaustive)."""
+    if len(arm) < 2 or np.all(arm == reference):
+        return math.nan
+    result = scipy_stats.permutation_test(
+        (np.asarray(arm, dtype=float), np.asarray(reference, dtype=float)),
+        lambda x, y, axis: np.mean(x - y, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=np.inf,
+        alternative="two-sided",
+    )
+    return float(result.pvalue)
+
+
+def _share(a: np.ndarray, r: np.ndarray, o: np.ndarray, axis: int = -1) -> np.ndarray:
+    gain = o.mean(axis) - r.mean(axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gain != 0, (a.mean(axis) - r.mean(axis)) / gain, np.nan)
+
+
+def gain_share(
+    arm: np.ndarray, random: np.ndarray, oracle: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, method: str = "percentile"
+) -> tuple[float, float, float]:
     """G = (mean arm - mean random) / (mean oracle - mean random) over seeds paired by position,
-    and its 95% percentile bootstrap interval: seeds resampled with replacement (the same seeds
-    for the three), ``resamples`` times from ``seed``. 0: no better than random; 1: as good as
-    a perfect map. NaN where the oracle gains nothing over random."""
+    and its 95% bootstrap interval: seeds resampled with replacement (the same seeds for the
+    three), ``resamples`` times from ``seed``; ``method`` percentile, or ``bca`` (bias-corrected
+    and accelerated, scipy's ``bootstrap``: a ratio's percentile interval is too narrow with few
+    seeds). 0: no better than random; 1: as good as a perfect map. NaN where the oracle gains
+    nothing over random."""
     arm, random, oracle = (np.asarray(a, dtype=float) for a in (arm, random, oracle))
-
-    def share(a: np.ndarray, r: np.ndarray, o: np.ndarray) -> np.ndarray:
-        gain = o.mean(-1) - r.mean(-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(gain != 0, (a.mean(-1) - r.mean(-1)) / gain, np.nan)
-
-    point = float(share(arm, random, oracle))
+    point = float(_share(arm, random, oracle))
+    if method == "bca":
+        if math.isnan(point):
+            return point, math.nan, math.nan
+        result = scipy_stats.bootstrap(
+            (arm, random, oracle), _share, paired=True, vectorized=True, n_resamples=resamples, method="BCa", random_state=seed, confidence_level=0.95
+        )
+        return point, float(result.confidence_interval.low), float(result.confidence_interval.high)
     picks = np.random.default_rng(seed).integers(0, len(arm), size=(resamples, len(arm)))
-    draws = share(arm[picks], random[picks], oracle[picks])
+    draws = _share(arm[picks], random[picks], oracle[picks])
     draws = draws[~np.isnan(draws)]
     if not len(draws):
         return point, math.nan, math.nan
@@ -234,19 +272,24 @@ def gain_table(runs: Sequence[Run], keys: Sequence[str], study: Study, metric: s
                 and not any(matches(run, s) for s in (study.gain_share.oracle, study.gain_share.random))
             ):
                 arms.setdefault(label(run, keys), {})[run.seed] = sign * metric_of(run, metric)
+    # the reference line: what not reducing at all gets on the same scale
+    plain = {r.seed: sign * metric_of(r, metric) for r in runs if r.metrics and not r.reduced and label(r, keys) == "no reduction"}
+    if plain:
+        arms = {"no reduction (reference line)": plain, **arms}
+    interval = "95% BCa bootstrap interval" if study.g_interval == "bca" else "95% bootstrap interval"
     rows = []
     for name, values in arms.items():
         seeds = sorted(s for s in values if s in by_seed["oracle"] and s in by_seed["random"] and not math.isnan(values[s]))
         if len(seeds) < 2:
             continue
         arm, random, oracle = (np.array([source[s] for s in seeds]) for source in (values, by_seed["random"], by_seed["oracle"]))
-        g, low, high = gain_share(arm, random, oracle)
+        g, low, high = gain_share(arm, random, oracle, method=study.g_interval)
         rows.append(
             {
                 "arm": name,
                 "seeds": len(seeds),
                 "G": g,
-                "95% bootstrap interval": f"[{low:+.2f}, {high:+.2f}]",
+                interval: f"[{low:+.2f}, {high:+.2f}]",
                 "arm mean": sign * arm.mean(),
                 "random mean": sign * random.mean(),
                 "oracle mean": sign * oracle.mean(),
@@ -255,11 +298,14 @@ def gain_table(runs: Sequence[Run], keys: Sequence[str], study: Study, metric: s
     return pd.DataFrame(rows)
 
 
-def verdict(mean: float, p_adjusted: float, tost_adjusted: float, margin: float, better_sign: float) -> str:
-    """better / worse (the adjusted test rejects "no difference"), equivalent (TOST rejects a
-    difference as large as the margin), or inconclusive (neither)."""
+def verdict(mean: float, p_adjusted: float, tost_adjusted: float, margin: float, better_sign: float, sign_flip_adjusted: float | None = None) -> str:
+    """better / worse (the adjusted test rejects "no difference", and so does the adjusted
+    sign-flip test where one is given), equivalent (TOST rejects a difference as large as the
+    margin), or inconclusive (neither)."""
     equivalent = not math.isnan(tost_adjusted) and tost_adjusted < ALPHA
     if not math.isnan(p_adjusted) and p_adjusted < ALPHA:
+        if sign_flip_adjusted is not None and not sign_flip_adjusted < ALPHA:
+            return "inconclusive (the t-test alone rejects)"
         word = "better" if better_sign * mean > 0 else "worse"
         return f"{word} (within ±{margin:.2g})" if equivalent else word
     return f"equivalent within ±{margin:.2g}" if equivalent else "inconclusive"
@@ -286,6 +332,7 @@ def confirmatory_table(runs: Sequence[Run], keys: Sequence[str], study: Study, m
                     "p": float(scipy_stats.ttest_rel(arm, reference).pvalue) if n > 1 and diff.std() > 0 else math.nan,
                     "margin": margin,
                     "tost": tost_p(arm, reference, margin),
+                    "sign-flip p": sign_flip_p(arm, reference) if study.sign_flip else math.nan,
                     "differences": diff,
                 }
             )
@@ -299,8 +346,11 @@ def confirmatory_table(runs: Sequence[Run], keys: Sequence[str], study: Study, m
     table["95% interval"] = [_interval(r.mean, r.se, r.pairs, 0.975) for r in table.itertuples()]
     table[f"simultaneous interval (m = {m})"] = [_interval(r.mean, r.se, r.pairs, 1 - ALPHA / (2 * max(m, 1))) for r in table.itertuples()]
     table["detectable (80% power)"] = [detectable_difference(d, m) for d in table["differences"]]
+    table["sign-flip p (Holm)"] = holm(table["sign-flip p"])
+    flips = table["sign-flip p (Holm)"] if study.sign_flip else [None] * len(table)
     table["verdict"] = [
-        verdict(mean, p, t, margin, sign) for mean, p, t, margin in zip(table["mean"], table["p (Holm)"], table["TOST p (Holm)"], table["margin"])
+        verdict(mean, p, t, margin, sign, flip)
+        for mean, p, t, margin, flip in zip(table["mean"], table["p (Holm)"], table["TOST p (Holm)"], table["margin"], flips)
     ]
     return table.drop(columns="differences")
 
@@ -313,9 +363,11 @@ def _interval(mean: float, se: float, n: int, quantile: float) -> str:
 
 
 def shown(table: pd.DataFrame) -> pd.DataFrame:
-    """The columns a report prints (the raw p-value and standard error stay in the data)."""
+    """The columns a report prints (the raw p-value and standard error stay in the data; the
+    sign-flip test's where the study asks for it)."""
     out = table.rename(columns={"mean": "mean difference"})
     interval = next(c for c in out.columns if c.startswith("simultaneous"))
+    flips = ["sign-flip p (Holm)"] if out["sign-flip p"].notna().any() else []
     return out[
         [
             "arm",
@@ -326,6 +378,7 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
             interval,
             "p",
             "p (Holm)",
+            *flips,
             "margin",
             "TOST p (Holm)",
             "detectable (80% power)",

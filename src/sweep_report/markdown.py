@@ -108,8 +108,13 @@ def confirmatory_section(runs: Sequence[Run], keys: Sequence[str], study: confir
         f"{interval}: Bonferroni's simultaneous 95% intervals. TOST: two one-sided tests of equivalence within "
         f"{study.describe_margin()} (the margin column), Holm-adjusted too. Detectable: the smallest mean difference a paired "
         f"t-test at alpha 0.05/{len(table)} finds with 80% power, given the observed spread of the differences: a margin or an "
-        "effect below it is out of this study's reach. Verdict: better or worse where the adjusted p < 0.05, equivalent where the adjusted "
-        "TOST p < 0.05, otherwise inconclusive. Only an *equivalent* verdict supports a claim of no effect.",
+        "effect below it is out of this study's reach. Verdict: better or worse where the adjusted p < 0.05"
+        + (
+            " and the exact sign-flip permutation p (every sign pattern of the paired differences), Holm-adjusted too, < 0.05 as well"
+            if study.sign_flip
+            else ""
+        )
+        + ", equivalent where the adjusted TOST p < 0.05, otherwise inconclusive. Only an *equivalent* verdict supports a claim of no effect.",
         "",
         table_md(confirmatory.shown(table)),
         "",
@@ -125,9 +130,11 @@ def gain_section(runs: Sequence[Run], keys: Sequence[str], study: confirmatory.S
     return [
         "### Share of the oracle's gain",
         "",
-        f"G = (arm − random) / (oracle − random) on `{study.primary}`, means over the seeds that ran all three; 95% percentile "
-        f"bootstrap interval over seeds ({confirmatory.BOOTSTRAP_RESAMPLES} resamples, the same seeds for the three). "
-        "0: no better than random removal; 1: as good as a perfect map; below 0: worse than random.",
+        f"G = (arm − random) / (oracle − random) on `{study.primary}`, means over the seeds that ran all three; 95% "
+        + ("BCa (bias-corrected and accelerated)" if study.g_interval == "bca" else "percentile")
+        + f" bootstrap interval over seeds ({confirmatory.BOOTSTRAP_RESAMPLES} resamples, the same seeds for the three). "
+        "0: no better than random removal; 1: as good as a perfect map; below 0: worse than random. The reference line is no "
+        "reduction's G: a map below it does worse than not reducing at all.",
         "",
         table_md(table),
         "",
@@ -327,7 +334,9 @@ def mean_section(data: SweepData) -> list[str]:
         table_md(mean_table),
         "",
         (
-            "best round: the reduction round each seed's selected checkpoint comes from, in seed order (1 = trained before any reduction; — = no reduction)."
+            "best round: the reduction round each seed's selected checkpoint comes from, in seed order (1 = the first round: trained "
+            "before any reduction, except for a run reduced once from a trained model's maps (`reduction.maps_from`), whose first "
+            "round trains on the reduced set; — = no reduction)."
             if "best round" in mean_table
             else ""
         )
@@ -342,7 +351,11 @@ def mean_section(data: SweepData) -> list[str]:
     return lines
 
 
-MODEL_FREE = {"oracle_keep_iou": "IoU with the oracle's keep-mask", "cue_share": "share of the cue left"}
+MODEL_FREE = {
+    "oracle_keep_iou": "IoU with the oracle's keep=most mask",
+    "object_recall": "object pixels kept",
+    "cue_share": "share of the cue left",
+}
 
 
 def removal_measures_section(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
@@ -372,7 +385,8 @@ def removal_measures_section(runs: Sequence[Run], keys: Sequence[str]) -> list[s
         "## What the maps removed (model-free)",
         "",
         "Per reduced setting and round, from each run's `reduction/rounds.csv`, mean ± std over seeds: the IoU of the round's "
-        "keep-masks with the masks the oracle (ground-truth relevance) would keep of the same pixels (1: the oracle's choice), "
+        "keep-masks with the masks the oracle (ground-truth relevance) would keep of the same pixels with keep=most (1: the "
+        "oracle's choice; a keep=least arm is compared with it too), the share of the object's pixels kept (1: the whole object), "
         "and, on a set that knows its cue, the share of the cue left in the filled training images (1: untouched; 0: removed).",
         "",
         table_md(table),

@@ -132,6 +132,14 @@ class ShortcutDataSchema(DataSchema):
     max_half_axis: float = 0.3
     cue: str = "stripes"  # stripes (period stripe_period, the highest frequency) | gradient (a slow brightness ramp whose direction names the class)
     cue_guard: int = 0  # > 0: the cue lies only beyond this many pixels from the object (then a 2 px ramp); 0: on every background pixel
+    # where the cue lies: far (beyond cue_guard, as above) | near (only in the band 1..cue_guard px
+    # from the object, inside an oracle's ring of cue_guard) | patch (a patch_size square at a random
+    # background place, near or far from the object)
+    cue_place: str = "far"
+    patch_size: int = 6
+    # the training and validation images' own seed (the test splits never change with it); null:
+    # the generator's draws alone, as before it existed. Studies set ${seed}: each seed its own set
+    data_seed: int | None = None
     stripe_amplitude: float = 0.15  # the cue's amplitude (either kind): +-this around the background's level
     stripe_period: int = 4
     balanced_val: bool = False  # true: val is half aligned, half reversed (checkpoint selection that does not reward the cue)

@@ -16,7 +16,10 @@ GRADIENT_METHODS = ("gradient", "integrated_gradients", "smoothgrad", "gradcam")
 RANDOM_METHODS = ("random", "random_smooth")
 # a positive control, not a method: relevance from the ground truth (what a perfect map would keep)
 ORACLE = "oracle"
-METHODS = ("prediction", *GRADIENT_METHODS, *RANDOM_METHODS, ORACLE)
+# a label-free object prior: the model's own predicted foreground first, then the background by
+# its distance to it; a map no better than this keeps "near the object", not what the model reads
+OBJECT_PRIOR = "object_prior"
+METHODS = ("prediction", *GRADIENT_METHODS, *RANDOM_METHODS, ORACLE, OBJECT_PRIOR)
 FILLS = ("zero", "mean", "blur", "impute")
 # which pixels a round keeps: the most relevant (the original study, KAR: Keep And Retrain) or the
 # least (ROAR's direction: RemOve And Retrain); ROAD (RemOve And Debias) is the impute fill
@@ -34,7 +37,12 @@ class SaliencyReductionSchema:
     percentile: float = 90.0  # each round keeps ceil(p/100 * n) of the n pixels still present
     cumulative: bool = True  # removed pixels stay removed; relevance on the reduced image
     fill: str = "zero"  # zero | mean | blur | impute (ROAD's noisy linear imputation: no edge at the mask's border)
-    method: str = "prediction"  # prediction | gradient | integrated_gradients | smoothgrad | gradcam | random | random_smooth | oracle (controls)
+    method: str = (
+        "prediction"  # prediction | gradient | integrated_gradients | smoothgrad | gradcam | random | random_smooth | oracle | object_prior (controls)
+    )
+    # the sanity control of Adebayo et al. 2018: the method's maps from the model with every
+    # layer's weights re-drawn (its own initialisation, seeded by (seed, round)), not the trained ones
+    randomised_model: bool = False
     keep: str = "most"  # most | least (ROAR's direction: keep the least relevant pixels)
     background_class: int = 0
     reinit: bool = False  # keep training the same weights across rounds (the original study)
