@@ -281,3 +281,25 @@ def test_a_randomised_model_redraws_every_layer_and_gives_back_the_trained_weigh
         relevance_maps(model, images, RelevanceConfig(method="random", randomised_model=True), torch.arange(2), 0),
         relevance_maps(model, images, RelevanceConfig(method="random"), torch.arange(2), 0),
     )
+
+
+def test_the_cue_oracle_removes_every_cue_pixel_before_any_other() -> None:
+    targets = torch.zeros(2, 9, 9, dtype=torch.long)
+    targets[:, 4, 4] = 1
+    cue = torch.zeros(2, 9, 9, dtype=torch.bool)
+    cue[0, 3:6, 5] = True  # a cue next to the object, inside any ring an oracle would keep
+    cue[1, 0, :] = True  # and one far from it
+    config = RelevanceConfig(method="cue_oracle", seed=4, oracle_margin=0)
+    relevance = relevance_maps(torch.nn.Identity(), torch.rand(2, 1, 9, 9), config, torch.arange(2), 1, targets, cue)
+    plain = oracle_relevance(targets, torch.arange(2), seed=4, round_=1, margin=0)
+    for image in range(2):
+        flat, marked = relevance[image].flatten(), cue[image].flatten()
+        assert flat[marked].max() < flat[~marked].min()  # every cue pixel below every other
+        # elsewhere the oracle's own order
+        assert torch.equal(flat[~marked].argsort(), plain[image].flatten()[~marked].argsort())
+    # a round keeping all but the cue's pixels keeps none of them, and the object first
+    everything = torch.ones(2, 9, 9, dtype=torch.bool)
+    kept = keep_mask(relevance, everything, 88)  # ceil(0.88 x 81) = 72: every pixel but image 1's 9 cue pixels
+    assert not (kept & cue).any() and kept[:, 4, 4].all()
+    with pytest.raises(ValueError, match="cue_oracle needs"):
+        relevance_maps(torch.nn.Identity(), torch.rand(2, 1, 9, 9), config, torch.arange(2), 1, targets)

@@ -55,7 +55,7 @@ def test_the_pilot_measures_a_model_free_round_through_its_cli(make_cfg, tmp_pat
         rows = {30: {row["method"]: row for row in csv.DictReader(handle)}}
     # the same set, everything kept: in-process (the CLI's path is the one above)
     rows[100] = {str(row["method"]): {k: str(v) for k, v in row.items()} for row in pilot(make_cfg("train", *common, "reduction.percentile=100"))}
-    assert set(rows[30]) == {"random", "random_smooth", "oracle"}
+    assert set(rows[30]) == {"random", "random_smooth", "oracle", "cue_oracle"}  # the cue is known: its oracle too
     # keeping everything leaves what the stored images carry (the cue less its clipping at 0 and 1)
     samples = [draw_sample(ShortcutSpec(n_train=24, n_val=4, n_test=4, cue="gradient", cue_guard=4), "train", i) for i in range(24)]
     stored = cue_share(
@@ -72,4 +72,5 @@ def test_the_pilot_measures_a_model_free_round_through_its_cli(make_cfg, tmp_pat
     assert float(rows[30]["oracle"]["oracle_keep_iou"]) == 1 and float(rows[30]["random"]["oracle_keep_iou"]) < 0.5
     assert float(rows[30]["oracle"]["object_recall"]) == 1 and float(rows[30]["random"]["object_recall"]) < 0.5
     assert abs(float(rows[30]["oracle"]["cue_share"])) < 0.1 < 0.8 < float(rows[30]["random"]["cue_share"])
+    assert abs(float(rows[30]["cue_oracle"]["cue_share"])) < 0.1 and float(rows[30]["cue_oracle"]["object_recall"]) == 1
     assert "pilot criterion: random leaves >= 80% of the cue: holds" in result.stdout

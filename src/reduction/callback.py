@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import Callback
 from src.callbacks.progress import WorkProgress, print_epoch_line_now
 from src.config.errors import UserInputError
 from src.config.schemas import check_values
-from src.config.schemas.reduction import ORACLE
+from src.config.schemas.reduction import CUE_ORACLE, ORACLE
 from src.data.contract import experiment_data
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
@@ -159,6 +159,8 @@ class SaliencyReduction(Callback):
         out_channels = pl_module.hparams.get("out_channels", 1)
         if out_channels > 1 and not 0 <= self.relevance.background_class < out_channels:
             raise UserInputError(f"reduction.background_class={self.relevance.background_class} is not a class of this model (0..{out_channels - 1}).")
+        if self.relevance.method == CUE_ORACLE and not isinstance(trainer.datamodule, KnownCue):
+            raise UserInputError("reduction.method=cue_oracle ranks a known cue's pixels last: use a data set that knows its cue (data=shortcut).")
         datamodule = experiment_data(trainer.datamodule)
         if datamodule.streamed:
             raise UserInputError(
@@ -287,6 +289,13 @@ class SaliencyReduction(Callback):
             parts.append(keep_mask(relevance, present[ids], self.percentile))
         return torch.cat(parts)
 
+    def _cue_pixels(self, datamodule: KnownCue) -> torch.Tensor:
+        """(N, H, W) bool: where the data set put its cue into each training image (setup checked
+        that it knows)."""
+        if self._training_cue is None:
+            self._training_cue = datamodule.training_cue()
+        return (self._training_cue[1] != 0).any(1)
+
     def _object_recall(self, masks: torch.Tensor) -> float:
         assert self._original_targets is not None
         return object_recall(masks, self._original_targets, self.relevance.background_class).nanmean().item()
@@ -384,6 +393,7 @@ class SaliencyReduction(Callback):
                     round_=self.rounds_done,
                     targets=self._original_targets,
                     progress=lambda images: self._relevance_batch_done(trainer, progress, images),
+                    cue=self._cue_pixels(trainer.datamodule) if self.relevance.method == CUE_ORACLE else None,
                 )
             except Exception as error:  # re-raised below, after telling the other ranks
                 failure = error
@@ -452,11 +462,12 @@ def shard_masks(
     round_: int = 0,
     targets: torch.Tensor | None = None,
     progress: Callable[[int], None] | None = None,
+    cue: torch.Tensor | None = None,
 ) -> Shard:
     """Keep-masks for this rank's share of ``images``: relevance batch b goes to rank b % world,
     so each batch holds the same images as in a one-process run (identical numbers). ``targets``
-    (the training set's ground truth) is read by the oracle alone; ``progress`` is told each
-    batch's size once it is done."""
+    (the training set's ground truth) is read by the oracles alone, ``cue`` (the known cue's
+    pixels) by the cue oracle; ``progress`` is told each batch's size once it is done."""
     n, _, height, width = images.shape
     ids, masks, entropy, inertia, first = [], [], [], [], None
     was_training = module.training
@@ -465,7 +476,8 @@ def shard_masks(
         for start in batch_starts(n, batch_size, rank, world):
             batch_ids = torch.arange(start, min(start + batch_size, n))
             batch_targets = None if targets is None else targets[batch_ids].to(module.device)
-            relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config, batch_ids, round_, batch_targets).float().cpu()
+            batch_cue = None if cue is None else cue[batch_ids]
+            relevance = relevance_maps(module, to_unit(images[batch_ids]).to(module.device), config, batch_ids, round_, batch_targets, batch_cue).float().cpu()
             masks.append(keep_mask(relevance, present[batch_ids], percentile, keep))
             entropy.append(spatial_entropy(relevance))
             inertia.append(moment_of_inertia(relevance))

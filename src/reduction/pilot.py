@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from src.config.schemas.reduction import ORACLE, RANDOM_METHODS
+from src.config.schemas.reduction import CUE_ORACLE, ORACLE, RANDOM_METHODS
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.reduction.masking import fill_stored, keep_mask
 from src.reduction.relevance import RelevanceConfig, relevance_maps
@@ -28,21 +28,23 @@ def model_free_round(
     methods: Sequence[str] = MODEL_FREE,
     cue: KnownCue | None = None,
 ) -> list[dict[str, float | str]]:
-    """A row per method: the kept fraction, the IoU of its keep-masks with the oracle's, and
-    (with ``cue``) the share of the cue left in the filled images, as the reduction's first round
-    would compute them (round 0's draws of ``seed``)."""
+    """A row per method: the kept fraction, the IoU of its keep-masks with the oracle's, the share
+    of object pixels kept and (with ``cue``) the share of the cue left in the filled images, as
+    the reduction's first round would compute them (round 0's draws of ``seed``); with ``cue`` the
+    cue oracle too."""
     images, targets, present = dataset.images, dataset.masks, dataset.valid_pixels()
     ids = torch.arange(len(images))
     cue_parts = cue.training_cue() if cue is not None else None
+    cue_pixels = None if cue_parts is None else (cue_parts[1] != 0).any(1)
 
     def masks_of(method: str) -> torch.Tensor:
         config = RelevanceConfig(method=method, background_class=background_class, seed=seed, oracle_margin=oracle_margin)
-        relevance = relevance_maps(torch.nn.Identity(), to_unit(images), config, ids, 0, targets)
+        relevance = relevance_maps(torch.nn.Identity(), to_unit(images), config, ids, 0, targets, cue_pixels)
         return keep_mask(relevance, present, percentile)
 
     oracle = masks_of(ORACLE)
     rows: list[dict[str, float | str]] = []
-    for method in methods:
+    for method in (*methods, *((CUE_ORACLE,) if cue_pixels is not None and CUE_ORACLE not in methods else ())):
         masks = oracle if method == ORACLE else masks_of(method)
         row: dict[str, float | str] = {
             "method": method,

@@ -11,7 +11,7 @@ import torch
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 from torch import nn
 
-from src.config.schemas.reduction import OBJECT_PRIOR, ORACLE, RANDOM_METHODS
+from src.config.schemas.reduction import CUE_ORACLE, OBJECT_PRIOR, ORACLE, RANDOM_METHODS
 from src.saliency.attribution import attribute, coarsest_conv
 
 
@@ -67,6 +67,17 @@ def oracle_relevance(targets: torch.Tensor, ids: torch.Tensor, seed: int, round_
         rank = np.unique(squared, return_inverse=True)[1].reshape(image.shape)
         maps.append(-torch.from_numpy(rank).float() + 0.5 * ties)
     return (torch.stack(maps) if maps else torch.empty(0, *targets.shape[-2:])).to(targets.device)
+
+
+def cue_oracle_relevance(
+    targets: torch.Tensor, cue: torch.Tensor, ids: torch.Tensor, seed: int, round_: int, margin: int, background_class: int = 0
+) -> torch.Tensor:
+    """(N, H, W) the oracle's ranking (:func:`oracle_relevance`) with every pixel of the known cue
+    ((N, H, W) bool ``cue``) below every other pixel of its image: a round removes the cue before
+    anything else, then keeps by distance to the object as the oracle does."""
+    ranked = oracle_relevance(targets, ids, seed, round_, margin, background_class)
+    span = (ranked.amax(dim=(1, 2)) - ranked.amin(dim=(1, 2)) + 1.0).view(-1, 1, 1)
+    return ranked - span * cue.to(ranked.device, ranked.dtype)
 
 
 def object_prior_relevance(module: nn.Module, images: torch.Tensor, ids: torch.Tensor, seed: int, round_: int, background_class: int = 0) -> torch.Tensor:
@@ -135,15 +146,26 @@ def predicted_foreground(logits: torch.Tensor, background_class: int) -> torch.T
 
 
 def relevance_maps(
-    module: nn.Module, images: torch.Tensor, config: RelevanceConfig, ids: torch.Tensor | None = None, round_: int = 0, targets: torch.Tensor | None = None
+    module: nn.Module,
+    images: torch.Tensor,
+    config: RelevanceConfig,
+    ids: torch.Tensor | None = None,
+    round_: int = 0,
+    targets: torch.Tensor | None = None,
+    cue: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(N, H, W) float relevance for one batch of (N, C, H, W) images; ``module`` in eval mode.
     ``ids`` (the images' training-set indices) and ``round_`` seed the random controls and the
-    oracle's ties; ``targets`` (the batch's ground truth) is what the oracle reads."""
+    oracle's ties; ``targets`` (the batch's ground truth) is what the oracles read, ``cue``
+    ((N, H, W) bool: the known cue's pixels) what the cue oracle reads too."""
     ids = torch.arange(len(images)) if ids is None else ids
-    if config.randomised_model and config.method not in (*RANDOM_METHODS, ORACLE):
+    if config.randomised_model and config.method not in (*RANDOM_METHODS, ORACLE, CUE_ORACLE):
         with randomised_weights(module, (config.seed, round_)):
             return relevance_maps(module, images, replace(config, randomised_model=False), ids, round_, targets)
+    if config.method == CUE_ORACLE:
+        if targets is None or cue is None:
+            raise ValueError("reduction.method=cue_oracle needs the images' ground truth and their cue's pixels")
+        return cue_oracle_relevance(targets, cue, ids, config.seed, round_, config.oracle_margin, config.background_class)
     if config.method == OBJECT_PRIOR:
         return object_prior_relevance(module, images, ids, config.seed, round_, config.background_class)
     if config.method == ORACLE:

@@ -19,7 +19,10 @@ ORACLE = "oracle"
 # a label-free object prior: the model's own predicted foreground first, then the background by
 # its distance to it; a map no better than this keeps "near the object", not what the model reads
 OBJECT_PRIOR = "object_prior"
-METHODS = ("prediction", *GRADIENT_METHODS, *RANDOM_METHODS, ORACLE, OBJECT_PRIOR)
+# the upper bound where the cue lies near the object: the oracle's ranking with every pixel of the
+# known cue ranked last (a data set that knows its cue: data=shortcut)
+CUE_ORACLE = "cue_oracle"
+METHODS = ("prediction", *GRADIENT_METHODS, *RANDOM_METHODS, ORACLE, CUE_ORACLE, OBJECT_PRIOR)
 FILLS = ("zero", "mean", "blur", "impute")
 # which pixels a round keeps: the most relevant (the original study, KAR: Keep And Retrain) or the
 # least (ROAR's direction: RemOve And Retrain); ROAD (RemOve And Debias) is the impute fill
@@ -37,9 +40,7 @@ class SaliencyReductionSchema:
     percentile: float = 90.0  # each round keeps ceil(p/100 * n) of the n pixels still present
     cumulative: bool = True  # removed pixels stay removed; relevance on the reduced image
     fill: str = "zero"  # zero | mean | blur | impute (ROAD's noisy linear imputation: no edge at the mask's border)
-    method: str = (
-        "prediction"  # prediction | gradient | integrated_gradients | smoothgrad | gradcam | random | random_smooth | oracle | object_prior (controls)
-    )
+    method: str = "prediction"  # prediction | gradient | integrated_gradients | smoothgrad | gradcam | random | random_smooth | oracle | cue_oracle | object_prior (controls)
     # the sanity control of Adebayo et al. 2018: the method's maps from the model with every
     # layer's weights re-drawn (its own initialisation, seeded by (seed, round)), not the trained ones
     randomised_model: bool = False
