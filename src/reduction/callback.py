@@ -159,9 +159,11 @@ class SaliencyReduction(Callback):
         out_channels = pl_module.hparams.get("out_channels", 1)
         if out_channels > 1 and not 0 <= self.relevance.background_class < out_channels:
             raise UserInputError(f"reduction.background_class={self.relevance.background_class} is not a class of this model (0..{out_channels - 1}).")
-        if self.relevance.method == CUE_ORACLE and not isinstance(trainer.datamodule, KnownCue):
-            raise UserInputError("reduction.method=cue_oracle ranks a known cue's pixels last: use a data set that knows its cue (data=shortcut).")
         datamodule = experiment_data(trainer.datamodule)
+        if self.relevance.method == CUE_ORACLE:
+            if not isinstance(datamodule, KnownCue):
+                raise UserInputError("reduction.method=cue_oracle ranks a known cue's pixels last: use a data set that knows its cue (data=shortcut).")
+            self._training_cue = datamodule.training_cue()
         if datamodule.streamed:
             raise UserInputError(
                 "reduction keeps the reduced training set in memory, but this folder set is larger than data.memory_limit_mb "
@@ -289,11 +291,9 @@ class SaliencyReduction(Callback):
             parts.append(keep_mask(relevance, present[ids], self.percentile))
         return torch.cat(parts)
 
-    def _cue_pixels(self, datamodule: KnownCue) -> torch.Tensor:
-        """(N, H, W) bool: where the data set put its cue into each training image (setup checked
-        that it knows)."""
-        if self._training_cue is None:
-            self._training_cue = datamodule.training_cue()
+    def _cue_pixels(self) -> torch.Tensor:
+        """(N, H, W) bool: where the data set put its cue into each training image (read in setup)."""
+        assert self._training_cue is not None
         return (self._training_cue[1] != 0).any(1)
 
     def _object_recall(self, masks: torch.Tensor) -> float:
@@ -393,7 +393,7 @@ class SaliencyReduction(Callback):
                     round_=self.rounds_done,
                     targets=self._original_targets,
                     progress=lambda images: self._relevance_batch_done(trainer, progress, images),
-                    cue=self._cue_pixels(trainer.datamodule) if self.relevance.method == CUE_ORACLE else None,
+                    cue=self._cue_pixels() if self.relevance.method == CUE_ORACLE else None,
                 )
             except Exception as error:  # re-raised below, after telling the other ranks
                 failure = error
