@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from bench.data import train_epoch
 from bench.timing import interleaved, median
 from src.config.schemas import net_config, with_defaults
-from src.config.schemas.reduction import METHODS
+from src.config.schemas.reduction import CUE_ORACLE, METHODS
 from src.models.segmentation import SegmentationModule
 from src.reduction import packed
 from src.reduction.callback import shard_masks
@@ -42,9 +42,11 @@ def training_epoch(module: SegmentationModule, images: torch.Tensor, masks: torc
 
 def relevance_pass(module: SegmentationModule, images: torch.Tensor, method: str, targets: torch.Tensor | None = None) -> torch.Tensor:
     """The reduction's own pass (``shard_masks``, one process): relevance, keep-masks at p=90
-    (``targets``: the ground truth, which the oracle ranks by)."""
+    (``targets``: the ground truth, which the oracles rank by; the cue oracle's cue: none, these
+    images carry no cue, so it times the ranking alone)."""
     present = torch.ones(len(images), *images.shape[-2:], dtype=torch.bool)
-    return shard_masks(module, images, present, 90.0, RelevanceConfig(method=method), BATCH, targets=targets).masks
+    cue = torch.zeros_like(present) if method == CUE_ORACLE else None
+    return shard_masks(module, images, present, 90.0, RelevanceConfig(method=method), BATCH, targets=targets, cue=cue).masks
 
 
 def measure(repetitions: int, sizes: tuple[int, ...], methods: tuple[str, ...] = METHODS, train_images: int = 100) -> dict[str, object]:

@@ -98,7 +98,8 @@ def test_every_relevance_method_gives_one_map_per_image(method: str, out_channel
     ).eval()
     images = torch.rand(5, 1, 16, 16)
     targets = (images > 0.5).float() if out_channels == 1 else torch.randint(0, out_channels, (5, 16, 16))  # what the oracle reads
-    maps = relevance_maps(module, images, RelevanceConfig(method=method, ig_steps=4, smoothgrad_samples=2), targets=targets)
+    cue = torch.rand(5, 16, 16) > 0.8  # what the cue oracle reads too (the others ignore it)
+    maps = relevance_maps(module, images, RelevanceConfig(method=method, ig_steps=4, smoothgrad_samples=2), targets=targets, cue=cue)
     assert maps.shape == (5, 16, 16) and torch.isfinite(maps).all()
     assert not any(p.grad is not None for p in module.parameters())
 

@@ -78,9 +78,11 @@ class LinePerEpochProgressBar(ProgressBar):
 def print_epoch_line_now(trainer: L.Trainer, pl_module: L.LightningModule, log_train_metrics: Callable[[], None]) -> None:
     """Before epoch-end work that prints lines of its own: the train metrics logged
     (``log_train_metrics``, which the module would call after the callbacks) and the epoch's
-    line printed, so the work's lines follow the epoch they belong to. Every rank logs (the
-    metrics sync across DDP processes: one rank alone would wait forever); rank 0 prints."""
+    line printed, so the work's lines follow the epoch they belong to. Every rank logs and reads
+    the bar's metrics (under DDP both sync across the processes: a rank alone would wait
+    forever); rank 0 prints."""
     log_train_metrics()
+    trainer.progress_bar_metrics  # noqa: B018 - computed (and synced) on every rank, cached for the line
     bar = trainer.progress_bar_callback
     if isinstance(bar, LinePerEpochProgressBar) and bar.is_enabled:
         bar.print_epoch_now(trainer, pl_module)

@@ -35,6 +35,11 @@ FIRST_COLUMNS = ("job", "overrides", "status", "error")
 LAST_COLUMNS = ("best_epoch", "wall_seconds", "run_dir")
 
 
+# the sweeps this process runs, each with its lock's open file: kept off the callback, which the
+# joblib and submitit launchers pickle into their workers
+_HELD: dict[str, IO[str]] = {}
+
+
 class SweepSummary(Callback):
     """One row per finished job: number, overrides, ok/failed (with the error's last line), the
     best checkpoint's ``val/*`` and ``test/*`` metrics, wall seconds and run dir."""
@@ -42,14 +47,14 @@ class SweepSummary(Callback):
     def __init__(self, filename: str = SUMMARY) -> None:
         self.filename = filename
         self._started = 0.0
-        self._running: IO[str] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # held for the sweep's length: `ckpt_path=last` refuses to continue a sweep still running
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        self._running = open(sweep_dir / SWEEP_LOCK, "w")  # noqa: SIM115 - open until the sweep ends
-        fcntl.flock(self._running, fcntl.LOCK_EX)
+        lock = open(sweep_dir / SWEEP_LOCK, "w")  # noqa: SIM115 - open until the sweep ends
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _HELD[str(sweep_dir)] = lock
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.time()
@@ -70,9 +75,9 @@ class SweepSummary(Callback):
         path = self._rewrite(sweep_dir)
         # `-m ... ckpt_path=last` continues only a sweep without this mark (src/runs/rerun.py)
         write_bytes_atomic(sweep_dir / SWEEP_FINISHED, json.dumps({"ended": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
-        if self._running is not None:
-            self._running.close()  # releases the lock
-            self._running = None
+        held = _HELD.pop(str(sweep_dir), None)
+        if held is not None:
+            held.close()  # releases the lock
         log.info("sweep summary: %s", path)
 
     def _rewrite(self, sweep_dir: Path) -> Path:
