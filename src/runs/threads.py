@@ -3,7 +3,7 @@
 torch's default, one thread per core, collapses when another process keeps a core busy: its
 parallel regions wait at each barrier for the thread that shares a core (on the 2-core box a short
 eliret fit took 2.8x longer with 2 threads than with 1 while a busy loop ran; 54x slower epochs
-were reported on an AMD EPYC). Passive waiting (``OMP_WAIT_POLICY=PASSIVE``) halved that but cost 2x on an
+were reported in the issue that asked for this). Passive waiting (``OMP_WAIT_POLICY=PASSIVE``) halved that but cost 2x on an
 idle machine. So the default counts the cores this process may use (its CPU affinity: a Slurm
 allocation, ``taskset``; at most a cgroup's CPU quota and ``OMP_NUM_THREADS`` where set) that are
 idle now, sampled for a fifth of a second, and uses that many.
