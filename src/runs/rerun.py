@@ -121,7 +121,9 @@ def unfinished_sweeps(log_dir: Path, config_name: str, overrides: list[str]) -> 
     the same job dirs."""
     wanted = what_it_computes(overrides)
     found = []
-    for recorded in log_dir.glob("**/multirun.yaml"):
+    # where sweeps live: <task>/multiruns/<time>, and a preset's fixed <task>/<name>; not a walk
+    # through every run's files
+    for recorded in [*log_dir.glob("*/multiruns/*/multirun.yaml"), *log_dir.glob("*/*/multirun.yaml")]:
         sweep = recorded.parent
         if (sweep / SWEEP_FINISHED).exists() and not _has_failed_job(sweep):
             continue
