@@ -317,3 +317,34 @@ def test_the_gain_table_prints_no_reductions_g_as_a_reference_line() -> None:
     table = gain_table(runs, ["reduction.method"], study)
     assert table["arm"].tolist() == ["no reduction (reference line)", "method=prediction"]
     assert table["G"].iloc[0] == pytest.approx(0.2)
+
+
+def test_the_controls_are_adjusted_apart_from_the_family_and_get_their_g() -> None:
+    rng = np.random.default_rng(1)
+    base = 0.5 + rng.normal(0, 0.02, 6)
+    values = {"oracle": base + 0.3, "random": base, "gradcam": base + 0.1 + rng.normal(0, 0.01, 6), "object_prior": base + 0.09 + rng.normal(0, 0.01, 6)}
+    runs = [run(seed, method, float(v)) for method, vs in values.items() for seed, v in enumerate(vs)]
+    family = [FamilyPart({"reduction.method": "random"}, [{"reduction.method": "gradcam"}, {"reduction.method": "oracle"}])]
+    controls = [FamilyPart({"reduction.method": "object_prior"}, [{"reduction.method": "gradcam"}])]
+    gain = GainShare(oracle={"reduction.method": "oracle"}, random={"reduction.method": "random"})
+    study = Study("toy", "test/miou", 0.01, family, gain_share=gain, controls=controls)
+    main = confirmatory_table(runs, ["reduction.method"], study)
+    secondary = confirmatory_table(runs, ["reduction.method"], study, parts=study.controls)
+    assert len(main) == 2 and len(secondary) == 1
+    # a family of one: Holm leaves its p as it is, whatever the primary family holds
+    assert secondary["p (Holm)"].iloc[0] == pytest.approx(stats.ttest_rel(values["gradcam"], values["object_prior"]).pvalue)
+    assert secondary["mean"].iloc[0] == pytest.approx(float(np.mean(values["gradcam"] - values["object_prior"])))
+    # the controls' arms get G as the family's do
+    table = gain_table(runs, ["reduction.method"], study)
+    g = table.set_index("arm")["G"]
+    assert set(g.index) == {"method=gradcam", "method=object_prior"}
+    assert g["method=object_prior"] == pytest.approx(float((values["object_prior"].mean() - base.mean()) / 0.3))
+
+
+def test_a_selector_matches_a_boolean_written_as_yaml_writes_it() -> None:
+    config = OmegaConf.create(
+        {"seed": 0, "task_name": "toy", "reduction": {"_target_": "SaliencyReduction", "rounds": 1, "method": "gradcam", "randomised_model": True}}
+    )
+    randomised = Run(Path("r"), config, {"seed": "0", "reduction.randomised_model": "true"}, metrics={"test/miou": 0.5})
+    assert matches(randomised, {"reduction.randomised_model": "true"}) and matches(randomised, {"reduction.randomised_model": "True"})
+    assert not matches(randomised, {"reduction.randomised_model": "false"}) and not matches(randomised, {"reduction.randomised_model": "unset"})

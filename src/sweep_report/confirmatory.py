@@ -73,6 +73,9 @@ class Study:
     gain_share: GainShare | None = None
     sign_flip: bool = False
     g_interval: str = "percentile"
+    # secondary comparisons (e.g. a map against its own controls), Holm-adjusted on their own so
+    # that they cost the primary family no power
+    controls: list[FamilyPart] = field(default_factory=list)
 
     def margin_for(self, reference: np.ndarray, metric: str) -> float:
         """The equivalence margin of a comparison with these reference values."""
@@ -93,14 +96,7 @@ def study_of(runs: Sequence[Run]) -> Study | None:
         block = run.value("study")
         if block:
             spec = cast(dict[str, Any], OmegaConf.to_container(block, resolve=True))
-            parts = [
-                FamilyPart(
-                    against={k: str(v) for k, v in part["against"].items()},
-                    arms=[{k: str(v) for k, v in arm.items()} for arm in part["arms"]],
-                    match=list(part.get("match") or []),
-                )
-                for part in spec["family"]
-            ]
+            parts = [_family_part(part) for part in spec["family"]]
             gain = spec.get("gain_share")
             return Study(
                 str(run.value("task_name", "study")),
@@ -111,8 +107,17 @@ def study_of(runs: Sequence[Run]) -> Study | None:
                 gain_share=None if not gain else GainShare({k: str(v) for k, v in gain["oracle"].items()}, {k: str(v) for k, v in gain["random"].items()}),
                 sign_flip=bool(spec.get("sign_flip", False)),
                 g_interval=str(spec.get("g_interval", "percentile")),
+                controls=[_family_part(part) for part in spec.get("controls") or []],
             )
     return None
+
+
+def _family_part(part: Mapping[str, Any]) -> FamilyPart:
+    return FamilyPart(
+        against={k: str(v) for k, v in part["against"].items()},
+        arms=[{k: str(v) for k, v in arm.items()} for arm in part["arms"]],
+        match=list(part.get("match") or []),
+    )
 
 
 # a selector's value for "the run does not set this key" (e.g. the plain baseline beside arms that
@@ -129,7 +134,9 @@ def _matches(run: Run, key: str, value: str) -> bool:
         return key not in run.overrides
     if key == "reduction.rounds" and value == "0":  # no reduction, however the run said so (reduction=none too)
         return not run.reduced
-    return run.setting(key) == value
+    setting = run.setting(key)
+    # a YAML boolean reads back as Python's True; a selector may write it as YAML does (true)
+    return setting == value or (value.lower() in ("true", "false") and str(setting).lower() == value.lower())
 
 
 def label(run: Run, keys: Sequence[str]) -> str:
@@ -253,7 +260,7 @@ def gain_share(
 
 
 def gain_table(runs: Sequence[Run], keys: Sequence[str], study: Study, metric: str | None = None) -> pd.DataFrame:
-    """G per arm of the family (every arm but the two references), over the seeds that ran the
+    """G per arm of the family and the controls (every arm but the two references), over the seeds that ran the
     arm, the oracle and random removal: G, its bootstrap interval and the three means."""
     if study.gain_share is None:
         return pd.DataFrame()
@@ -264,14 +271,17 @@ def gain_table(runs: Sequence[Run], keys: Sequence[str], study: Study, metric: s
         for name, selector in (("oracle", study.gain_share.oracle), ("random", study.gain_share.random))
     }
     arms: dict[str, dict[int, float]] = {}
-    for part in study.family:
-        for run in runs:
-            if (
-                run.metrics
-                and any(matches(run, arm) for arm in part.arms)
-                and not any(matches(run, s) for s in (study.gain_share.oracle, study.gain_share.random))
-            ):
-                arms.setdefault(label(run, keys), {})[run.seed] = sign * metric_of(run, metric)
+    # the controls' references too (the object prior, a map from a randomised model): their G says
+    # how much of a map's gain a control already has; no reduction is the reference line below
+    selectors = [*(arm for part in study.family for arm in part.arms), *(a for part in study.controls for a in (*part.arms, part.against))]
+    for run in runs:
+        if (
+            run.metrics
+            and label(run, keys) != "no reduction"
+            and any(matches(run, selector) for selector in selectors)
+            and not any(matches(run, s) for s in (study.gain_share.oracle, study.gain_share.random))
+        ):
+            arms.setdefault(label(run, keys), {})[run.seed] = sign * metric_of(run, metric)
     # the reference line: what not reducing at all gets on the same scale
     plain = {r.seed: sign * metric_of(r, metric) for r in runs if r.metrics and not r.reduced and label(r, keys) == "no reduction"}
     if plain:
@@ -311,13 +321,15 @@ def verdict(mean: float, p_adjusted: float, tost_adjusted: float, margin: float,
     return f"equivalent within ±{margin:.2g}" if equivalent else "inconclusive"
 
 
-def confirmatory_table(runs: Sequence[Run], keys: Sequence[str], study: Study, metric: str | None = None) -> pd.DataFrame:
-    """One row per comparison of the family on ``metric`` (default: the primary): pairs, mean
+def confirmatory_table(
+    runs: Sequence[Run], keys: Sequence[str], study: Study, metric: str | None = None, parts: Sequence[FamilyPart] | None = None
+) -> pd.DataFrame:
+    """One row per comparison of ``parts`` (default: the family) on ``metric`` (default: the primary): pairs, mean
     difference, its 95% and its simultaneous (Bonferroni over the family) t-intervals, the
     paired t-test's p-value raw and Holm-adjusted, the Holm-adjusted TOST p-value and the verdict."""
     metric = metric or study.primary
     rows: list[dict[str, Any]] = []
-    for part in study.family:
+    for part in study.family if parts is None else parts:
         for name, arm, reference in paired_differences(runs, keys, part, metric):
             diff = arm - reference
             n = len(diff)

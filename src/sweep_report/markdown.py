@@ -118,7 +118,24 @@ def confirmatory_section(runs: Sequence[Run], keys: Sequence[str], study: confir
         "",
         table_md(confirmatory.shown(table)),
         "",
+        *controls_section(runs, keys, study),
         *gain_section(runs, keys, study),
+    ]
+
+
+def controls_section(runs: Sequence[Run], keys: Sequence[str], study: confirmatory.Study) -> list[str]:
+    """The preset's secondary comparisons (``controls``), tested as the family is, adjusted apart."""
+    table = confirmatory.confirmatory_table(runs, keys, study, parts=study.controls) if study.controls else pd.DataFrame()
+    if table.empty:
+        return []
+    return [
+        "### Controls (secondary)",
+        "",
+        f"The preset's {len(table)} secondary comparisons on `{study.primary}`, tested as the family is, Holm-adjusted among "
+        "themselves (not with the family): is a map more than its controls, and do the label-using baselines beat no reduction?",
+        "",
+        table_md(confirmatory.shown(table)),
+        "",
     ]
 
 
