@@ -11,7 +11,10 @@ import hydra
 from omegaconf import DictConfig
 
 from src.config.help import answer_help, refuse_misspelt_keys
+from src.config.registration import register
 from src.config.user_errors import exit_on_user_error
+
+register()  # the configs' resolvers and schemas, in this process and in a sweep's workers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -15,8 +15,11 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from src.config.registration import register
 from src.config.schemas import check_ranges
 from src.config.user_errors import exit_on_user_error
+
+register()  # the configs' resolvers and schemas, in this process and in a sweep's workers
 
 # the pilot criteria of a benchmark whose cue random removal keeps and a perfect map removes
 RANDOM_CUE_LEFT = 0.8

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.config.errors import UserInputError
+from src.config.registration import register
+
+register()  # the configs' resolvers and schemas, in this process and in a sweep's workers
 
 
 def report(path: Path | Sequence[Path], out: Path | None = None, metric: str | None = None) -> Path:

@@ -13,9 +13,12 @@ from omegaconf import DictConfig
 
 from src.config.errors import UserInputError
 from src.config.help import answer_help
+from src.config.registration import register
 from src.config.schemas import check_ranges
 from src.config.user_errors import exit_on_user_error
 from src.runs.rerun import main_with_run_dirs
+
+register()  # the configs' resolvers and schemas, in this process and in a sweep's workers
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -137,6 +137,22 @@ def test_importing_every_module_leaves_the_backend_and_the_environment_alone() -
     assert backend == "svg"
 
 
+def test_importing_src_registers_nothing_and_register_gives_the_configs_what_they_need() -> None:
+    probe = (
+        "import src\nfrom omegaconf import OmegaConf\nfrom hydra.core.config_store import ConfigStore\n"
+        "names = ['project_root', 'epochs_per_round', 'run_stamp', 'rank_suffix', 'slurm_gpus']\n"
+        "print([OmegaConf.has_resolver(n) for n in names], 'schema' in ConfigStore.instance().repo)\n"
+        "from src.config.registration import register\nregister()\nregister()\n"
+        "print([OmegaConf.has_resolver(n) for n in names], sorted(ConfigStore.instance().repo['schema']))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, after = result.stdout.strip().splitlines()
+    assert before == "[False, False, False, False, False] False"
+    assert after == "[True, True, True, True, True] ['background_swap', 'data', 'model', 'reduction']"
+    assert "noqa: E402" not in (ROOT / "src" / "__init__.py").read_text()
+
+
 def test_images_are_opened_in_one_module() -> None:
     openers = [str(path.relative_to(ROOT)) for path in code_files() if "Image.open(" in path.read_text()]
     assert openers == ["src/storage/image_files.py"]

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.salseg_sweepers.slurm_launcher import refusal_message
 from src.callbacks.requeue import Requeued, RequeueOnSignal
-from src.runs import slurm
+from src.config import slurm
 from src.runs.rerun import expand_arguments, unfinished_runs
 
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
@@ -45,7 +45,9 @@ def test_an_srun_steps_tasks_share_one_run_dir_and_keep_their_own_hydra_files(no
 
 
 def test_the_run_dir_config_takes_the_steps_stamp(no_slurm: pytest.MonkeyPatch) -> None:
-    import src  # noqa: F401  (registers the resolvers)
+    from src.config.registration import register
+
+    register()
 
     cfg = OmegaConf.create({"dir": "${run_stamp:stamp}", "subdir": ".hydra${rank_suffix:}", "gpus": "${slurm_gpus:cpu,2}", "gpus_on": "${slurm_gpus:auto,2}"})
     assert (cfg.dir, cfg.subdir, cfg.gpus, cfg.gpus_on) == ("stamp", ".hydra", None, 2)

@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from src.runs import slurm
+from src.config import slurm
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import CONF
+from src.config.registration import register
 
 HELP_FLAGS = ("--help", "-h")
 
@@ -42,6 +43,7 @@ def group_options(conf: Path = CONF) -> dict[str, list[str]]:
 def help_text(config_name: str, overrides: list[str]) -> str:
     """What ``python -m src.<config_name> --help [overrides]`` prints."""
     groups = "\n".join(f"{group}: {', '.join(options)}" for group, options in group_options().items())
+    register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose(config_name, overrides=overrides)
@@ -83,6 +85,7 @@ def _composed(config_name: str, overrides: list[str]) -> DictConfig:
 # the checks before a run compose the same overrides twice (misspelt keys, missing values)
 @functools.lru_cache(maxsize=4)
 def _composed_once(config_name: str, overrides: tuple[str, ...]) -> DictConfig:
+    register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         return compose(config_name, overrides=overrides)

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from src.runs import slurm
+from src.config import slurm
 
 # the start of each message dropped, and why it is not actionable
 NOISE = (

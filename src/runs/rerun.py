@@ -23,11 +23,11 @@ from pathlib import Path
 
 import yaml
 
+from src.config import slurm
 from src.config.compose import hydra_mode
 from src.config.errors import UserInputError
 from src.config.help import refuse_misspelt_keys
 from src.config.project_root import project_root
-from src.runs import slurm
 from src.storage.writable import check_writable
 
 # the recorded ones would point the re-run at the old run's files

@@ -12,8 +12,8 @@ import pandas as pd
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-import src  # noqa: F401  (registers the config resolvers runs were saved with)
 from src.config.errors import UserInputError
+from src.config.registration import register
 
 
 @dataclass
@@ -80,6 +80,7 @@ def load_run(path: Path) -> Run:
 def per_epoch(logged: pd.DataFrame) -> pd.DataFrame:
     """Lightning's CSV rows (train, val and timing logged on separate rows) merged to one row per
     epoch of the fit; what validate()/test() logged after the fit is dropped."""
+    register()  # the resolvers the run's config was saved with
     fit = logged.drop(columns=[c for c in logged.columns if c.startswith(("test/", "test_shift/", "final_round/"))])
     fit = fit.dropna(subset=[c for c in fit.columns if c not in ("epoch", "step")], how="all")
     per = fit.groupby("epoch").last().reset_index().drop(columns="step", errors="ignore")
@@ -108,6 +109,7 @@ def load_summary(path: Path) -> list[Run]:
     """The jobs of a ``sweep_summary.csv`` alone (its run dirs need not exist): each job's config
     is composed again from its overrides (with the presets as they are now), its metrics and best
     epoch are the CSV's; per-epoch curves and reduction rounds are not in the CSV."""
+    register()  # the schemas its configs are composed from
     from src.config.compose import compose_config  # Hydra's compose API: only for CSV sources
 
     path = Path(path)

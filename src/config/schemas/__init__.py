@@ -125,7 +125,7 @@ def check_values(group: str, values: Mapping[str, Any]) -> None:
         raise UserInputError("; ".join(problems) + ".")
 
 
-def register() -> None:
+def store_schemas() -> None:
     store = ConfigStore.instance()
     for (group, name), schema in SCHEMAS.items():
         # in a group of their own (schema/...), so they are never offered as options of the group
