@@ -288,3 +288,10 @@ def test_rounds_reach_the_logger_with_images(make_cfg, tmp_path: Path, logger: s
         accumulator.Reload()
         assert len(accumulator.Images("reduction/examples")) == 2
         assert [e.value for e in accumulator.Scalars("reduction/round")] == [1.0, 2.0]
+
+
+def test_every_fill_the_schema_names_has_its_function() -> None:
+    from src.config.schemas.reduction import FILLS
+    from src.reduction.masking import BACKGROUNDS
+
+    assert {*BACKGROUNDS, "impute"} == set(FILLS)

@@ -223,5 +223,5 @@ def test_the_data_seed_changes_the_training_set_and_not_the_test_splits() -> Non
 def test_a_placement_that_cannot_hold_is_refused() -> None:
     with pytest.raises(UserInputError, match="cue_place=near puts the cue within data.cue_guard pixels of the object: set data.cue_guard >= 1"):
         ShortcutSpec(cue_place="near", cue_guard=0)
-    with pytest.raises(UserInputError, match="unknown data.cue_place='nearby'; choose one of far, near, patch"):
+    with pytest.raises(UserInputError, match=r"unknown data.cue_place='nearby'; did you mean near\? choose one of far, near, patch"):
         ShortcutSpec(cue_place="nearby")

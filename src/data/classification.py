@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from src.config.errors import UserInputError
+from src.config.schemas import check_choice
+from src.config.schemas.data import PET_TARGETS
 from src.data.eliret import EliretDataModule
 from src.data.pet import IMAGENET_MEAN, IMAGENET_STD, PetDataModule
 from src.data.segmentation_dataset import SplitDataModule, to_unit
@@ -91,8 +92,7 @@ class PetClassificationDataModule(ClassificationDataModule):
         download: bool,
     ) -> None:
         super().__init__()
-        if target not in ("species", "breed"):
-            raise UserInputError(f"data.target={target!r} must be species (cat/dog) or breed (37 classes).")
+        check_choice("data.target", target, PET_TARGETS)
         self.save_hyperparameters(logger=False)
         self.pet = PetDataModule(
             data_dir,

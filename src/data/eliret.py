@@ -10,13 +10,14 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from src.config.errors import UserInputError
+from src.config.schemas import check_choice
+from src.config.schemas.data import ELIRET_TEST_SPLITS
 from src.data.augment import resolve
 from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.png_pairs import load_pairs, read_split_csv
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
 
 # test_split: the original study's 32x32 test CSV, or the six larger maior images (off-centre shapes)
-TEST_SPLITS = ("test", "maior")
 
 
 class EliretDataModule(SplitDataModule):
@@ -57,8 +58,7 @@ class EliretDataModule(SplitDataModule):
         self.augment = resolve(augment, recommended=None)
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
-        if test_split not in TEST_SPLITS:
-            raise UserInputError(f"unknown data.test_split={test_split!r}; choose one of {', '.join(TEST_SPLITS)}.")
+        check_choice("data.test_split", test_split, ELIRET_TEST_SPLITS)
         self.data_dir = Path(data_dir)
         self.spec = EliretSpec(
             n_per_class=n_per_class,

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from src.config.errors import UserInputError
+from src.config.schemas import check_choice
+from src.config.schemas.data import LABEL_RESIZES
 from src.data.augment import dihedral, resolve
 from src.data.border_weights import border_weights
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
@@ -65,9 +67,6 @@ def read_membrane(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
     if images.shape != labels.shape:
         raise UserInputError(f"training images {images.shape} and labels {labels.shape} differ in size.")
     return images, labels, test
-
-
-LABEL_RESIZE = ("centre", "majority")
 
 
 def resize_stack(stack: np.ndarray, size: int, labels: str | None = None) -> torch.Tensor:
@@ -134,8 +133,7 @@ class MembraneDataModule(SplitDataModule):
         self.save_hyperparameters(logger=False, ignore=["augment"])
         if image_size < 16:
             raise UserInputError(f"data.image_size={image_size} is too small; use >= 16 (128 as in the original study, 512 full size).")
-        if label_resize not in LABEL_RESIZE:
-            raise UserInputError(f"unknown data.label_resize={label_resize!r}; choose one of {', '.join(LABEL_RESIZE)}.")
+        check_choice("data.label_resize", label_resize, LABEL_RESIZES)
         if crop_size is not None and crop_size < 16:
             raise UserInputError(f"data.crop_size={crop_size} is too small; use >= 16 (256 as in the U-Net paper's tiles, at most 512).")
         self.data_dir = Path(data_dir)

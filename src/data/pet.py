@@ -14,6 +14,8 @@ import torch
 from torchvision.transforms import v2
 
 from src.config.errors import UserInputError
+from src.config.schemas import check_choice
+from src.config.schemas.data import PET_SPLITS
 from src.data.augment import JointAugment, resolve
 from src.data.resizing import resize_image, resize_mask
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
@@ -105,8 +107,7 @@ class PetDataModule(SplitDataModule):
         self.save_hyperparameters(logger=False, ignore=["augment"])
         if classes not in TRIMAP_TO_CLASS:
             raise UserInputError(f"data.classes={classes} must be 3 (background, pet, border) or 2 (pet vs rest).")
-        if split not in ("random", "official"):
-            raise UserInputError(f"data.split={split!r} must be random (80/10/10, the original study) or official.")
+        check_choice("data.split", split, PET_SPLITS)
         self.data_dir = pet_folder(Path(data_dir))
         self.augment = resolve(augment, recommended=JointAugment(v2.RandomHorizontalFlip(), reflect_margin=0.0))
         self.labels: dict[str, dict[str, torch.Tensor]] = {}

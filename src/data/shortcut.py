@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from src.config.errors import UserInputError
+from src.config.schemas import check_choice
 from src.data.augment import resolve
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
 from src.data.shortcut_generator import TEST_SPLITS, ShortcutSpec, draw_sample, ensure_shortcut, split_size
@@ -20,7 +21,7 @@ class ShortcutDataModule(SplitDataModule):
     """Three classes (background, ellipse, rectangle) on 32x32 gray images whose background
     stripes predict the object's class in train and val with probability ``cue_correlation``.
 
-    ``test_split`` (aligned | reversed | neutral) is the test set of ``test/...`` and of
+    ``test_split`` (aligned, reversed or neutral) is the test set of ``test/...`` and of
     robustness; every run is also tested on all three (``test_<split>/...`` in metrics.json).
     No augmentation by default: a quarter turn would swap the stripes' orientation, i.e. the cue.
     """
@@ -62,8 +63,7 @@ class ShortcutDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])
-        if test_split not in TEST_SPLITS:
-            raise UserInputError(f"unknown data.test_split={test_split!r}; choose one of {', '.join(TEST_SPLITS)}.")
+        check_choice("data.test_split", test_split, TEST_SPLITS)
         self.augment = resolve(augment, recommended=None)
         # each data seed's set in a folder of its own (its test splits are the same files)
         self.data_dir = Path(data_dir) if data_seed is None else Path(data_dir) / f"data_seed_{data_seed}"

@@ -47,20 +47,19 @@ from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
 from src.config.errors import UserInputError
-from src.config.schemas.data import ShortcutDataSchema
+from src.config.schemas import check_choice
+from src.config.schemas.data import CUE_PLACES, CUES, ShortcutDataSchema
+from src.config.schemas.data import SHORTCUT_TEST_SPLITS as TEST_SPLITS
 from src.data import generated_set
 from src.data.eliret_generator import shape_mask
 from src.data.generated_set import write_generated
 
 SPEC_FILE = "shortcut.json"
 CUES_FILE = "cues.csv"
-TEST_SPLITS = ("aligned", "reversed", "neutral")
 SPLITS = ("train", "val", *(f"test_{name}" for name in TEST_SPLITS))
 CLASSES = ("background", "ellipse", "rectangle")
 # the cue of each object class: stripes along the rows (1) or along the columns (2)
 NO_CUE, HORIZONTAL, VERTICAL = 0, 1, 2
-CUE_KINDS = ("stripes", "gradient")
-CUE_PLACES = ("far", "near", "patch")
 # with a guard band, the cue rises from 0 to full amplitude over this many pixels beyond it (no edge)
 CUE_RAMP = 2.0
 
@@ -100,12 +99,10 @@ class ShortcutSpec:
             raise UserInputError("shortcut half axes must satisfy 0 < data.min_half_axis <= data.max_half_axis < 0.5 (fractions of the side).")
         if self.stripe_period < 2:
             raise UserInputError(f"data.stripe_period={self.stripe_period} must be >= 2 pixels.")
-        if self.cue not in CUE_KINDS:
-            raise UserInputError(f"unknown data.cue={self.cue!r}; choose one of {', '.join(CUE_KINDS)}.")
+        check_choice("data.cue", self.cue, CUES)
         if self.cue_guard < 0:
             raise UserInputError(f"data.cue_guard={self.cue_guard} must be >= 0 pixels (0: the cue on every background pixel).")
-        if self.cue_place not in CUE_PLACES:
-            raise UserInputError(f"unknown data.cue_place={self.cue_place!r}; choose one of {', '.join(CUE_PLACES)}.")
+        check_choice("data.cue_place", self.cue_place, CUE_PLACES)
         if self.cue_place == "near" and self.cue_guard < 1:
             raise UserInputError("data.cue_place=near puts the cue within data.cue_guard pixels of the object: set data.cue_guard >= 1.")
         if self.cue_place == "patch" and not 2 <= self.patch_size < self.size:

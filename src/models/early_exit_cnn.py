@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from src.config.errors import UserInputError
+from src.config.schemas import check_choice
+from src.config.schemas.models import EXIT_HEADS
 from src.models.unet import double_conv
 
 
@@ -23,8 +25,7 @@ class ExitHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, kind: str, hidden: int) -> None:
         super().__init__()
-        if kind not in ("pool_linear", "conv_pool_linear"):
-            raise UserInputError(f"unknown model.net.head={kind!r}; choose pool_linear or conv_pool_linear.")
+        check_choice("model.net.head", kind, EXIT_HEADS)
         self.conv = nn.Sequential(nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU(inplace=True)) if kind == "conv_pool_linear" else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.linear = nn.Linear(hidden if kind == "conv_pool_linear" else in_channels, num_classes)

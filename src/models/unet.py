@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from src.config.errors import UserInputError
+from src.config.schemas import check_choice
+from src.config.schemas.models import UPSAMPLINGS
 from src.models.padding import crop, pad_to_multiple
-
-UPSAMPLING = ("transpose", "bilinear", "nearest")
 
 
 def double_conv(in_channels: int, out_channels: int, batch_norm: bool, dropout: float) -> nn.Sequential:
@@ -68,8 +68,7 @@ class UNet(nn.Module):
         pad_input: bool,
     ) -> None:
         super().__init__()
-        if upsampling not in UPSAMPLING:
-            raise UserInputError(f"unknown model.net.upsampling={upsampling!r}; choose one of {', '.join(UPSAMPLING)}.")
+        check_choice("model.net.upsampling", upsampling, UPSAMPLINGS)
         if depth < 1:
             raise UserInputError(f"model.net.depth={depth} must be >= 1.")
         if base_width < 1:

@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import Callback
 from src.callbacks.progress import WorkProgress, print_epoch_line_now
 from src.config.errors import UserInputError
 from src.config.schemas import check_values
-from src.config.schemas.reduction import CUE_ORACLE, ORACLE
+from src.config.schemas.reduction import CUE_ORACLE, ORACLE, SaliencyReductionSchema
 from src.data.contract import experiment_data
 from src.data.segmentation_dataset import SegmentationTensors, to_unit
 from src.loggers.figures import save_figure
@@ -118,7 +118,7 @@ class SaliencyReduction(Callback):
         maps_from: str | None,
     ) -> None:
         # the ranges and choices are the config's (src/config/schemas), checked here too for a callback built in code
-        check_values("reduction", {k: v for k, v in locals().items() if k != "self"})
+        check_values("reduction", {k: v for k, v in locals().items() if k != "self"}, SaliencyReductionSchema)
         if rounds < 1:
             raise UserInputError(f"reduction.rounds={rounds} builds no reduction; use reduction=none (or rounds=0 in a config) to train once.")
         self.rounds, self.epochs_per_round = rounds, epochs_per_round

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -76,17 +76,24 @@ def fill_removed(
         owns = valid.cpu() if valid is not None else [None] * len(images)
         filled = [_impute_own_pixels(image, mask, own, impute_noise, seed) for image, mask, own, seed in zip(images.cpu(), keep.cpu(), owns, seeds)]
         return torch.stack(filled).to(images.dtype)
-    if fill == "zero":
-        background = torch.zeros_like(images)
-    elif fill == "mean":
-        background = images.mean((2, 3), keepdim=True).expand_as(images)
-    elif fill == "blur":
-        side = min(images.shape[-2:])
-        kernel = max(3, (side // 4) | 1)
-        background = gaussian_blur(images, kernel, kernel / 3.0)
-    else:
+    if fill not in BACKGROUNDS:
         raise ValueError(f"unknown fill {fill!r}; choose one of {', '.join(FILLS)}")
-    return torch.where(keep4, images, background)
+    return torch.where(keep4, images, BACKGROUNDS[fill](images))
+
+
+def _blurred(images: torch.Tensor) -> torch.Tensor:
+    side = min(images.shape[-2:])
+    kernel = max(3, (side // 4) | 1)
+    return gaussian_blur(images, kernel, kernel / 3.0)
+
+
+# what a removed pixel becomes, per fill that needs only the images (the impute fill also needs the
+# keep-mask and its noise): a fill is its name in the schema's Fill plus an entry here
+BACKGROUNDS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "zero": torch.zeros_like,
+    "mean": lambda images: images.mean((2, 3), keepdim=True).expand_as(images),
+    "blur": _blurred,
+}
 
 
 def _impute_own_pixels(image: torch.Tensor, keep: torch.Tensor, own: torch.Tensor | None, noise: float, seed: Sequence[int]) -> torch.Tensor:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING as NO_DEFAULT
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -46,7 +46,7 @@ from src.config.schemas.models import (
     UNetModuleSchema,
     UNetSchema,
 )
-from src.config.schemas.reduction import CHOICES, BackgroundSwapSchema, SaliencyReductionSchema
+from src.config.schemas.reduction import BackgroundSwapSchema, SaliencyReductionSchema
 
 SCHEMAS = {
     ("reduction", "saliency"): SaliencyReductionSchema,
@@ -116,11 +116,24 @@ def net_config(name: str, **overrides: Any) -> dict[str, Any]:
     return {"_target_": schema._target_, **schema_defaults(schema), **overrides}
 
 
-def check_values(group: str, values: Mapping[str, Any]) -> None:
-    """The :data:`RANGES` and closed choices of ``group`` (e.g. ``reduction``) on a class's
-    arguments, in one error."""
+def field_choices(schema: Any) -> dict[str, tuple[str, ...]]:
+    """The closed choices of a schema's fields: field -> the values of its ``Literal``
+    (``Annotated[str, Literal[...]]``, the one place each choice is written)."""
+    choices = {}
+    for name, hint in get_type_hints(schema, include_extras=True).items():
+        if get_origin(hint) is Annotated:
+            for extra in hint.__metadata__:
+                if get_origin(extra) is Literal:
+                    choices[name] = get_args(extra)
+    return choices
+
+
+def check_values(group: str, values: Mapping[str, Any], schema: Any) -> None:
+    """The :data:`RANGES` and the closed choices of ``schema`` on a class's arguments (named
+    ``<group>.<argument>``, e.g. ``reduction.fill``), in one error."""
     keyed = {f"{group}.{key}": value for key, value in values.items()}
-    problems = _problems(keyed) + _unknown_choices(keyed)
+    choices = {f"{group}.{name}": options for name, options in field_choices(schema).items()}
+    problems = _problems(keyed) + _unknown_choices(keyed, choices)
     if problems:
         raise UserInputError("; ".join(problems) + ".")
 
@@ -167,10 +180,10 @@ def _problems(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _unknown_choices(values: Mapping[str, Any]) -> list[str]:
+def _unknown_choices(values: Mapping[str, Any], choices_by_key: Mapping[str, tuple[str, ...]]) -> list[str]:
     problems = []
     for key, value in values.items():
-        choices = CHOICES.get(key, ())
+        choices = choices_by_key.get(key, ())
         if choices and value is not None and value not in choices:
             close = difflib.get_close_matches(str(value), choices, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
@@ -178,18 +191,35 @@ def _unknown_choices(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+# the config's nodes that a schema of ours builds (the schema is found by the node's _target_)
+SCHEMA_NODES = ("data", "model", "model.net", "reduction", "background_swap")
+
+
+def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    """A class's own check of one closed choice (it may be built outside a config), worded as
+    :func:`check_ranges` words it."""
+    problems = _unknown_choices({key: value}, {key: choices})
+    if problems:
+        raise UserInputError(problems[0] + ".")
+
+
 def check_ranges(cfg: DictConfig) -> None:
-    """Every out-of-range value of :data:`RANGES` and every unknown closed choice of
-    :data:`~src.config.schemas.reduction.CHOICES`, in one error that names each key (the
-    reduction's settings only where it runs). Entry points call it before torch is imported."""
+    """Every out-of-range value of :data:`RANGES` and every unknown closed choice (a schema
+    field's ``Literal``), in one error that names each key (the reduction's settings only where it
+    runs). Entry points call it before torch is imported."""
     reducing = (OmegaConf.select(cfg, "reduction.rounds", default=0) or 0) > 0
     # rounds=0 or reduction=none: the reduction's other settings do not apply
     keys = [key for key in RANGES if reducing or not key.startswith("reduction.") or key == "reduction.rounds"]
     # a key that reads a wrong value through an interpolation is skipped: the value is named
     # at the key the user wrote (every interpolated source is in RANGES), or below
     problems = _problems({key: _read(cfg, key) for key in keys})
-    if reducing:
-        problems += _unknown_choices({key: _read(cfg, key) for key in CHOICES})
+    choices = {
+        f"{node}.{name}": options
+        for node in SCHEMA_NODES
+        if reducing or node != "reduction"
+        for name, options in field_choices(BY_TARGET.get(_read(cfg, f"{node}._target_"), object)).items()
+    }
+    problems += _unknown_choices({key: _read(cfg, key) for key in choices}, choices)
     if problems:
         raise UserInputError("; ".join(problems) + ".")
     for key in keys:

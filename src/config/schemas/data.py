@@ -5,9 +5,34 @@ for argument."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 from omegaconf import MISSING
+
+# The closed choices, as the types of their fields (see schemas/reduction.py)
+# eliret's test split: the original study's 32x32 test CSV, or the six larger maior images
+EliretTestSplit = Literal["test", "maior"]
+# membrane labels at a lower resolution: the class of most pixels an output pixel covers, or the
+# pixel at its centre (PIL NEAREST, the original study)
+LabelResize = Literal["majority", "centre"]
+# pet: 80/10/10 by split_seed (the original study), or the official trainval/test lists
+PetSplit = Literal["random", "official"]
+PetTarget = Literal["species", "breed"]  # cat/dog, or the 37 breeds
+# the shortcut cue: stripes (period stripe_period, the highest frequency) or a slow brightness ramp
+# whose direction names the class
+Cue = Literal["stripes", "gradient"]
+# where it lies: beyond cue_guard from the object; only in the band 1..cue_guard px from it (inside
+# an oracle's ring of cue_guard); or a patch_size square at a random background place
+CuePlace = Literal["far", "near", "patch"]
+# the shortcut test split of test/...: every image its class's cue, the other class's, or none
+ShortcutTestSplit = Literal["aligned", "reversed", "neutral"]
+ELIRET_TEST_SPLITS: tuple[str, ...] = get_args(EliretTestSplit)
+LABEL_RESIZES: tuple[str, ...] = get_args(LabelResize)
+PET_SPLITS: tuple[str, ...] = get_args(PetSplit)
+PET_TARGETS: tuple[str, ...] = get_args(PetTarget)
+CUES: tuple[str, ...] = get_args(Cue)
+CUE_PLACES: tuple[str, ...] = get_args(CuePlace)
+SHORTCUT_TEST_SPLITS: tuple[str, ...] = get_args(ShortcutTestSplit)
 
 
 @dataclass
@@ -42,7 +67,7 @@ class GeneratedEliretSchema(DataSchema):
 class EliretDataSchema(GeneratedEliretSchema):
     _target_: str = "src.data.eliret.EliretDataModule"
     augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
-    test_split: str = "test"  # test | maior (the six larger 72x88 / 80x88 images, scored one per batch)
+    test_split: Annotated[str, EliretTestSplit] = "test"  # maior: 72x88 / 80x88 images, scored one per batch
 
 
 @dataclass
@@ -80,9 +105,7 @@ class MembraneDataSchema(DataSchema):
     _target_: str = "src.data.membrane.MembraneDataModule"
     batch_size: int = 4
     image_size: int = 128  # the original study; 512 is full resolution
-    label_resize: str = (
-        "majority"  # majority: the class of most pixels an output pixel covers | centre: the pixel at its centre (PIL NEAREST, the original study)
-    )
+    label_resize: Annotated[str, LabelResize] = "majority"
     val_count: int = 5  # labelled images held out for validation (and test: no public test labels)
     test_count: int = 0  # > 0: that many more labelled images held out as a separate test split
     split_seed: int = 0
@@ -99,7 +122,7 @@ class PetDataSchema(DataSchema):
     batch_size: int = 16
     image_size: int = 128  # the original study
     classes: int = 3  # 3: background 0, pet 1, border 2; 2: pet (border folded in) vs rest
-    split: str = "random"  # random: 80/10/10 by split_seed (the original study) | official: trainval/test lists
+    split: Annotated[str, PetSplit] = "random"
     split_seed: int = 0
     download: bool = False  # true: fetch with torchvision (needs internet)
     augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
@@ -110,8 +133,8 @@ class PetClsDataSchema(DataSchema):
     _target_: str = "src.data.classification.PetClassificationDataModule"
     batch_size: int = 32
     image_size: int = 128
-    target: str = "species"
-    split: str = "random"
+    target: Annotated[str, PetTarget] = "species"
+    split: Annotated[str, PetSplit] = "random"
     split_seed: int = 0
     download: bool = False
 
@@ -130,12 +153,9 @@ class ShortcutDataSchema(DataSchema):
     contrast: float = 0.3
     min_half_axis: float = 0.15
     max_half_axis: float = 0.3
-    cue: str = "stripes"  # stripes (period stripe_period, the highest frequency) | gradient (a slow brightness ramp whose direction names the class)
+    cue: Annotated[str, Cue] = "stripes"
     cue_guard: int = 0  # > 0: the cue lies only beyond this many pixels from the object (then a 2 px ramp); 0: on every background pixel
-    # where the cue lies: far (beyond cue_guard, as above) | near (only in the band 1..cue_guard px
-    # from the object, inside an oracle's ring of cue_guard) | patch (a patch_size square at a random
-    # background place, near or far from the object)
-    cue_place: str = "far"
+    cue_place: Annotated[str, CuePlace] = "far"
     patch_size: int = 6
     # the training and validation images' own seed (the test splits never change with it); null:
     # the generator's draws alone, as before it existed. Studies set ${seed}: each seed its own set
@@ -145,4 +165,4 @@ class ShortcutDataSchema(DataSchema):
     balanced_val: bool = False  # true: val is half aligned, half reversed (checkpoint selection that does not reward the cue)
     generator_seed: int = 0
     augment: Any = "auto"  # the augment group's choice (conf/augment/); 'auto': the set's own recommendation
-    test_split: str = "reversed"  # aligned | reversed | neutral: test/... and robustness; every run is also tested on all three
+    test_split: Annotated[str, ShortcutTestSplit] = "reversed"  # test/... and robustness; every run is also tested on all three

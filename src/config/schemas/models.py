@@ -6,9 +6,19 @@ its class's constructor, argument for argument, less what the data module suppli
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 from omegaconf import MISSING
+
+# The closed choices, as the types of their fields (see schemas/reduction.py)
+Upsampling = Literal["transpose", "bilinear", "nearest"]  # the U-Net decoder's 2x upsampling
+# an early exit's head: global average pooling + linear, or a 3x3 conv + ReLU first
+ExitHead = Literal["pool_linear", "conv_pool_linear"]
+# every loss by name (src/models/losses.py: which fit each output mode)
+Loss = Literal["mse", "bce", "dice", "dice+bce", "ce", "dice+ce", "weighted_ce"]
+UPSAMPLINGS: tuple[str, ...] = get_args(Upsampling)
+EXIT_HEADS: tuple[str, ...] = get_args(ExitHead)
+LOSS_NAMES: tuple[str, ...] = get_args(Loss)
 
 
 # ---- nets ---------------------------------------------------------------------------------
@@ -17,7 +27,7 @@ class UNetSchema:
     _target_: str = "src.models.unet.UNet"
     depth: int = 3  # 2x2 max-poolings (the original study: 3 on 32x32 eliret, 4 on membrane)
     base_width: int = 16  # channels at full resolution (the original study: 64; 16 is plenty for eliret)
-    upsampling: str = "transpose"  # transpose | bilinear | nearest
+    upsampling: Annotated[str, Upsampling] = "transpose"
     batch_norm: bool = True
     dropout: float = 0.0
     dropout_levels: int = 2
@@ -40,7 +50,7 @@ class EarlyExitCNNSchema:
     stages: int = 4
     base_width: int = 16
     exit_stages: list[int] = field(default_factory=lambda: [0, 1, 2, 3])  # one exit per stage; the last is the final exit
-    head: str = "pool_linear"  # pool_linear | conv_pool_linear (a 3x3 conv first)
+    head: Annotated[str, ExitHead] = "pool_linear"
     head_width: int = 32
     batch_norm: bool = True
     dropout: float = 0.0
@@ -64,7 +74,7 @@ class SegmentationModuleSchema:
     net: Any = MISSING
     optimizer: Any = MISSING  # the model/optimizer group
     scheduler: Any = None  # the model/scheduler group ({} for none); None: a constant rate
-    loss: str | None = None  # null: the task's default (regression: mse, binary: bce, multiclass: ce)
+    loss: Annotated[str | None, Loss] = None  # null: the task's default (regression: mse, binary: bce, multiclass: ce)
     monitor: str = "val/loss"
     tta: bool = False  # evaluate val/test on the mean over flips/rotations (test-time augmentation)
     # NHWC memory layout and torch.compile (GPU settings; `make bench` measures them where a GPU is)

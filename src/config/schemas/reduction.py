@@ -5,15 +5,19 @@ constructor, argument for argument."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal, get_args
 
 from omegaconf import MISSING
 
-# The closed choices, here once: the reduction's code and the check before a run (check_ranges)
-# read them. Attribution methods that differentiate the model (src/saliency/attribution.py):
-GRADIENT_METHODS = ("gradient", "integrated_gradients", "smoothgrad", "gradcam")
+# The closed choices, here once, as the types of their fields (``Annotated[str, Literal[...]]``:
+# OmegaConf 2.3 stores a str and does not take a bare Literal; check_ranges reads the Literal).
+# Attribution methods that differentiate the model (src/saliency/attribution.py):
+GradientMethod = Literal["gradient", "integrated_gradients", "smoothgrad", "gradcam"]
 # controls: relevance that knows nothing of the task, at the same kept fractions (ROAR's random
 # baseline); random_smooth has Grad-CAM-like blobs, to tell a map's content from its blurriness
-RANDOM_METHODS = ("random", "random_smooth")
+RandomMethod = Literal["random", "random_smooth"]
+GRADIENT_METHODS: tuple[str, ...] = get_args(GradientMethod)
+RANDOM_METHODS: tuple[str, ...] = get_args(RandomMethod)
 # a positive control, not a method: relevance from the ground truth (what a perfect map would keep)
 ORACLE = "oracle"
 # a label-free object prior: the model's own predicted foreground first, then the background by
@@ -22,14 +26,17 @@ OBJECT_PRIOR = "object_prior"
 # the upper bound where the cue lies near the object: the oracle's ranking with every pixel of the
 # known cue ranked last (a data set that knows its cue: data=shortcut)
 CUE_ORACLE = "cue_oracle"
-METHODS = ("prediction", *GRADIENT_METHODS, *RANDOM_METHODS, ORACLE, CUE_ORACLE, OBJECT_PRIOR)
-FILLS = ("zero", "mean", "blur", "impute")
+Method = Literal["prediction", GradientMethod, RandomMethod, "oracle", "cue_oracle", "object_prior"]
+METHODS: tuple[str, ...] = get_args(Method)
+# ROAD's noisy linear imputation (impute) leaves no edge at the mask's border
+Fill = Literal["zero", "mean", "blur", "impute"]
+FILLS: tuple[str, ...] = get_args(Fill)
 # which pixels a round keeps: the most relevant (the original study, KAR: Keep And Retrain) or the
 # least (ROAR's direction: RemOve And Retrain); ROAD (RemOve And Debias) is the impute fill
-KEEPS = ("most", "least")
+Keep = Literal["most", "least"]
+KEEPS: tuple[str, ...] = get_args(Keep)
 # what the training targets make of removed pixels: their label (the original study) or the ignore index
-REMOVED = ("label", "ignore")
-CHOICES = {"reduction.method": METHODS, "reduction.fill": FILLS, "reduction.keep": KEEPS, "reduction.removed": REMOVED}
+Removed = Literal["label", "ignore"]
 
 
 @dataclass
@@ -39,12 +46,12 @@ class SaliencyReductionSchema:
     epochs_per_round: int = MISSING  # the YAML: trainer.max_epochs // rounds, >= 1
     percentile: float = 90.0  # each round keeps ceil(p/100 * n) of the n pixels still present
     cumulative: bool = True  # removed pixels stay removed; relevance on the reduced image
-    fill: str = "zero"  # zero | mean | blur | impute (ROAD's noisy linear imputation: no edge at the mask's border)
-    method: str = "prediction"  # prediction | gradient | integrated_gradients | smoothgrad | gradcam | random | random_smooth | oracle | cue_oracle | object_prior (controls)
+    fill: Annotated[str, Fill] = "zero"
+    method: Annotated[str, Method] = "prediction"
     # the sanity control of Adebayo et al. 2018: the method's maps from the model with every
     # layer's weights re-drawn (its own initialisation, seeded by (seed, round)), not the trained ones
     randomised_model: bool = False
-    keep: str = "most"  # most | least (ROAR's direction: keep the least relevant pixels)
+    keep: Annotated[str, Keep] = "most"
     background_class: int = 0
     reinit: bool = False  # keep training the same weights across rounds (the original study)
     batch_size: int = 64  # images per relevance batch
@@ -56,7 +63,7 @@ class SaliencyReductionSchema:
     smooth_scale: float = 0.1  # random_smooth: sigma as a fraction of the image's shorter side
     impute_noise: float = 0.01  # impute: noise std (images in [0, 1])
     oracle_margin: int = 2  # oracle (a positive control from the ground truth): objects dilated by this many pixels rank first, the rest by distance
-    removed: str = "label"  # label (the original study: removed pixels keep their label) | ignore (no loss on removed pixels)
+    removed: Annotated[str, Removed] = "label"
     output_dir: str = MISSING
     maps_from: str | None = None  # a checkpoint or a finished run dir: the first reduction uses its model's maps, before training (ROAR's one round)
 
