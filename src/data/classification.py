@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from src.config.schemas import check_choice
-from src.config.schemas.data import PET_TARGETS
+from src.config.schemas import check_choice, settings_of
+from src.config.schemas.data import PET_TARGETS, EliretClsDataSchema, PetClsDataSchema
 from src.data.eliret import EliretDataModule
 from src.data.pet import IMAGENET_MEAN, IMAGENET_STD, PetDataModule
 from src.data.segmentation_dataset import SplitDataModule, to_unit
@@ -55,6 +55,7 @@ class EliretShapeDataModule(ClassificationDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
+        self.settings = settings_of(EliretClsDataSchema, self.hparams)
         self.eliret = EliretDataModule(**self.hparams, augment=None, test_split="test")
 
     def prepare_data(self) -> None:
@@ -64,7 +65,7 @@ class EliretShapeDataModule(ClassificationDataModule):
         if self.splits:
             return
         self.eliret.setup(stage)
-        n_per_class = self.hparams.n_per_class
+        n_per_class = self.settings.n_per_class
         for split, dataset in self.eliret.splits.items():
             # file NNNx.png: ellipses first (NNN < n_per_class), then rectangles
             labels = torch.tensor([int(int(name[:-5]) >= n_per_class) for name in self.eliret.input_names[split]])
@@ -94,6 +95,7 @@ class PetClassificationDataModule(ClassificationDataModule):
         super().__init__()
         check_choice("data.target", target, PET_TARGETS)
         self.save_hyperparameters(logger=False)
+        self.settings = settings_of(PetClsDataSchema, self.hparams)
         self.pet = PetDataModule(
             data_dir,
             image_size=image_size,
@@ -109,7 +111,7 @@ class PetClassificationDataModule(ClassificationDataModule):
 
     @property
     def num_classes(self) -> int:
-        return 2 if self.hparams.target == "species" else 37
+        return 2 if self.settings.target == "species" else 37
 
     def prepare_data(self) -> None:
         self.pet.prepare_data()
@@ -119,4 +121,4 @@ class PetClassificationDataModule(ClassificationDataModule):
             return
         self.pet.setup(stage)
         for split, dataset in self.pet.splits.items():
-            self.splits[split] = ClassificationTensors(dataset.images, self.pet.labels[split][self.hparams.target])
+            self.splits[split] = ClassificationTensors(dataset.images, self.pet.labels[split][self.settings.target])

@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from src.config.errors import UserInputError
-from src.config.schemas import check_choice
-from src.config.schemas.data import ELIRET_TEST_SPLITS
+from src.config.schemas import check_choice, settings_of
+from src.config.schemas.data import ELIRET_TEST_SPLITS, EliretDataSchema
 from src.data.augment import resolve
 from src.data.eliret_generator import SPLIT_FILES, EliretSpec, ensure_eliret
 from src.data.png_pairs import load_pairs, read_split_csv
@@ -55,6 +55,7 @@ class EliretDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.settings = settings_of(EliretDataSchema, self.hparams)
         self.augment = resolve(augment, recommended=None)
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1")
@@ -72,7 +73,7 @@ class EliretDataModule(SplitDataModule):
         self.input_names: dict[str, list[str]] = {}  # input file names per split, in split order
 
     def prepare_data(self) -> None:
-        ensure_eliret(self.spec, self.data_dir, allow_generate=self.hparams.generate)
+        ensure_eliret(self.spec, self.data_dir, allow_generate=self.settings.generate)
 
     def setup(self, stage: str | None = None) -> None:
         # Loaded once; the training split is replaced explicitly (replace_images), never reloaded.
@@ -85,11 +86,11 @@ class EliretDataModule(SplitDataModule):
             images, masks = load_pairs(pairs)
             transform = self.augment if split == "train" else None
             self.splits[split] = SegmentationTensors(_to_unit(images), _to_unit(masks), transform=transform)
-        if self.hparams.test_split == "maior":
+        if self.settings.test_split == "maior":
             self.splits["test"] = ConcatDataset([_one_pair(x, y) for x, y in maior_pairs(self.data_dir)])
 
     def test_dataloader(self) -> DataLoader:
-        if self.hparams.test_split == "maior":  # the larger images differ in size: one per batch
+        if self.settings.test_split == "maior":  # the larger images differ in size: one per batch
             return make_loader(self.splits["test"], {**self.hparams, "batch_size": 1}, shuffle=False)
         return super().test_dataloader()
 

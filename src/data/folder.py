@@ -19,6 +19,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from src.config.errors import UserInputError
+from src.config.schemas import settings_of
+from src.config.schemas.data import FolderDataSchema
 from src.data.augment import dihedral, resolve
 from src.data.folder_files import GRAY_MODES, SPLITS, Pair, find_pairs, read_split_lists
 from src.data.mask_decoding import MaskDecoding
@@ -97,6 +99,7 @@ class FolderDataModule(SplitDataModule):
         mask_values = None if mask_values is None else [int(v) for v in mask_values]
         split = [float(f) for f in split]
         self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.settings = settings_of(FolderDataSchema, self.hparams)
         self.decoding = MaskDecoding(classes, foreground, mask_values, ignore_index)
         if channels not in (None, 1, 3):
             raise UserInputError(f"data.channels={channels} must be 1 (gray), 3 (RGB) or null (detected from the files).")
@@ -119,11 +122,11 @@ class FolderDataModule(SplitDataModule):
     # ---- what the model is built from -------------------------------------------------------
     @property
     def task(self) -> str:
-        return "binary" if self.hparams.classes == 2 else "multiclass"
+        return "binary" if self.settings.classes == 2 else "multiclass"
 
     @property
     def out_channels(self) -> int:
-        return 1 if self.hparams.classes == 2 else self.hparams.classes
+        return 1 if self.settings.classes == 2 else self.settings.classes
 
     @property
     def in_channels(self) -> int:
@@ -145,7 +148,7 @@ class FolderDataModule(SplitDataModule):
         squares = np.zeros(self.scan.channels)
         count = 0
         for pair in self.scan.splits["train"][:STATISTICS_IMAGES]:
-            pixels = read_image(pair.image, self.scan.channels, self.hparams.intensity_max).reshape(self.scan.channels, -1) / 255.0
+            pixels = read_image(pair.image, self.scan.channels, self.settings.intensity_max).reshape(self.scan.channels, -1) / 255.0
             total += pixels.sum(1)
             squares += (pixels**2).sum(1)
             count += pixels.shape[1]
@@ -182,28 +185,28 @@ class FolderDataModule(SplitDataModule):
                 modes[pair.image] = mode
                 sizes[split].append((height, width))
         gray = sum(mode in GRAY_MODES for mode in modes.values())
-        channels = self.hparams.channels or (1 if gray == len(modes) else 3)
+        channels = self.settings.channels or (1 if gray == len(modes) else 3)
         converted = gray if channels == 3 else len(modes) - gray
         self._check_sizes(splits, sizes)
-        side = self.hparams.image_size
+        side = self.settings.image_size
         stored = sum((channels + 1) * (side * side if side else height * width) for split in sizes.values() for height, width in split)
         return Scan(splits, sizes, channels, converted, stored)
 
     def _split(self, pairs: dict[str, Pair]) -> dict[str, list[Pair]]:
         lists = read_split_lists(self.data_dir, set(pairs))
         if lists is None:
-            order = np.random.default_rng(self.hparams.split_seed).permutation(len(pairs))
+            order = np.random.default_rng(self.settings.split_seed).permutation(len(pairs))
             stems = [list(pairs)[i] for i in order]
             n = len(stems)
-            n_val = round(self.hparams.split[1] * n)
-            n_test = round(self.hparams.split[2] * n)
+            n_val = round(self.settings.split[1] * n)
+            n_test = round(self.settings.split[2] * n)
             lists = {"val": sorted(stems[:n_val]), "test": sorted(stems[n_val : n_val + n_test]), "train": sorted(stems[n_val + n_test :])}
-            if self.hparams.split[2] == 0:
+            if self.settings.split[2] == 0:
                 lists["test"] = lists["val"]
             for split in SPLITS:
                 if not lists[split]:
                     raise UserInputError(
-                        f"the {split} split of {self.data_dir} is empty: data.split={list(self.hparams.split)} of {n} image pairs leaves it none. "
+                        f"the {split} split of {self.data_dir} is empty: data.split={list(self.settings.split)} of {n} image pairs leaves it none. "
                         "Add images, change data.split, or name the splits in train.txt, val.txt (and test.txt)."
                     )
         splits = {split: [pairs[stem] for stem in lists[split]] for split in ("train", "val")}
@@ -212,9 +215,9 @@ class FolderDataModule(SplitDataModule):
         return splits
 
     def _check_sizes(self, splits: dict[str, list[Pair]], sizes: dict[str, list[tuple[int, int]]]) -> None:
-        if self.hparams.image_size is not None:
+        if self.settings.image_size is not None:
             return
-        crop = self.hparams.crop_size
+        crop = self.settings.crop_size
         if crop is None:
             everything = [(size, pair) for split in SPLITS for size, pair in zip(sizes[split], splits[split])]
             first_size, first = everything[0]
@@ -236,7 +239,7 @@ class FolderDataModule(SplitDataModule):
         """A split's images (N, C, H, W) and class maps (N, H, W) as uint8, decoded straight
         into one array (no per-image copies to stack), resized if asked; images of different
         sizes on one canvas, with their (height, width) rows, else None."""
-        pairs, side = self.scan.splits[split], self.hparams.image_size
+        pairs, side = self.scan.splits[split], self.settings.image_size
         shapes = [(side, side)] * len(pairs) if side else self.scan.sizes[split]
         mixed = len(set(shapes)) > 1
         height, width = (-(-max(extent) // CANVAS_MULTIPLE) * CANVAS_MULTIPLE for extent in zip(*shapes)) if mixed else shapes[0]
@@ -252,7 +255,7 @@ class FolderDataModule(SplitDataModule):
         """:meth:`_arrays` through ``cache_dir``, keyed by the folder, every file's name, size
         and modification time and the decoding settings (as Pet caches its arrays); without a
         cache dir, or where it is not writable, in memory only."""
-        h = self.hparams
+        h = self.settings
         if h.cache_dir is None:
             return self._arrays(split, self.foreground)
         files = "|".join(
@@ -276,18 +279,18 @@ class FolderDataModule(SplitDataModule):
 
     def decode_pair(self, pair: Pair, foreground: int | None) -> tuple[np.ndarray, np.ndarray]:
         """One pair as served: the image (C, H, W) and class map (H, W), uint8, resized if asked."""
-        image = read_image(pair.image, self.scan.channels, self.hparams.intensity_max)
+        image = read_image(pair.image, self.scan.channels, self.settings.intensity_max)
         mask = self.decoding.decode(read_raw_mask(pair.mask), pair.mask, foreground)
-        side = self.hparams.image_size
+        side = self.settings.image_size
         return (resize_image(image, side), resize_mask(mask, side)) if side else (image, mask)
 
     @cached_property
     def foreground(self) -> int | None:
         """The stored foreground value of binary masks (None for other encodings)."""
-        if self.hparams.classes != 2 or self.hparams.mask_values is not None:
+        if self.settings.classes != 2 or self.settings.mask_values is not None:
             return None
-        if self.hparams.foreground is not None:
-            return self.hparams.foreground
+        if self.settings.foreground is not None:
+            return self.settings.foreground
         values = {
             pair.mask: set(np.unique(read_raw_mask(pair.mask)).tolist()) - {self.ignore_index} for members in self.scan.splits.values() for pair in members
         }
@@ -298,11 +301,11 @@ class FolderDataModule(SplitDataModule):
         if self.splits:
             return
         scan = self.scan
-        limit = self.hparams.memory_limit_mb * 2**20
+        limit = self.settings.memory_limit_mb * 2**20
         self.streamed = scan.stored_bytes > limit
         for split in SPLITS:
             transform = self.augment if split == "train" else None
-            crop = self.hparams.crop_size if split == "train" else None
+            crop = self.settings.crop_size if split == "train" else None
             if split == "test" and scan.splits["test"] is scan.splits["val"]:
                 self.splits["test"] = self.splits["val"]
             elif self.streamed:
@@ -316,17 +319,17 @@ class FolderDataModule(SplitDataModule):
             *(len(scan.splits[s]) for s in SPLITS),
             "RGB" if scan.channels == 3 else "gray",
             f" ({scan.converted} files converted to {'RGB' if scan.channels == 3 else 'gray'})" if scan.converted else "",
-            self.hparams.classes,
+            self.settings.classes,
             f"widths {min(widths)}-{max(widths)} x heights {min(heights)}-{max(heights)} px"
-            + (f", resized to {self.hparams.image_size}" if self.hparams.image_size else "")
-            + (f", training on {self.hparams.crop_size} px crops" if self.hparams.crop_size else ""),
-            f"streamed from disk ({scan.stored_bytes / 2**20:.0f} MB > data.memory_limit_mb={self.hparams.memory_limit_mb:g})"
+            + (f", resized to {self.settings.image_size}" if self.settings.image_size else "")
+            + (f", training on {self.settings.crop_size} px crops" if self.settings.crop_size else ""),
+            f"streamed from disk ({scan.stored_bytes / 2**20:.0f} MB > data.memory_limit_mb={self.settings.memory_limit_mb:g})"
             if self.streamed
             else f"held in memory ({scan.stored_bytes / 2**20:.1f} MB uint8)",
         )
 
     def _tensors(self, images: np.ndarray, masks: np.ndarray, sizes: np.ndarray | None, transform: Callable | None, crop: int | None) -> SegmentationTensors:
-        binary = self.hparams.classes == 2
+        binary = self.settings.classes == 2
         targets = torch.from_numpy(masks)
         return SegmentationTensors(
             torch.from_numpy(images),
@@ -339,7 +342,7 @@ class FolderDataModule(SplitDataModule):
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = self.splits[split]
-        mixed = len(set(self.scan.sizes[split])) > 1 and self.hparams.image_size is None
+        mixed = len(set(self.scan.sizes[split])) > 1 and self.settings.image_size is None
         # whole images of different sizes do not stack into a batch: one at a time
         hparams = {**self.hparams, "batch_size": 1} if mixed else self.hparams
         return make_loader(dataset, hparams, shuffle=False)
@@ -358,7 +361,7 @@ class StreamedPairs(Dataset):
     def __init__(self, datamodule: FolderDataModule, pairs: list[Pair], foreground: int | None, transform: Callable | None, crop: int | None) -> None:
         self.pairs, self.foreground, self.transform, self.crop = pairs, foreground, transform, crop
         self.decode_pair = datamodule.decode_pair
-        self.binary = datamodule.hparams.classes == 2
+        self.binary = datamodule.settings.classes == 2
         self.epoch_seed = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def __len__(self) -> int:

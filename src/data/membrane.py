@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from src.config.errors import UserInputError
-from src.config.schemas import check_choice
-from src.config.schemas.data import LABEL_RESIZES
+from src.config.schemas import check_choice, settings_of
+from src.config.schemas.data import LABEL_RESIZES, MembraneDataSchema
 from src.data.augment import dihedral, resolve
 from src.data.border_weights import border_weights
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader
@@ -131,6 +131,7 @@ class MembraneDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.settings = settings_of(MembraneDataSchema, self.hparams)
         if image_size < 16:
             raise UserInputError(f"data.image_size={image_size} is too small; use >= 16 (128 as in the original study, 512 full size).")
         check_choice("data.label_resize", label_resize, LABEL_RESIZES)
@@ -146,26 +147,26 @@ class MembraneDataModule(SplitDataModule):
         if self.splits:
             return
         images, labels, test = read_membrane(self.data_dir)
-        n, val_count, test_count = len(images), self.hparams.val_count, self.hparams.test_count
+        n, val_count, test_count = len(images), self.settings.val_count, self.settings.test_count
         if val_count < 1 or test_count < 0 or val_count + test_count >= n:
             raise UserInputError(
                 f"data.val_count={val_count} and data.test_count={test_count} must leave training images: "
                 f"val_count >= 1, test_count >= 0, their sum below {n} (there are {n} labelled images)."
             )
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.hparams.split_seed))
-        crop = self.hparams.crop_size
-        size = images.shape[-1] if crop else self.hparams.image_size
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.settings.split_seed))
+        crop = self.settings.crop_size
+        size = images.shape[-1] if crop else self.settings.image_size
         if crop and crop > min(images.shape[-2:]):
             raise UserInputError(f"data.crop_size={crop} exceeds the {images.shape[-1]}x{images.shape[-2]} images; use at most {min(images.shape[-2:])}.")
         x = resize_stack(images, size)
         # ties (half membrane) go to the membrane, so thin membranes stay closed
-        membrane = (resize_stack(labels, size, labels=self.hparams.label_resize) <= 0.5).float()
+        membrane = (resize_stack(labels, size, labels=self.settings.label_resize) <= 0.5).float()
         held_out = val_count + test_count
         val_ids, test_ids, train_ids = (ids.sort().values for ids in (order[:val_count], order[val_count:held_out], order[held_out:]))
         weights = None
         if self.provides_weights:
-            sigma = self.hparams.sigma * size / images.shape[-1]  # sigma is given at full resolution
-            weights = border_weights(membrane, self.hparams.w0, sigma)
+            sigma = self.settings.sigma * size / images.shape[-1]  # sigma is given at full resolution
+            weights = border_weights(membrane, self.settings.w0, sigma)
         self.splits["train"] = SegmentationTensors(
             x[train_ids], membrane[train_ids], transform=self.augment, weights=None if weights is None else weights[train_ids], crop_size=crop
         )

@@ -14,8 +14,8 @@ import torch
 from torchvision.transforms import v2
 
 from src.config.errors import UserInputError
-from src.config.schemas import check_choice
-from src.config.schemas.data import PET_SPLITS
+from src.config.schemas import check_choice, settings_of
+from src.config.schemas.data import PET_SPLITS, PetDataSchema
 from src.data.augment import JointAugment, resolve
 from src.data.resizing import resize_image, resize_mask
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
@@ -105,6 +105,7 @@ class PetDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.settings = settings_of(PetDataSchema, self.hparams)
         if classes not in TRIMAP_TO_CLASS:
             raise UserInputError(f"data.classes={classes} must be 3 (background, pet, border) or 2 (pet vs rest).")
         check_choice("data.split", split, PET_SPLITS)
@@ -114,14 +115,14 @@ class PetDataModule(SplitDataModule):
 
     @property
     def task(self) -> str:
-        return "multiclass" if self.hparams.classes == 3 else "binary"
+        return "multiclass" if self.settings.classes == 3 else "binary"
 
     @property
     def out_channels(self) -> int:
-        return 3 if self.hparams.classes == 3 else 1
+        return 3 if self.settings.classes == 3 else 1
 
     def prepare_data(self) -> None:
-        if self.hparams.download and not (self.data_dir / "annotations" / "trainval.txt").exists():
+        if self.settings.download and not (self.data_dir / "annotations" / "trainval.txt").exists():
             from torchvision.datasets import OxfordIIITPet
 
             OxfordIIITPet(self.data_dir.parent, split="trainval", target_types="segmentation", download=True)
@@ -145,19 +146,19 @@ class PetDataModule(SplitDataModule):
         for split, ids in self._split_ids(len(trainval), len(test)).items():
             # uint8 in memory, converted per item: Pet at 256 px fits with the reduction's copy
             target = torch.from_numpy(masks[ids])
-            if self.hparams.classes == 2:
+            if self.settings.classes == 2:
                 target = target.unsqueeze(1)
             self.splits[split] = SegmentationTensors(
                 as_images(images[ids]),
                 target,
                 transform=self.augment if split == "train" else None,
-                target_dtype=torch.float32 if self.hparams.classes == 2 else torch.long,
+                target_dtype=torch.float32 if self.settings.classes == 2 else torch.long,
             )
             self.labels[split] = {"breed": breeds[ids], "species": species[ids]}
 
     def _split_ids(self, n_trainval: int, n_test: int) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(self.hparams.split_seed)
-        if self.hparams.split == "official":
+        rng = np.random.default_rng(self.settings.split_seed)
+        if self.settings.split == "official":
             order = rng.permutation(n_trainval)
             n_val = max(1, n_trainval // 10)
             return {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val]), "test": np.arange(n_trainval, n_trainval + n_test)}
@@ -171,7 +172,7 @@ class PetDataModule(SplitDataModule):
         }
 
     def _load(self, rows: list[tuple[str, int, int]]) -> tuple[np.ndarray, np.ndarray]:
-        size, classes = self.hparams.image_size, self.hparams.classes
+        size, classes = self.settings.image_size, self.settings.classes
         # CACHE_FORMAT changes whenever resizing changes, so older caches are not reused
         key = hashlib.sha1(f"{CACHE_FORMAT}|{size}|{classes}|{'|'.join(r[0] for r in rows)}".encode()).hexdigest()[:16]
         cache = self.data_dir / "cache" / f"pet_{size}px_{classes}cls_{key}.npz"

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from src.config.errors import UserInputError
-from src.config.schemas import check_choice
+from src.config.schemas import check_choice, settings_of
+from src.config.schemas.data import ShortcutDataSchema
 from src.data.augment import resolve
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
 from src.data.shortcut_generator import TEST_SPLITS, ShortcutSpec, draw_sample, ensure_shortcut, split_size
@@ -63,6 +64,7 @@ class ShortcutDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.settings = settings_of(ShortcutDataSchema, self.hparams)
         check_choice("data.test_split", test_split, TEST_SPLITS)
         self.augment = resolve(augment, recommended=None)
         # each data seed's set in a folder of its own (its test splits are the same files)
@@ -89,7 +91,7 @@ class ShortcutDataModule(SplitDataModule):
         )
 
     def prepare_data(self) -> None:
-        ensure_shortcut(self.spec, self.data_dir, allow_generate=self.hparams.generate)
+        ensure_shortcut(self.spec, self.data_dir, allow_generate=self.settings.generate)
 
     def setup(self, stage: str | None = None) -> None:
         # Loaded once; the training split is replaced explicitly (replace_images), never reloaded.
@@ -99,7 +101,7 @@ class ShortcutDataModule(SplitDataModule):
         for split in ("train", "val", *(f"test_{name}" for name in TEST_SPLITS)):
             images, classes = load_split(self.data_dir / split, split_size(self.spec, split))
             self.splits[split] = SegmentationTensors(images, classes, transform=self.augment if split == "train" else None)
-        self.splits["test"] = self.splits[f"test_{self.hparams.test_split}"]
+        self.splits["test"] = self.splits[f"test_{self.settings.test_split}"]
 
     def training_cue(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training images without their cue and the cue the generator added to each, both

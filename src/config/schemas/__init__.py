@@ -107,6 +107,17 @@ def with_defaults(cls: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return cls(**{**defaults, **given})
 
 
+S = TypeVar("S")
+
+
+def settings_of(schema: type[S], hparams: Mapping[str, Any]) -> S:
+    """A class's saved hyperparameters as its schema's dataclass, so its settings are typed
+    (``self.settings.image_size`` where ``self.hparams`` is an untyped mapping); the schema's
+    defaults stand in for what the class does not save (``augment``)."""
+    names = {f.name for f in fields(schema)}  # type: ignore[arg-type]
+    return schema(**{key: value for key, value in hparams.items() if key in names})
+
+
 def net_config(name: str, **overrides: Any) -> dict[str, Any]:
     """A net's config as a module takes it (``_target_`` plus every setting; ``name``: unet, fcn,
     smp or early_exit_cnn), with ``overrides``: the way to give a module built in code its net."""
