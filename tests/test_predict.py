@@ -187,3 +187,14 @@ def test_empty_label_and_prediction_score_one_and_keep_the_mean_finite() -> None
     assert label_metrics(half, one, 2)["iou"] == pytest.approx(0.5) and label_metrics(half, one, 2)["dice"] == pytest.approx(2 / 3)
     three = one * 2  # multi-class: classes absent from both are left out of the average
     assert label_metrics(three, three, 3)["iou"] == 1.0 and not np.isnan(label_metrics(empty, empty, 3)["dice"])
+
+
+def test_a_label_with_every_pixel_ignored_is_an_error_for_its_row_not_a_nan() -> None:
+    from src.prediction.outputs import label_metrics
+
+    prediction, ignored = torch.zeros(4, 4, dtype=torch.long), torch.full((4, 4), 255)
+    with pytest.raises(ValueError, match="every pixel of the label is the ignore index 255: nothing to score"):
+        label_metrics(prediction, ignored, 3, ignore_index=255)
+    partly = ignored.clone()
+    partly[0, 0] = 0
+    assert label_metrics(prediction, partly, 3, ignore_index=255)["acc"] == 1.0

@@ -89,6 +89,8 @@ def label_metrics(label_map: torch.Tensor, target: torch.Tensor, classes: int, i
         raise ValueError(f"label is {tuple(target.shape)}, the image {tuple(label_map.shape)}")
     if ignore_index is not None:
         labelled = target != ignore_index
+        if not labelled.any():  # no pixel to score: an error for the row, not a nan in the mean
+            raise ValueError(f"every pixel of the label is the ignore index {ignore_index}: nothing to score")
         label_map, target = label_map[labelled][None], target[labelled][None]
     if classes <= 2:
         both_empty = not (label_map.any() or target.any())
