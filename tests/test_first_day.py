@@ -75,6 +75,14 @@ def test_resuming_by_the_same_overrides_ignores_how_the_job_runs(tmp_path: Path)
     assert rerun.what_it_computes(["seed=1", "callbacks.progress_bar=null", "hydra/launcher=joblib", "ckpt_path=last"]) == ["seed=1"]
 
 
+def test_what_a_command_computes_keeps_added_deleted_and_quoted_keys_in_their_written_order() -> None:
+    written = ["+trainer.min_epochs=2", "~callbacks.kill", "seed=3,1", "data.data_dir='/a b/c=d'", "model=fcn"]
+    execution = ["~torch_threads", "+logger=wandb", "hydra.launcher.n_jobs=2", "hydra.run.dir=x", "ckpt_path=last"]
+    assert rerun.what_it_computes([*written[:2], *execution, *written[2:]]) == written
+    # another order is another sweep: its jobs are numbered in the order the values are written
+    assert rerun.what_it_computes(["seed=1,3", "model=fcn"]) != rerun.what_it_computes(["model=fcn", "seed=1,3"])
+
+
 def test_a_sweep_resumes_only_an_unfinished_sweep_of_the_same_overrides(tmp_path: Path) -> None:
     def sweep(name: str, task: list[str], finished: bool) -> Path:
         folder = tmp_path / "train" / "multiruns" / name
@@ -144,6 +152,10 @@ def test_the_headline_names_its_round_and_shows_the_reduced_model_beside_it(make
     assert all(header in text for header in headers)
     row = next(line for line in text.splitlines() if "test/miou" in line)
     assert row.index("0.9") < row.index("0.8")  # one row: before and after the reduction side by side
+    # the run's own final table, every metric it logged, within the console width the tables keep
+    console = Console(width=200, record=True)
+    console.print(metrics_table(metrics, None, headers))
+    assert max(len(line.rstrip()) for line in console.export_text().splitlines()) <= TABLE_WIDTH
 
 
 def test_the_rounds_table_fits_100_characters() -> None:

@@ -249,8 +249,8 @@ def _unresolvable(cfg: DictConfig, key: str, error: InterpolationResolutionError
     """One line naming the keys that ``key`` interpolates, with their values: the user wrote one of
     those, not ``key``."""
     parent, _, leaf = key.rpartition(".")
-    node = (OmegaConf.select(cfg, parent) if parent else cfg)._get_node(leaf)
-    sources = re.findall(r"\$\{([A-Za-z_][\w.]*)\}", str(node._value()) if node is not None else "")
+    written = OmegaConf.to_container(OmegaConf.select(cfg, parent) if parent else cfg, resolve=False)  # the text, ${...} unresolved
+    sources = re.findall(r"\$\{([A-Za-z_][\w.]*)\}", str(written.get(leaf, "")) if isinstance(written, dict) else "")
     values = ", ".join(f"{source}={OmegaConf.select(cfg, source, default=None, throw_on_resolution_failure=False)!r}" for source in sources)
     cause = str(error).splitlines()[0]
     return f"{key} reads {values or 'another key'} and cannot use it ({cause}); give that key a value of the right type."
