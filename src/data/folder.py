@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -21,13 +19,16 @@ from torch.utils.data import DataLoader, Dataset
 from src.config.errors import UserInputError
 from src.config.schemas import settings_of
 from src.config.schemas.data import FolderDataSchema
+from src.data.array_cache import cached_arrays
 from src.data.augment import dihedral, resolve
-from src.data.folder_files import GRAY_MODES, SPLITS, Pair, find_pairs, read_split_lists
+from src.data.folder_files import SPLITS, Pair
+from src.data.folder_scan import Scan, scan_folder
+from src.data.folder_statistics import channel_statistics
 from src.data.mask_decoding import MaskDecoding
 from src.data.resizing import resize_image, resize_mask
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule, make_loader, random_crop, to_unit
 from src.seeding import item_seed
-from src.storage.image_files import header, read_image, read_raw_mask
+from src.storage.image_files import read_image, read_raw_mask
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +36,6 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
 # canvas sides round up to this, so a net that halves the resolution 5 times takes a whole canvas
 CANVAS_MULTIPLE = 32
-# images normalised with statistics of at most this many training images (streamed sets decode them)
-STATISTICS_IMAGES = 256
-
-
-@dataclass
-class Scan:
-    """What the headers say, before any pixel is decoded."""
-
-    splits: dict[str, list[Pair]]
-    sizes: dict[str, list[tuple[int, int]]]  # (height, width) of each image, per split
-    channels: int
-    converted: int  # files whose colour mode differs from ``channels``
-    stored_bytes: int  # decoded uint8 images and masks, all splits
 
 
 class FolderDataModule(SplitDataModule):
@@ -142,19 +130,9 @@ class FolderDataModule(SplitDataModule):
 
     @cached_property
     def statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of the first training images (at most STATISTICS_IMAGES),
-        which the model normalises by (inside itself: its checkpoint takes raw images)."""
-        total = np.zeros(self.scan.channels)
-        squares = np.zeros(self.scan.channels)
-        count = 0
-        for pair in self.scan.splits["train"][:STATISTICS_IMAGES]:
-            pixels = read_image(pair.image, self.scan.channels, self.settings.intensity_max).reshape(self.scan.channels, -1) / 255.0
-            total += pixels.sum(1)
-            squares += (pixels**2).sum(1)
-            count += pixels.shape[1]
-        mean = total / count
-        std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-        return tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)
+        """Per-channel mean and std of the first training images, which the model normalises by
+        (inside itself: its checkpoint takes raw images)."""
+        return channel_statistics([pair.image for pair in self.scan.splits["train"]], self.scan.channels, self.settings.intensity_max)
 
     @property
     def example_size(self) -> tuple[int, int] | None:
@@ -166,74 +144,9 @@ class FolderDataModule(SplitDataModule):
     # ---- reading -----------------------------------------------------------------------
     @cached_property
     def scan(self) -> Scan:
-        """Pairs, splits, channels and sizes from the file headers: a missing partner, a size
-        mismatch or an empty split is refused here, before the model is built."""
-        pairs = find_pairs(self.data_dir)
-        splits = self._split(pairs)
-        modes: dict[Path, str] = {}
-        sizes: dict[str, list[tuple[int, int]]] = {}
-        for split, members in splits.items():
-            sizes[split] = []
-            for pair in members:
-                mode, width, height = header(pair.image)
-                _, mask_width, mask_height = header(pair.mask, "mask")
-                if (mask_width, mask_height) != (width, height):
-                    raise UserInputError(
-                        f"image {pair.image} is {width}x{height} but its mask {pair.mask} is {mask_width}x{mask_height}; "
-                        "a mask must have its image's size. Fix or remove the pair."
-                    )
-                modes[pair.image] = mode
-                sizes[split].append((height, width))
-        gray = sum(mode in GRAY_MODES for mode in modes.values())
-        channels = self.settings.channels or (1 if gray == len(modes) else 3)
-        converted = gray if channels == 3 else len(modes) - gray
-        self._check_sizes(splits, sizes)
-        side = self.settings.image_size
-        stored = sum((channels + 1) * (side * side if side else height * width) for split in sizes.values() for height, width in split)
-        return Scan(splits, sizes, channels, converted, stored)
-
-    def _split(self, pairs: dict[str, Pair]) -> dict[str, list[Pair]]:
-        lists = read_split_lists(self.data_dir, set(pairs))
-        if lists is None:
-            order = np.random.default_rng(self.settings.split_seed).permutation(len(pairs))
-            stems = [list(pairs)[i] for i in order]
-            n = len(stems)
-            n_val = round(self.settings.split[1] * n)
-            n_test = round(self.settings.split[2] * n)
-            lists = {"val": sorted(stems[:n_val]), "test": sorted(stems[n_val : n_val + n_test]), "train": sorted(stems[n_val + n_test :])}
-            if self.settings.split[2] == 0:
-                lists["test"] = lists["val"]
-            for split in SPLITS:
-                if not lists[split]:
-                    raise UserInputError(
-                        f"the {split} split of {self.data_dir} is empty: data.split={list(self.settings.split)} of {n} image pairs leaves it none. "
-                        "Add images, change data.split, or name the splits in train.txt, val.txt (and test.txt)."
-                    )
-        splits = {split: [pairs[stem] for stem in lists[split]] for split in ("train", "val")}
-        # no test split of its own: tested on the validation split (one dataset, read once)
-        splits["test"] = splits["val"] if lists["test"] is lists["val"] else [pairs[stem] for stem in lists["test"]]
-        return splits
-
-    def _check_sizes(self, splits: dict[str, list[Pair]], sizes: dict[str, list[tuple[int, int]]]) -> None:
-        if self.settings.image_size is not None:
-            return
-        crop = self.settings.crop_size
-        if crop is None:
-            everything = [(size, pair) for split in SPLITS for size, pair in zip(sizes[split], splits[split])]
-            first_size, first = everything[0]
-            for size, pair in everything:
-                if size != first_size:
-                    raise UserInputError(
-                        f"image {pair.image} is {size[1]}x{size[0]} but {first.image} is {first_size[1]}x{first_size[0]}; images of "
-                        "different sizes need data.crop_size (train on crops at native resolution) or data.image_size (resize)."
-                    )
-            return
-        for size, pair in zip(sizes["train"], splits["train"]):
-            if min(size) < crop:
-                raise UserInputError(
-                    f"training image {pair.image} is {size[1]}x{size[0]}, smaller than data.crop_size={crop}; lower data.crop_size "
-                    "or move the image to val.txt/test.txt (evaluation takes images of any size)."
-                )
+        """Pairs, splits, channels and sizes from the file headers (:func:`scan_folder`)."""
+        h = self.settings
+        return scan_folder(self.data_dir, h.channels, h.image_size, h.crop_size, h.split, h.split_seed)
 
     def _arrays(self, split: str, foreground: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """A split's images (N, C, H, W) and class maps (N, H, W) as uint8, decoded straight
@@ -264,18 +177,13 @@ class FolderDataModule(SplitDataModule):
         # one cache dir serves every folder: the folder's own path is part of the key
         settings = f"{CACHE_FORMAT}|{self.data_dir.resolve()}|{self.scan.channels}|{h.image_size}|{h.intensity_max}|{self.decoding}|{files}"
         cache = Path(h.cache_dir) / f"folder_{split}_{hashlib.sha1(settings.encode()).hexdigest()[:16]}.npz"
-        if cache.exists():
-            with np.load(cache) as stored:
-                return stored["images"], stored["masks"], stored["sizes"] if "sizes" in stored else None
-        images, masks, sizes = self._arrays(split, self.foreground)
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npz")
-            np.savez(tmp, images=images, masks=masks, **({} if sizes is None else {"sizes": sizes}))
-            os.replace(tmp, cache)
-        except OSError as err:
-            log.warning("could not cache the decoded %s split in %s (%s); keeping it in memory only", split, cache.parent, err)
-        return images, masks, sizes
+
+        def decoded() -> dict[str, np.ndarray]:
+            images, masks, sizes = self._arrays(split, self.foreground)
+            return {"images": images, "masks": masks, **({} if sizes is None else {"sizes": sizes})}
+
+        arrays = cached_arrays(cache, decoded, f"the decoded {split} split")
+        return arrays["images"], arrays["masks"], arrays.get("sizes")
 
     def decode_pair(self, pair: Pair, foreground: int | None) -> tuple[np.ndarray, np.ndarray]:
         """One pair as served: the image (C, H, W) and class map (H, W), uint8, resized if asked."""

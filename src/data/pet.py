@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torchvision.transforms import v2
 from src.config.errors import UserInputError
 from src.config.schemas import check_choice, settings_of
 from src.config.schemas.data import PET_SPLITS, PetDataSchema
+from src.data.array_cache import cached_arrays
 from src.data.augment import JointAugment, resolve
 from src.data.resizing import resize_image, resize_mask
 from src.data.segmentation_dataset import SegmentationTensors, SplitDataModule
@@ -176,21 +176,16 @@ class PetDataModule(SplitDataModule):
         # CACHE_FORMAT changes whenever resizing changes, so older caches are not reused
         key = hashlib.sha1(f"{CACHE_FORMAT}|{size}|{classes}|{'|'.join(r[0] for r in rows)}".encode()).hexdigest()[:16]
         cache = self.data_dir / "cache" / f"pet_{size}px_{classes}cls_{key}.npz"
-        if cache.exists():
-            with np.load(cache) as stored:
-                return stored["images"], stored["masks"]
-        images_dir, trimaps_dir = self.data_dir / "images", self.data_dir / "annotations" / "trimaps"
-        # filled in place: a list of per-image arrays interleaved with each decode's temporaries
-        # fragmented the heap (peak RSS 4.7 GB for a Pet-sized set at 128 px, `make bench`)
-        images = np.empty((len(rows), 3, size, size), np.uint8)
-        masks = np.empty((len(rows), size, size), np.uint8)
-        for i, row in enumerate(rows):
-            images[i], masks[i] = load_pair(images_dir, trimaps_dir, row[0], size, classes)
-        try:
-            cache.parent.mkdir(exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npz")
-            np.savez(tmp, images=images, masks=masks)
-            os.replace(tmp, cache)
-        except OSError as err:
-            log.warning("could not cache resized Pet images in %s (%s); keeping them in memory only", cache.parent, err)
-        return images, masks
+
+        def decoded() -> dict[str, np.ndarray]:
+            images_dir, trimaps_dir = self.data_dir / "images", self.data_dir / "annotations" / "trimaps"
+            # filled in place: a list of per-image arrays interleaved with each decode's temporaries
+            # fragmented the heap (peak RSS 4.7 GB for a Pet-sized set at 128 px, `make bench`)
+            images = np.empty((len(rows), 3, size, size), np.uint8)
+            masks = np.empty((len(rows), size, size), np.uint8)
+            for i, row in enumerate(rows):
+                images[i], masks[i] = load_pair(images_dir, trimaps_dir, row[0], size, classes)
+            return {"images": images, "masks": masks}
+
+        arrays = cached_arrays(cache, decoded, "resized Pet images")
+        return arrays["images"], arrays["masks"]
