@@ -12,8 +12,8 @@ from src.config.schemas import net_config, with_defaults
 from src.config.schemas.reduction import CUE_ORACLE, METHODS
 from src.models.segmentation import SegmentationModule
 from src.reduction import packed
-from src.reduction.callback import shard_masks
 from src.reduction.relevance import RelevanceConfig
+from src.reduction.round import shard_masks
 
 BATCH = 64  # the reduction's default relevance batch (conf/reduction/saliency.yaml)
 

@@ -18,9 +18,10 @@ from src.data.eliret import EliretDataModule
 from src.data.segmentation_dataset import SegmentationTensors
 from src.data.shortcut import load_split
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
-from src.reduction.callback import SaliencyReduction, ignoring_removed, shard_masks
+from src.reduction.callback import SaliencyReduction
 from src.reduction.masking import keep_mask, quota
 from src.reduction.relevance import RelevanceConfig, oracle_relevance, relevance_maps
+from src.reduction.round import ignoring_removed, shard_masks
 from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from tests.helpers.cli import run_cli

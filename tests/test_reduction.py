@@ -16,10 +16,11 @@ from src.config.schemas.reduction import METHODS
 from src.data.eliret import EliretDataModule
 from src.jobs.builders import build_callbacks, build_datamodule, build_model, build_trainer
 from src.models.segmentation import SegmentationModule
-from src.reduction.callback import SaliencyReduction, shard_masks
+from src.reduction.callback import SaliencyReduction
 from src.reduction.masking import fill_stored
 from src.reduction.packed import unpack
 from src.reduction.relevance import RelevanceConfig, relevance_maps
+from src.reduction.round import shard_masks
 from src.reduction.round_outputs import read_masks
 from src.storage.checkpoints import load_module
 from src.train import train

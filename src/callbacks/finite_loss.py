@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from src.callbacks.rounds import TrainingInRounds
 from src.config.errors import TrainingDiverged
 
 
@@ -27,8 +28,8 @@ class FiniteLoss(Callback):
 
 def _round(trainer: L.Trainer) -> str:
     for callback in trainer.callbacks:
-        if hasattr(callback, "epochs_per_round") and hasattr(callback, "rounds"):
-            return f", reduction round {min(trainer.current_epoch // callback.epochs_per_round + 1, callback.rounds)} of {callback.rounds}"
+        if isinstance(callback, TrainingInRounds):
+            return f", reduction round {callback.round_of(trainer.current_epoch)} of {callback.rounds}"
     return ""
 
 

@@ -25,7 +25,7 @@ def cached_arrays(cache: Path, build: Callable[[], dict[str, np.ndarray]], what:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as its allow_pickle flag
         os.replace(tmp, cache)
     except OSError as err:
         log.warning("could not cache %s in %s (%s); keeping them in memory only", what, cache.parent, err)

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import torch
 
 from src.config.schemas.reduction import CUE_ORACLE, ORACLE, RANDOM_METHODS
-from src.data.segmentation_dataset import SegmentationTensors, to_unit
-from src.reduction.masking import fill_stored, keep_mask
-from src.reduction.relevance import RelevanceConfig, relevance_maps
-from src.reduction.removal_measures import KnownCue, cue_share, keep_iou, object_recall
+from src.data.segmentation_dataset import SegmentationTensors
+from src.reduction.relevance import RelevanceConfig
+from src.reduction.removal_measures import KnownCue
+from src.reduction.round import filled, oracle_masks, removal_measures, shard_masks
 
 MODEL_FREE = (*RANDOM_METHODS, ORACLE)
 
@@ -33,27 +33,17 @@ def model_free_round(
     the reduction's first round would compute them (round 0's draws of ``seed``); with ``cue`` the
     cue oracle too."""
     images, targets, present = dataset.images, dataset.masks, dataset.valid_pixels()
-    ids = torch.arange(len(images))
     cue_parts = cue.training_cue() if cue is not None else None
     cue_pixels = None if cue_parts is None else (cue_parts[1] != 0).any(1)
-
-    def masks_of(method: str) -> torch.Tensor:
-        config = RelevanceConfig(method=method, background_class=background_class, seed=seed, oracle_margin=oracle_margin)
-        relevance = relevance_maps(torch.nn.Identity(), to_unit(images), config, ids, 0, targets, cue_pixels)
-        return keep_mask(relevance, present, percentile)
-
-    oracle = masks_of(ORACLE)
+    oracle = oracle_masks(targets, present, percentile, seed, 0, oracle_margin, background_class)
     rows: list[dict[str, float | str]] = []
     for method in (*methods, *((CUE_ORACLE,) if cue_pixels is not None and CUE_ORACLE not in methods else ())):
-        masks = oracle if method == ORACLE else masks_of(method)
-        row: dict[str, float | str] = {
-            "method": method,
-            "kept_fraction": (masks.flatten(1).sum(1) / present.flatten(1).sum(1)).mean().item(),
-            "oracle_keep_iou": keep_iou(masks, oracle).mean().item(),
-            "object_recall": object_recall(masks, targets, background_class).nanmean().item(),
-        }
-        if cue_parts is not None:
-            filled = fill_stored(images, masks, fill, noise_seed=(seed, 1), impute_noise=impute_noise, valid=present)
-            row["cue_share"] = cue_share(to_unit(filled), *cue_parts).nanmean().item()
-        rows.append(row)
+        config = RelevanceConfig(method=method, background_class=background_class, seed=seed, oracle_margin=oracle_margin)
+        masks = (
+            oracle
+            if method == ORACLE
+            else shard_masks(torch.nn.Identity(), images, present, percentile, config, len(images), targets=targets, cue=cue_pixels).masks
+        )
+        reduced = None if cue_parts is None else filled(images, masks, present, 0, len(images), fill, (seed, 1), impute_noise, torch.device("cpu"))
+        rows.append({"method": method, **removal_measures(masks, present, oracle, targets, background_class, cue_parts, reduced)})
     return rows

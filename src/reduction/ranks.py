@@ -4,13 +4,14 @@ Lightning's strategy (``all_gather``, ``broadcast``, ``reduce_boolean_decision``
 Each split keeps a one-process run's numbers: relevance batch b goes to rank b % world (every batch
 holds the images it holds in one process), and the fill's chunks are cut from contiguous shares.
 With one process every exchange returns its input. The research (which pixels are kept, how
-they are filled) is in ``callback.py``; nothing here knows what the tensors mean.
+they are filled) is in ``round.py``; nothing here knows what the tensors mean.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -43,6 +44,47 @@ class Ranks:
         share = math.ceil(n / self.world)
         for step in range(math.ceil(share / chunk)):
             yield [(r * share + step * chunk, min(r * share + step * chunk + chunk, (r + 1) * share, n)) for r in range(self.world)]
+
+    # ---- the distributed maps -------------------------------------------------------------
+    def map_batches(
+        self, n: int, batch_size: int, compute: Callable[[list[int]], tuple[torch.Tensor, Sequence[torch.Tensor]]], stage: str
+    ) -> tuple[list[torch.Tensor], str]:
+        """``compute(starts)`` on this rank's batches of ``batch_size`` of the n images (batch b on
+        rank b % world) returns (image ids, rows per part); every rank gets every rank's rows, in
+        image order 0..n-1, and the digest of the first part, checked equal on every rank. A
+        failure on any rank stops every rank (``stage`` names it)."""
+        failure: BaseException | None = None
+        try:
+            ids, parts = compute(self.batch_starts(n, batch_size))
+        except Exception as error:  # re-raised below, after telling the other ranks
+            failure = error
+        self.raise_if_any_failed(failure, stage)
+        per_rank = math.ceil(math.ceil(n / batch_size) / self.world) * batch_size
+        gathered = self.gather_by_index(ids, list(parts), n, per_rank)
+        digest = _digest(gathered[0])
+        self.check_agree(digest, f"results of {stage}")
+        return gathered, digest
+
+    def map_chunks(self, out: torch.Tensor, chunk: int, compute: Callable[[int, int], torch.Tensor], stage: str, done: Callable[[int], None]) -> str:
+        """``out[start:stop] = compute(start, stop)`` over this rank's contiguous share, ``chunk``
+        rows at a time, every rank's rows placed into ``out`` on every rank (``done`` is told each
+        step's rows); returns the digest of ``out``, checked equal on every rank."""
+        for bounds in self.chunks(len(out), chunk):
+            start, stop = bounds[self.rank]
+            part = out[:0].to(self.device)
+            failure: BaseException | None = None
+            if stop > start:
+                try:
+                    part = compute(start, stop)
+                except Exception as error:  # re-raised below, after telling the other ranks
+                    failure = error
+            self.raise_if_any_failed(failure, stage)
+            self.place(part, bounds, chunk, out)
+            done(max(0, stop - start))
+        digest = _digest(out)
+        if self.world > 1:
+            self.check_agree(digest, f"results of {stage}")
+        return digest
 
     # ---- the exchanges ------------------------------------------------------------------
     def gather(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -83,6 +125,10 @@ class Ranks:
         same = self.strategy.broadcast(digest, src=0) == digest
         if not self.strategy.reduce_boolean_decision(same, all=True):
             raise RuntimeError(f"reduction {what} differ between ranks; the reduced training sets would diverge")
+
+
+def _digest(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.cpu().numpy().tobytes()).hexdigest()
 
 
 def batch_starts(n: int, batch_size: int, rank: int, world: int) -> list[int]:

@@ -13,10 +13,41 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from rich.table import Table
 
-from src.loggers.figures import log_images, subplots
+from src.data.segmentation_dataset import to_unit
+from src.loggers.figures import log_images, save_figure, subplots
 from src.reduction.packed import pack, unpack
 from src.storage.atomic import write_bytes_atomic
 from src.storage.results import console, write_csv_atomic
+
+
+def write_round(
+    output_dir: Path,
+    history: Sequence[dict[str, float]],
+    masks: torch.Tensor,
+    relevance: torch.Tensor | None,
+    original: torch.Tensor,
+    targets: torch.Tensor,
+    reduced: torch.Tensor,
+    examples: int,
+    method: str,
+    loggers: Sequence[Logger],
+    step: int,
+) -> None:
+    """The last round of ``history``: its keep-masks (``round_NN/masks.npz``), rounds.csv, and a
+    grid of the first ``examples`` images (the original, its target, its relevance, its mask and
+    the ``reduced`` image) as ``round_NN/examples.png``, logged to ``loggers`` with the row."""
+    row = history[-1]
+    round_dir = output_dir / f"round_{int(row['round']):02d}"
+    write_masks(round_dir / "masks.npz", masks, torch.arange(len(masks)))
+    write_rounds_csv(output_dir / "rounds.csv", history)
+    # the examples come from the first relevance batch, which reduction.batch_size may make the smaller
+    k = 0 if relevance is None else min(examples, len(masks), len(relevance))
+    if k:
+        assert relevance is not None
+        title = f"round {int(row['round'])}: kept {row['kept_fraction']:.3f} of the pixels ({method})"
+        figure = examples_figure(to_unit(original[:k]), targets[:k], relevance[:k], masks[:k], to_unit(reduced[:k]), title=title)
+        save_figure(figure, round_dir / "examples.png")
+        log_round(loggers, row, round_dir / "examples.png", step=step)
 
 
 def write_rounds_csv(path: Path, rows: Sequence[dict[str, float]]) -> None:
