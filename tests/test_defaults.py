@@ -14,7 +14,7 @@ import yaml
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.schemas import SCHEMAS, with_defaults
+from src.config.schemas import BY_TARGET, SCHEMAS, with_defaults
 from src.config.schemas.data import EliretDataSchema, ShortcutDataSchema
 from src.config.schemas.models import UNetSchema
 from src.data.eliret_generator import EliretSpec
@@ -54,7 +54,12 @@ def nodes(cfg: DictConfig, group: str) -> list[tuple[str, DictConfig]]:
 
 
 def parameters(target: str) -> dict[str, inspect.Parameter]:
-    return {n: p for n, p in inspect.signature(get_method(target)).parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    """The class's arguments; a class that takes ``**settings`` takes its schema's fields, each
+    required (its constructor refuses a missing one)."""
+    signature = inspect.signature(get_method(target))
+    if target in BY_TARGET and any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return {f.name: inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY) for f in dataclasses.fields(BY_TARGET[target]) if not f.name.startswith("_")}
+    return {n: p for n, p in signature.parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
 @pytest.mark.parametrize(("group", "name"), OPTIONS, ids=[f"{g}={n}" for g, n in OPTIONS])
@@ -85,7 +90,14 @@ def test_a_class_built_in_code_gets_the_configs_defaults(tmp_path: Path) -> None
     reducer = with_defaults(
         get_method(cfg.reduction._target_), seed=settings["seed"], epochs_per_round=settings["epochs_per_round"], output_dir=settings["output_dir"]
     )
-    assert (reducer.rounds, reducer.percentile, reducer.fill, reducer.keep) == (settings["rounds"], settings["percentile"], settings["fill"], settings["keep"])
+    assert (reducer.rounds, reducer.settings.percentile, reducer.settings.fill, reducer.settings.keep) == (
+        settings["rounds"],
+        settings["percentile"],
+        settings["fill"],
+        settings["keep"],
+    )
+    with pytest.raises(TypeError, match="SaliencyReduction needs seed"):
+        get_method(cfg.reduction._target_)(**{k: v for k, v in settings.items() if k != "seed"})
     net = with_defaults(UNet, 1, 1)
     assert len(net.ups) == cfg.model.net.depth
     assert next(net.encoders[0].parameters()).shape[0] == cfg.model.net.base_width

@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from src.reduction.preconditions import check_can_reduce, check_same_network
 from src.reduction.ranks import Ranks
 from src.reduction.relevance import RelevanceConfig
 from src.reduction.removal_measures import KnownCue
-from src.reduction.round import FILL_CHUNK, filled, ignoring_removed, oracle_masks, removal_measures, shard_masks
+from src.reduction.round import FILL_CHUNK, filled, ignoring_removed, oracle_masks, reinitialise, removal_measures, shard_masks
 from src.seeding import REINIT_STREAM, SMOOTHGRAD_STREAM, round_seed
 from src.storage.checkpoints import read_checkpoint, trained_checkpoint
 
@@ -45,86 +46,25 @@ log = logging.getLogger(__name__)
 
 
 class SaliencyReduction(TrainingInRounds):
-    """Args:
-    rounds: number of train-then-reduce rounds (the original study: 7).
-    epochs_per_round: epochs trained between reductions (config default: trainer.max_epochs //
-        rounds); the fit lasts rounds x epochs_per_round epochs.
-    percentile: p in (0, 100]: each round keeps ceil(p/100 * n) of the n pixels still present
-        in an image (ties: first pixel in row-major order wins); cumulative rounds keep (p/100)^r.
-    cumulative: a removed pixel stays removed and relevance is computed on the reduced image;
-        False recomputes on the original images and replaces the mask each round.
-    fill: what removed pixels become: zero (the original study) | mean | blur | impute (ROAD's noisy
-        linear imputation: no edge at the mask's border).
-    method: prediction (the original study) | gradient | integrated_gradients | smoothgrad | gradcam, or
-        a control that knows nothing of the task: random (uniform per pixel) | random_smooth
-        (a Gaussian-smoothed random field, blob-shaped like Grad-CAM's maps).
-    keep: most (the original study) | least: keep the least relevant pixels (ROAR's direction; a map
-        that carries task information must hurt more than random there).
-    seed: the run's seed: the random controls', the impute noise's and smoothgrad's draws come
-        from (seed, round, image), and reinit's weights from (seed, round).
-    smooth_scale: random_smooth's sigma as a fraction of the image's shorter side.
-    impute_noise: the impute fill's noise (standard deviation, images in [0, 1]).
-    oracle_margin: method=oracle (a positive control: relevance from the ground truth) ranks
-        every object pixel, dilated by this many pixels, first, then the rest by distance to
-        the object. Every round also logs the IoU of its keep-masks with the oracle's
-        (``oracle_keep_iou``) and, on a set that knows its cue, the share of the cue left
-        (``cue_share``): model-free measures of what the map removed.
-    removed: what the loss makes of removed pixels: label (the original study: they keep their label,
-        so the model learns that fill means background) | ignore (they become the model's
-        ``ignore_index`` in the training targets: no loss, no training metric; validation and
-        test are unchanged).
-    background_class: the class whose probability is not relevance (multi-class outputs).
-    maps_from: a checkpoint, or a finished run's dir (its best checkpoint): the first reduction
-        is made before any training, with that checkpoint's model (a trained baseline), and the
-        run then trains from its own fresh weights on the reduced set. ROAR's one-round protocol:
-        with ``rounds=1`` every arm that starts from the same baseline differs only in its maps.
-        None: the first reduction follows round 1 of this run.
-    reinit: re-initialise the weights (and optimizer state) at the start of every new round (at
-        its first epoch's start, so the previous round's checkpoints hold its trained weights),
-        drawn from (seed, round): two seeds never share a round's initial weights.
-    batch_size: images per relevance batch.
-    examples: training images shown in each round's examples.png.
-    output_dir: where reduction/ outputs go (rank 0 writes them).
-    """
+    """The reduction between a fit's rounds (the module's doc). Its arguments are the fields of
+    :class:`~src.config.schemas.reduction.SaliencyReductionSchema`, each documented there (the
+    config's ``reduction`` group; ``with_defaults(SaliencyReduction, ...)`` builds one in code)."""
 
-    def __init__(
-        self,
-        rounds: int,
-        epochs_per_round: int,
-        percentile: float,
-        cumulative: bool,
-        fill: str,
-        method: str,
-        randomised_model: bool,
-        keep: str,
-        background_class: int,
-        reinit: bool,
-        batch_size: int,
-        examples: int,
-        ig_steps: int,
-        smoothgrad_samples: int,
-        smoothgrad_stdev: float,
-        seed: int,
-        smooth_scale: float,
-        impute_noise: float,
-        oracle_margin: int,
-        removed: str,
-        output_dir: str,
-        maps_from: str | None,
-    ) -> None:
+    def __init__(self, **settings: Any) -> None:
+        missing = sorted(f.name for f in fields(SaliencyReductionSchema) if not f.name.startswith("_") and f.name not in settings)
+        if missing:
+            raise TypeError(f"SaliencyReduction needs {', '.join(missing)} (with_defaults(SaliencyReduction, ...) fills in the schema's defaults)")
         # the ranges and choices are the config's (src/config/schemas), checked here too for a callback built in code
-        check_values("reduction", {k: v for k, v in locals().items() if k != "self"}, SaliencyReductionSchema)
-        if rounds < 1:
-            raise UserInputError(f"reduction.rounds={rounds} builds no reduction; use reduction=none (or rounds=0 in a config) to train once.")
-        self.rounds, self.epochs_per_round = rounds, epochs_per_round
-        self.percentile, self.cumulative, self.fill = percentile, cumulative, fill
-        self.reinit, self.batch_size, self.examples = reinit, batch_size, examples
-        self.keep, self.seed, self.impute_noise, self.removed = keep, seed, impute_noise, removed
+        check_values("reduction", settings, SaliencyReductionSchema)
+        self.settings = s = SaliencyReductionSchema(**settings)
+        if s.rounds < 1:
+            raise UserInputError(f"reduction.rounds={s.rounds} builds no reduction; use reduction=none (or rounds=0 in a config) to train once.")
+        self.rounds, self.epochs_per_round = s.rounds, s.epochs_per_round
         self.relevance = RelevanceConfig(
-            method, background_class, ig_steps, smoothgrad_samples, smoothgrad_stdev, seed, smooth_scale, oracle_margin, randomised_model
+            s.method, s.background_class, s.ig_steps, s.smoothgrad_samples, s.smoothgrad_stdev, s.seed, s.smooth_scale, s.oracle_margin, s.randomised_model
         )
-        self.output_dir = Path(output_dir)
-        self.maps_from = None if maps_from is None else trained_checkpoint(maps_from)
+        self.output_dir = Path(s.output_dir)
+        self.maps_from = None if s.maps_from is None else trained_checkpoint(s.maps_from)
         # state saved with every checkpoint
         self.rounds_done = 0
         self.masks: torch.Tensor | None = None
@@ -151,11 +91,11 @@ class SaliencyReduction(TrainingInRounds):
             log.info("reduction: %d rounds x %d epochs = %d epochs (trainer.max_epochs=%s)", self.rounds, self.epochs_per_round, length, trainer.max_epochs)
             trainer.fit_loop.max_epochs = length
         datamodule = experiment_data(trainer.datamodule)
-        check_can_reduce(datamodule, pl_module, self.relevance.method, self.relevance.background_class, self.removed)
+        check_can_reduce(datamodule, pl_module, self.relevance.method, self.relevance.background_class, self.settings.removed)
         if self.relevance.method == CUE_ORACLE:
             assert isinstance(datamodule, KnownCue)
             self._training_cue = datamodule.training_cue()
-        if self.removed == "ignore":
+        if self.settings.removed == "ignore":
             self._ignore_index = pl_module.hparams["ignore_index"]
         if self.maps_from is not None:
             check_same_network(self.maps_from, pl_module)
@@ -191,8 +131,8 @@ class SaliencyReduction(TrainingInRounds):
         # a new round's fresh weights are drawn here, not at the previous round's end, where the
         # checkpoints of that epoch are written after this callback and would hold them
         round_ = trainer.current_epoch // self.epochs_per_round + 1
-        if self.reinit and 1 < round_ <= self.rounds and self.initialised_round < round_:
-            _reinitialise(trainer, pl_module, seed=round_seed(self.seed, round_, REINIT_STREAM))
+        if self.settings.reinit and 1 < round_ <= self.rounds and self.initialised_round < round_:
+            reinitialise(pl_module, trainer.optimizers, seed=round_seed(self.settings.seed, round_, REINIT_STREAM))
             self.initialised_round = round_
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -213,19 +153,14 @@ class SaliencyReduction(TrainingInRounds):
         dataset: SegmentationTensors = trainer.datamodule.train_set
         # an image smaller than the canvas it shares with larger ones has only its own pixels
         valid = dataset.valid_pixels()
-        present = self.masks if self.cumulative and self.masks is not None else valid
-        source = dataset.images if self.cumulative else self._images
+        present = self.masks if self.settings.cumulative and self.masks is not None else valid
+        source = dataset.images if self.settings.cumulative else self._images
         (masks, measures), digest = self._masks(trainer, pl_module, ranks, source, present)
         log.info("reduction round %d: masks sha256 %s (rank %d of %d)", self.rounds_done + 1, digest, ranks.rank, ranks.world)
-        # the reference is what a perfect map keeps (keep=most), whatever this arm's keep is
-        is_oracle = self.relevance.method == ORACLE and self.keep == "most"
-        oracle = (
-            None
-            if is_oracle
-            else oracle_masks(
-                self._targets, present, self.percentile, self.seed, self.rounds_done, self.relevance.oracle_margin, self.relevance.background_class
-            )
-        )
+        s, r = self.settings, self.relevance
+        oracle = None  # the reference: what a perfect map keeps (keep=most), whatever this arm's keep is
+        if not (r.method == ORACLE and s.keep == "most"):
+            oracle = oracle_masks(self._targets, present, s.percentile, s.seed, self.rounds_done, r.oracle_margin, r.background_class)
         relevance_seconds = time.perf_counter() - started
 
         self.masks = masks
@@ -235,14 +170,8 @@ class SaliencyReduction(TrainingInRounds):
         swapped_at = time.perf_counter()
         self._replace(dataset, images, masks)
         seconds = {"relevance_seconds": relevance_seconds, "fill_seconds": swapped_at - filled_at, "swap_seconds": time.perf_counter() - swapped_at}
-        log.info(
-            "reduction round %d: relevance %.1f s, fill (%s) %.1f s, swap %.1f s",
-            self.rounds_done,
-            relevance_seconds,
-            self.fill,
-            seconds["fill_seconds"],
-            seconds["swap_seconds"],
-        )
+        fill_seconds, swap_seconds = seconds["fill_seconds"], seconds["swap_seconds"]
+        log.info("reduction round %d: relevance %.1f s, fill (%s) %.1f s, swap %.1f s", self.rounds_done, relevance_seconds, s.fill, fill_seconds, swap_seconds)
         cue = self._known_cue(trainer.datamodule)
         self.history.append(
             {
@@ -259,7 +188,7 @@ class SaliencyReduction(TrainingInRounds):
         if trainer.is_global_zero:
             round_outputs.write_round(
                 self.output_dir, self.history, masks, self._first_relevance, self._images, self._targets, dataset.images,
-                self.examples, self.relevance.method, trainer.loggers, trainer.global_step,
+                self.settings.examples, self.relevance.method, trainer.loggers, trainer.global_step,
             )  # fmt: skip
         self._round_started = time.perf_counter()
 
@@ -286,7 +215,7 @@ class SaliencyReduction(TrainingInRounds):
         """The reduced training set: filled images and, with removed=ignore, targets whose
         removed pixels are the ignore index."""
         dataset.replace_images(images)
-        if self.removed == "ignore":
+        if self.settings.removed == "ignore":
             assert self._ignore_index is not None
             dataset.replace_masks(ignoring_removed(self._targets, masks, self._ignore_index))
 
@@ -297,15 +226,15 @@ class SaliencyReduction(TrainingInRounds):
         original, n = self._images, len(self._images)
         valid = trainer.datamodule.train_set.valid_pixels()  # on a shared canvas, impute solves each image's own pixels
         share = math.ceil(n / ranks.world)
-        description = f"reduction round {self.rounds_done}: {self.fill} fill" + (f" of {share} of {n} images on each rank" if ranks.world > 1 else "")
+        description = f"reduction round {self.rounds_done}: {self.settings.fill} fill" + (f" of {share} of {n} images on each rank" if ranks.world > 1 else "")
         progress = WorkProgress(description, min(share, n), shown=trainer.is_global_zero, logger=log)
-        seed = (self.seed, self.rounds_done)
+        seed = (self.settings.seed, self.rounds_done)
         out = torch.empty_like(original)
         try:
             digest = ranks.map_chunks(
                 out,
                 FILL_CHUNK,
-                lambda start, stop: filled(original, masks, valid, start, stop, self.fill, seed, self.impute_noise, ranks.device),
+                lambda start, stop: filled(original, masks, valid, start, stop, self.settings.fill, seed, self.settings.impute_noise, ranks.device),
                 "the fill",
                 progress.advance,
             )
@@ -326,13 +255,13 @@ class SaliencyReduction(TrainingInRounds):
         """The keep-masks (bool) and each map's (entropy, inertia) of every training image, each
         rank computing its relevance batches (:func:`shard_masks`), every rank ending with all."""
         n = len(images)
-        mine = sum(min(self.batch_size, n - start) for start in ranks.batch_starts(n, self.batch_size))
+        mine = sum(min(self.settings.batch_size, n - start) for start in ranks.batch_starts(n, self.settings.batch_size))
         progress = WorkProgress(f"reduction round {self.rounds_done + 1}: relevance ({self.relevance.method})", mine, shown=trainer.is_global_zero, logger=log)
         cue = (self._training_cue[1] != 0).any(1) if self.relevance.method == CUE_ORACLE and self._training_cue is not None else None
 
         def compute(starts: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
             shard = shard_masks(
-                pl_module, images, present, self.percentile, self.relevance, self.batch_size, starts, self.examples, self.keep, self.rounds_done,
+                pl_module, images, present, self.settings.percentile, self.relevance, self.settings.batch_size, starts, self.settings.examples, self.settings.keep, self.rounds_done,
                 self._targets, lambda count: self._relevance_batch_done(trainer, progress, count), cue,
             )  # fmt: skip
             self._first_relevance = shard.first_relevance
@@ -341,9 +270,9 @@ class SaliencyReduction(TrainingInRounds):
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             # smoothgrad's noise: the same after a resume, another for another seed
-            torch.manual_seed(round_seed(self.seed, self.rounds_done + 1, SMOOTHGRAD_STREAM))
+            torch.manual_seed(round_seed(self.settings.seed, self.rounds_done + 1, SMOOTHGRAD_STREAM))
             try:
-                (masks, measures), digest = ranks.map_batches(n, self.batch_size, compute, "the relevance pass")
+                (masks, measures), digest = ranks.map_batches(n, self.settings.batch_size, compute, "the relevance pass")
             finally:
                 progress.close()
         return [masks.bool(), measures], digest
@@ -364,14 +293,3 @@ class SaliencyReduction(TrainingInRounds):
         self.history = list(state_dict["history"])
         # a checkpoint from before this key: its round's weights were drawn at the round's end
         self.initialised_round = state_dict.get("initialised_round", self.rounds_done + 1)
-
-
-def _reinitialise(trainer: L.Trainer, pl_module: L.LightningModule, seed: int) -> None:
-    """Fresh weights and optimizer state from ``seed``, so every DDP rank draws the same weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in pl_module.modules():
-            if module is not pl_module and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-    for optimizer in trainer.optimizers:
-        optimizer.state.clear()

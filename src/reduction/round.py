@@ -140,3 +140,16 @@ def ignoring_removed(targets: torch.Tensor, keep: torch.Tensor, ignore_index: in
     (N, H, W) set to ``ignore_index``."""
     keep = keep.unsqueeze(1) if targets.ndim == 4 else keep
     return torch.where(keep, targets, torch.full_like(targets, ignore_index))
+
+
+def reinitialise(module: nn.Module, optimizers: Sequence[torch.optim.Optimizer], seed: int) -> None:
+    """Fresh weights for a new round (every submodule's own initialisation) and fresh optimizer
+    state, drawn from ``seed``: every DDP rank draws the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for part in module.modules():
+            reset = getattr(part, "reset_parameters", None)
+            if part is not module and callable(reset):
+                reset()
+    for optimizer in optimizers:
+        optimizer.state.clear()

@@ -103,7 +103,13 @@ def with_defaults(cls: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     target = "src.models.smp_net.smp_model" if getattr(cls, "__name__", "") == "smp_model" else f"{cls.__module__}.{cls.__qualname__}"
     defaults = dict(SMP_NET) if target == SMP_NET["_target_"] else schema_defaults(BY_TARGET[target])
     defaults.pop("_target_", None)
-    given = inspect.signature(cls).bind_partial(*args, **kwargs).arguments
+    bound = inspect.signature(cls).bind_partial(*args, **kwargs)
+    given: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        if bound.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:  # a class that takes **settings
+            given.update(value)
+        else:
+            given[name] = value
     return cls(**{**defaults, **given})
 
 

@@ -41,6 +41,52 @@ Removed = Literal["label", "ignore"]
 
 @dataclass
 class SaliencyReductionSchema:
+    """The saliency reduction's settings (``src.reduction.callback.SaliencyReduction``'s arguments).
+
+    Args:
+    rounds: number of train-then-reduce rounds (the original study: 7).
+    epochs_per_round: epochs trained between reductions (config default: trainer.max_epochs //
+        rounds); the fit lasts rounds x epochs_per_round epochs.
+    percentile: p in (0, 100]: each round keeps ceil(p/100 * n) of the n pixels still present
+        in an image (ties: first pixel in row-major order wins); cumulative rounds keep (p/100)^r.
+    cumulative: a removed pixel stays removed and relevance is computed on the reduced image;
+        False recomputes on the original images and replaces the mask each round.
+    fill: what removed pixels become: zero (the original study) | mean | blur | impute (ROAD's noisy
+        linear imputation: no edge at the mask's border).
+    method: prediction (the original study) | gradient | integrated_gradients | smoothgrad | gradcam, or
+        a control that knows nothing of the task: random (uniform per pixel) | random_smooth
+        (a Gaussian-smoothed random field, blob-shaped like Grad-CAM's maps).
+    keep: most (the original study) | least: keep the least relevant pixels (ROAR's direction; a map
+        that carries task information must hurt more than random there).
+    seed: the run's seed: the random controls', the impute noise's and smoothgrad's draws come
+        from (seed, round, image), and reinit's weights from (seed, round).
+    smooth_scale: random_smooth's sigma as a fraction of the image's shorter side.
+    impute_noise: the impute fill's noise (standard deviation, images in [0, 1]).
+    oracle_margin: method=oracle (a positive control: relevance from the ground truth) ranks
+        every object pixel, dilated by this many pixels, first, then the rest by distance to
+        the object. Every round also logs the IoU of its keep-masks with the oracle's
+        (``oracle_keep_iou``) and, on a set that knows its cue, the share of the cue left
+        (``cue_share``): model-free measures of what the map removed.
+    removed: what the loss makes of removed pixels: label (the original study: they keep their label,
+        so the model learns that fill means background) | ignore (they become the model's
+        ``ignore_index`` in the training targets: no loss, no training metric; validation and
+        test are unchanged).
+    background_class: the class whose probability is not relevance (multi-class outputs).
+    maps_from: a checkpoint, or a finished run's dir (its best checkpoint): the first reduction
+        is made before any training, with that checkpoint's model (a trained baseline), and the
+        run then trains from its own fresh weights on the reduced set. ROAR's one-round protocol:
+        with ``rounds=1`` every arm that starts from the same baseline differs only in its maps.
+        None: the first reduction follows round 1 of this run.
+    reinit: re-initialise the weights (and optimizer state) at the start of every new round (at
+        its first epoch's start, so the previous round's checkpoints hold its trained weights),
+        drawn from (seed, round): two seeds never share a round's initial weights.
+    batch_size: images per relevance batch.
+    examples: training images shown in each round's examples.png.
+    output_dir: where reduction/ outputs go (rank 0 writes them).
+    ig_steps, smoothgrad_samples, smoothgrad_stdev, randomised_model: see the comments at the
+        fields.
+    """
+
     _target_: str = "src.reduction.callback.SaliencyReduction"
     rounds: int = 3  # the original study: 7
     epochs_per_round: int = MISSING  # the YAML: trainer.max_epochs // rounds, >= 1
