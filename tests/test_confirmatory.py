@@ -28,12 +28,14 @@ from src.sweep_report.confirmatory import (
     matches,
     selector_label,
     sign_flip_p,
+    study_of,
     tost_p,
 )
 from src.sweep_report.markdown import checkpoint_selection, removal_measures_section
 from src.sweep_report.runs import Run
 from src.sweep_report.stats import still_improving
 from tests.helpers.cli import run_cli
+from tests.helpers.compose import compose_config
 
 
 def run(seed: int, method: str | None, value: float, best_epoch: int | None = None, epochs: pd.DataFrame | None = None) -> Run:
@@ -348,3 +350,23 @@ def test_a_selector_matches_a_boolean_written_as_yaml_writes_it() -> None:
     randomised = Run(Path("r"), config, {"seed": "0", "reduction.randomised_model": "true"}, metrics={"test/miou": 0.5})
     assert matches(randomised, {"reduction.randomised_model": "true"}) and matches(randomised, {"reduction.randomised_model": "True"})
     assert not matches(randomised, {"reduction.randomised_model": "false"}) and not matches(randomised, {"reduction.randomised_model": "unset"})
+
+
+@pytest.mark.parametrize("place", ["far", "near", "patch"])
+def test_each_placement_preset_draws_its_own_set_per_seed_and_names_its_families(place: str, tmp_path: Path) -> None:
+
+    baselines = compose_config("train", [f"experiment=reduction_benchmark_{place}_baselines", "seed=5"], tmp_path)
+    arms = compose_config("train", [f"experiment=reduction_benchmark_{place}", "seed=5"], tmp_path)
+    for cfg in (baselines, arms):
+        assert (cfg.data.cue_place, cfg.data.data_seed, cfg.data.n_test) == (place, 5, 1000)
+        assert cfg.data.data_dir.endswith(f"shortcut_benchmark_{place}") and cfg.task_name == f"reduction_benchmark_{place}"
+    # stage 2 reads the same seed's baseline, from the placement's own stage 1
+    assert arms.reduction.maps_from.endswith(f"reduction_benchmark_{place}/baselines/seed_5")
+    study = study_of([Run(Path("x"), arms, {}, metrics={})])
+    assert study is not None and study.primary == "test_reversed/miou_object" and study.sign_flip and study.g_interval == "bca"
+    comparisons = sum(len(part.arms) for part in study.family)
+    # the primary: each map against random and against no reduction (+ the oracle); a secondary
+    # with 8 seeds keeps a family whose smallest sign-flip p survives Holm (6 x 2/256 < 0.05)
+    assert comparisons == (11 if place == "far" else 6)
+    assert comparisons * 2 / 2 ** (12 if place == "far" else 8) < 0.05
+    assert {"object_prior"} <= {part.against.get("reduction.method") for part in study.controls}
