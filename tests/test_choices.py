@@ -1,5 +1,5 @@
 """Closed choices are types: each is a ``Literal`` on its schema field, and a misspelt value is
-refused before the run, with the list and the closest choice."""
+refused before the run, with the list and the closest choice; a range sits on its field too."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from src.config.errors import UserInputError
 from src.config.schemas import SCHEMAS, check_ranges, field_choices
+from src.config.schemas.constraints import field_ranges
 from src.config.schemas.models import LOSS_NAMES, EarlyExitCNNSchema, UNetSchema
 from src.models.losses import LOSSES
 from tests.helpers.compose import compose_config
@@ -39,3 +40,27 @@ def test_a_misspelt_choice_is_refused_with_the_list(option: str, key: str, optio
 
 def test_the_losses_of_every_output_mode_are_the_schemas_loss_choices() -> None:
     assert {name for names in LOSSES.values() for name in names} == set(LOSS_NAMES)
+
+
+# (the option that selects the schema, the key, its range): every ranged field of every schema
+RANGED = [
+    *(
+        (f"{group}={name}", f"{group.replace('/', '.')}.{key}", bounds)
+        for (group, name), schema in SCHEMAS.items()
+        for key, bounds in field_ranges(schema).items()
+    ),
+]
+
+
+def test_every_range_sits_on_a_schema_field() -> None:
+    keys = {key for _, key, _ in RANGED}
+    assert {"reduction.percentile", "data.image_size", "data.batch_size", "model.optimizer.lr", "model.rrr_weight", "background_swap.share"} <= keys
+
+
+@pytest.mark.parametrize(("option", "key", "bounds"), RANGED, ids=[f"{option}:{key}" for option, key, _ in RANGED])
+def test_a_value_out_of_its_fields_range_is_refused_with_the_range(option: str, key: str, bounds, tmp_path: Path) -> None:
+    rounds = [] if key == "reduction.rounds" else ["reduction.rounds=1"]
+    cfg = compose_config("train", [option, f"{key}=-1000000000", *rounds], tmp_path)
+    with pytest.raises(UserInputError) as refused:
+        check_ranges(cfg)
+    assert f"{key}=-1e+09 must be {bounds.meaning}" in str(refused.value)

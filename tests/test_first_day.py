@@ -132,7 +132,8 @@ def test_a_wrong_type_is_named_at_the_key_the_user_wrote(tmp_path: Path) -> None
         check_ranges(cfg)
     assert str(refused.value) == "trainer.max_epochs='abc' must be a number >= 1 (or -1: no limit)."
     # a key outside the ranges read through an interpolation: named with its value, in one line
-    odd = OmegaConf.create({"x": "abc", "reduction": {"rounds": 2, "epochs_per_round": "${epochs_per_round:${x},${.rounds}}"}})
+    reduction = {"_target_": "src.reduction.callback.SaliencyReduction", "rounds": 2, "epochs_per_round": "${epochs_per_round:${x},${.rounds}}"}
+    odd = OmegaConf.create({"x": "abc", "reduction": reduction})
     with pytest.raises(UserInputError, match=r"^reduction.epochs_per_round reads x='abc' and cannot use it \(.*\); give that key") as refused:
         check_ranges(odd)
     assert "\n" not in str(refused.value)

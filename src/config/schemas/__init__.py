@@ -17,13 +17,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING as NO_DEFAULT
 from dataclasses import fields
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from src.config.errors import UserInputError
+from src.config.schemas.constraints import Range, field_choices, field_ranges
 from src.config.schemas.data import (
     EliretClsDataSchema,
     EliretDataSchema,
@@ -77,6 +78,8 @@ BY_TARGET: dict[str, Any] = {
         UNetSchema,
         FCNSchema,
         EarlyExitCNNSchema,
+        AdamSchema,
+        SGDSchema,
     )
 }
 
@@ -133,24 +136,13 @@ def net_config(name: str, **overrides: Any) -> dict[str, Any]:
     return {"_target_": schema._target_, **schema_defaults(schema), **overrides}
 
 
-def field_choices(schema: Any) -> dict[str, tuple[str, ...]]:
-    """The closed choices of a schema's fields: field -> the values of its ``Literal``
-    (``Annotated[str, Literal[...]]``, the one place each choice is written)."""
-    choices = {}
-    for name, hint in get_type_hints(schema, include_extras=True).items():
-        if get_origin(hint) is Annotated:
-            for extra in hint.__metadata__:
-                if get_origin(extra) is Literal:
-                    choices[name] = get_args(extra)
-    return choices
-
-
 def check_values(group: str, values: Mapping[str, Any], schema: Any) -> None:
-    """The :data:`RANGES` and the closed choices of ``schema`` on a class's arguments (named
+    """The ranges and closed choices of ``schema``'s fields on a class's arguments (named
     ``<group>.<argument>``, e.g. ``reduction.fill``), in one error."""
     keyed = {f"{group}.{key}": value for key, value in values.items()}
+    ranges = {f"{group}.{name}": bounds for name, bounds in field_ranges(schema).items()}
     choices = {f"{group}.{name}": options for name, options in field_choices(schema).items()}
-    problems = _problems(keyed) + _unknown_choices(keyed, choices)
+    problems = _problems(keyed, ranges) + _unknown_choices(keyed, choices)
     if problems:
         raise UserInputError("; ".join(problems) + ".")
 
@@ -162,38 +154,23 @@ def store_schemas() -> None:
         store.store(group=f"schema/{group}", name=name, node=schema)
 
 
-# key: (check, what the value must be)
-RANGES = {
-    "reduction.percentile": (lambda v: 0 < v <= 100, "in (0, 100]: the share of pixels kept per round"),
-    "reduction.rounds": (lambda v: v >= 0, ">= 0 (0 trains once, without reduction)"),
-    "reduction.epochs_per_round": (lambda v: v >= 1, ">= 1"),
-    "reduction.batch_size": (lambda v: v >= 1, ">= 1"),
-    "reduction.oracle_margin": (lambda v: v >= 0, ">= 0 pixels"),
-    "reduction.smooth_scale": (lambda v: 0 < v <= 1, "in (0, 1]: random_smooth's sigma as a fraction of the image side"),
-    "reduction.impute_noise": (lambda v: v >= 0, ">= 0"),
-    "background_swap.share": (lambda v: 0 <= v <= 1, "in [0, 1]: the fraction of training images whose background is swapped"),
-    "data.batch_size": (lambda v: v >= 1, ">= 1"),
-    "data.num_workers": (lambda v: v >= 0, ">= 0"),
-    "data.image_size": (lambda v: v >= 8, ">= 8 pixels"),
-    "model.optimizer.lr": (lambda v: 0 < v < 10, "in (0, 10), e.g. 1e-3"),
-    "model.rrr_weight": (lambda v: v >= 0, ">= 0 (0: no Right for the Right Reasons term)"),
-    "model.rrr_margin": (lambda v: v >= 0, ">= 0 pixels"),
-    "model.optimizer.weight_decay": (lambda v: v >= 0, ">= 0"),
-    "trainer.max_epochs": (lambda v: v is None or v == -1 or v >= 1, ">= 1 (or -1: no limit)"),
-    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+# the ranges of the run's own keys, which no schema of ours holds (every other range is on its field)
+RUN_RANGES = {
+    "trainer.max_epochs": Range(lambda v: v is None or v == -1 or v >= 1, ">= 1 (or -1: no limit)"),
+    "seed": Range(lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
 }
 
 
-def _problems(values: Mapping[str, Any]) -> list[str]:
+def _problems(values: Mapping[str, Any], ranges: Mapping[str, Range]) -> list[str]:
     problems = []
     for key, value in values.items():
-        if key not in RANGES or value is None or isinstance(value, bool):
+        if key not in ranges or value is None or isinstance(value, bool):
             continue
-        valid, meaning = RANGES[key]
+        bounds = ranges[key]
         if not isinstance(value, (int, float)):
-            problems.append(f"{key}={value!r} must be a number {meaning}")
-        elif not valid(value):
-            problems.append(f"{key}={value:g} must be {meaning}")
+            problems.append(f"{key}={value!r} must be a number {bounds.meaning}")
+        elif not bounds.check(value):
+            problems.append(f"{key}={value:g} must be {bounds.meaning}")
     return problems
 
 
@@ -209,7 +186,7 @@ def _unknown_choices(values: Mapping[str, Any], choices_by_key: Mapping[str, tup
 
 
 # the config's nodes that a schema of ours builds (the schema is found by the node's _target_)
-SCHEMA_NODES = ("data", "model", "model.net", "reduction", "background_swap")
+SCHEMA_NODES = ("data", "model", "model.net", "model.optimizer", "reduction", "background_swap")
 
 
 def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -221,25 +198,26 @@ def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def check_ranges(cfg: DictConfig) -> None:
-    """Every out-of-range value of :data:`RANGES` and every unknown closed choice (a schema
-    field's ``Literal``), in one error that names each key (the reduction's settings only where it
-    runs). Entry points call it before torch is imported."""
+    """Every out-of-range value and every unknown closed choice of the schemas the config's nodes
+    are built by (their fields' ``Range`` and ``Literal``) and of :data:`RUN_RANGES`, in one error
+    that names each key (the reduction's settings only where it runs, its ``rounds`` always).
+    Entry points call it before torch is imported."""
     reducing = (OmegaConf.select(cfg, "reduction.rounds", default=0) or 0) > 0
-    # rounds=0 or reduction=none: the reduction's other settings do not apply
-    keys = [key for key in RANGES if reducing or not key.startswith("reduction.") or key == "reduction.rounds"]
+    ranges: dict[str, Range] = dict(RUN_RANGES)
+    choices: dict[str, tuple[str, ...]] = {}
+    for node in SCHEMA_NODES:
+        schema = BY_TARGET.get(_read(cfg, f"{node}._target_"), object)
+        # rounds=0 or reduction=none: the reduction's other settings do not apply
+        applies = reducing or node != "reduction"
+        ranges.update({f"{node}.{name}": bounds for name, bounds in field_ranges(schema).items() if applies or name == "rounds"})
+        choices.update({f"{node}.{name}": options for name, options in field_choices(schema).items() if applies})
     # a key that reads a wrong value through an interpolation is skipped: the value is named
-    # at the key the user wrote (every interpolated source is in RANGES), or below
-    problems = _problems({key: _read(cfg, key) for key in keys})
-    choices = {
-        f"{node}.{name}": options
-        for node in SCHEMA_NODES
-        if reducing or node != "reduction"
-        for name, options in field_choices(BY_TARGET.get(_read(cfg, f"{node}._target_"), object)).items()
-    }
+    # at the key the user wrote (every interpolated source has a range), or below
+    problems = _problems({key: _read(cfg, key) for key in ranges}, ranges)
     problems += _unknown_choices({key: _read(cfg, key) for key in choices}, choices)
     if problems:
         raise UserInputError("; ".join(problems) + ".")
-    for key in keys:
+    for key in ranges:
         try:
             OmegaConf.select(cfg, key, default=None)
         except InterpolationResolutionError as error:

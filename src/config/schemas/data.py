@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from omegaconf import MISSING
 
+from src.config.schemas.constraints import BatchSize, ImageSide, OptionalImageSide, Workers
+
 # The closed choices, as the types of their fields (see schemas/reduction.py)
 # eliret's test split: the original study's 32x32 test CSV, or the six larger maior images
 EliretTestSplit = Literal["test", "maior"]
@@ -41,8 +43,8 @@ class DataSchema:
 
     _target_: str = MISSING
     data_dir: str = MISSING
-    batch_size: int = MISSING
-    num_workers: int = 0
+    batch_size: BatchSize = MISSING
+    num_workers: Workers = 0
     pin_memory: bool = False
 
 
@@ -50,8 +52,8 @@ class DataSchema:
 class GeneratedEliretSchema(DataSchema):
     """The generated eliret sets' shared settings (the segmentation set's values)."""
 
-    batch_size: int = 10
-    image_size: int = 32
+    batch_size: BatchSize = 10
+    image_size: ImageSide = 32
     # generate the set when data_dir is empty (a folder with the original download is used as is)
     generate: bool = True
     # generator knobs (the defaults reproduce the original study's set: 100 per class, centred, mild noise)
@@ -75,7 +77,7 @@ class EliretClsDataSchema(GeneratedEliretSchema):
     """Harder than the segmentation set: noisier, off-centre, 2000 images per class."""
 
     _target_: str = "src.data.classification.EliretShapeDataModule"
-    batch_size: int = 64
+    batch_size: BatchSize = 64
     n_per_class: int = 2000
     noise: float = 0.2
     max_offset: float = 1.0
@@ -84,8 +86,8 @@ class EliretClsDataSchema(GeneratedEliretSchema):
 @dataclass
 class FolderDataSchema(DataSchema):
     _target_: str = "src.data.folder.FolderDataModule"
-    batch_size: int = 8
-    image_size: int | None = None  # resize every image to this square side; or
+    batch_size: BatchSize = 8
+    image_size: OptionalImageSide = None  # resize every image to this square side; or
     crop_size: int | None = None  # train on random crops at native resolution, evaluate whole images in tiles of this side
     classes: int = 2  # 2: binary (one output channel); N > 2: mask values 0..N-1 or a palette PNG's indices
     foreground: int | None = None  # binary: the foreground's mask value (null: 1 for 0/1 masks, 255 for 0/255)
@@ -103,8 +105,8 @@ class FolderDataSchema(DataSchema):
 @dataclass
 class MembraneDataSchema(DataSchema):
     _target_: str = "src.data.membrane.MembraneDataModule"
-    batch_size: int = 4
-    image_size: int = 128  # the original study; 512 is full resolution
+    batch_size: BatchSize = 4
+    image_size: ImageSide = 128  # the original study; 512 is full resolution
     label_resize: Annotated[str, LabelResize] = "majority"
     val_count: int = 5  # labelled images held out for validation (and test: no public test labels)
     test_count: int = 0  # > 0: that many more labelled images held out as a separate test split
@@ -119,8 +121,8 @@ class MembraneDataSchema(DataSchema):
 @dataclass
 class PetDataSchema(DataSchema):
     _target_: str = "src.data.pet.PetDataModule"
-    batch_size: int = 16
-    image_size: int = 128  # the original study
+    batch_size: BatchSize = 16
+    image_size: ImageSide = 128  # the original study
     classes: int = 3  # 3: background 0, pet 1, border 2; 2: pet (border folded in) vs rest
     split: Annotated[str, PetSplit] = "random"
     split_seed: int = 0
@@ -131,8 +133,8 @@ class PetDataSchema(DataSchema):
 @dataclass
 class PetClsDataSchema(DataSchema):
     _target_: str = "src.data.classification.PetClassificationDataModule"
-    batch_size: int = 32
-    image_size: int = 128
+    batch_size: BatchSize = 32
+    image_size: ImageSide = 128
     target: Annotated[str, PetTarget] = "species"
     split: Annotated[str, PetSplit] = "random"
     split_seed: int = 0
@@ -142,8 +144,8 @@ class PetClsDataSchema(DataSchema):
 @dataclass
 class ShortcutDataSchema(DataSchema):
     _target_: str = "src.data.shortcut.ShortcutDataModule"
-    batch_size: int = 20
-    image_size: int = 32
+    batch_size: BatchSize = 20
+    image_size: ImageSide = 32
     generate: bool = True
     n_train: int = 200
     n_val: int = 100

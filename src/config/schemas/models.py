@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from omegaconf import MISSING
 
+from src.config.schemas.constraints import LearningRate, Range, WeightDecay
+
 # The closed choices, as the types of their fields (see schemas/reduction.py)
 Upsampling = Literal["transpose", "bilinear", "nearest"]  # the U-Net decoder's 2x upsampling
 # an early exit's head: global average pooling + linear, or a 3x3 conv + ReLU first
@@ -82,8 +84,8 @@ class SegmentationModuleSchema:
     compile_net: bool = False
     # Right for the Right Reasons (Ross et al. 2017): lambda of the penalty on the input gradient
     # outside the ground-truth objects (dilated by rrr_margin px); 0: off
-    rrr_weight: float = 0.0
-    rrr_margin: int = 2
+    rrr_weight: Annotated[float, Range(lambda v: v >= 0, ">= 0 (0: no Right for the Right Reasons term)")] = 0.0
+    rrr_margin: Annotated[int, Range(lambda v: v >= 0, ">= 0 pixels")] = 2
 
 
 @dataclass
@@ -120,14 +122,14 @@ class EarlyExitModuleSchema:
 class AdamSchema:
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    lr: LearningRate = 1e-3
+    weight_decay: WeightDecay = 0.0
 
 
 @dataclass
 class SGDSchema:
     _target_: str = "torch.optim.SGD"
     _partial_: bool = True
-    lr: float = 0.01
+    lr: LearningRate = 0.01
     momentum: float = 0.99  # as in the U-Net paper
-    weight_decay: float = 0.0
+    weight_decay: WeightDecay = 0.0

@@ -9,6 +9,8 @@ from typing import Annotated, Literal, get_args
 
 from omegaconf import MISSING
 
+from src.config.schemas.constraints import BatchSize, Range
+
 # The closed choices, here once, as the types of their fields (``Annotated[str, Literal[...]]``:
 # OmegaConf 2.3 stores a str and does not take a bare Literal; check_ranges reads the Literal).
 # Attribution methods that differentiate the model (src/saliency/attribution.py):
@@ -88,9 +90,11 @@ class SaliencyReductionSchema:
     """
 
     _target_: str = "src.reduction.callback.SaliencyReduction"
-    rounds: int = 3  # the original study: 7
-    epochs_per_round: int = MISSING  # the YAML: trainer.max_epochs // rounds, >= 1
-    percentile: float = 90.0  # each round keeps ceil(p/100 * n) of the n pixels still present
+    rounds: Annotated[int, Range(lambda v: v >= 0, ">= 0 (0 trains once, without reduction)")] = 3  # the original study: 7
+    epochs_per_round: Annotated[int, Range(lambda v: v >= 1, ">= 1")] = MISSING  # the YAML: trainer.max_epochs // rounds, >= 1
+    percentile: Annotated[float, Range(lambda v: 0 < v <= 100, "in (0, 100]: the share of pixels kept per round")] = (
+        90.0  # each round keeps ceil(p/100 * n) of the n pixels still present
+    )
     cumulative: bool = True  # removed pixels stay removed; relevance on the reduced image
     fill: Annotated[str, Fill] = "zero"
     method: Annotated[str, Method] = "prediction"
@@ -100,15 +104,19 @@ class SaliencyReductionSchema:
     keep: Annotated[str, Keep] = "most"
     background_class: int = 0
     reinit: bool = False  # keep training the same weights across rounds (the original study)
-    batch_size: int = 64  # images per relevance batch
+    batch_size: BatchSize = 64  # images per relevance batch
     examples: int = 6  # training images in each round's examples.png
     ig_steps: int = 16  # integrated_gradients
     smoothgrad_samples: int = 8  # smoothgrad
     smoothgrad_stdev: float = 0.1
     seed: int = MISSING  # random / random_smooth relevance and the impute noise: drawn from (seed, round, image)
-    smooth_scale: float = 0.1  # random_smooth: sigma as a fraction of the image's shorter side
-    impute_noise: float = 0.01  # impute: noise std (images in [0, 1])
-    oracle_margin: int = 2  # oracle (a positive control from the ground truth): objects dilated by this many pixels rank first, the rest by distance
+    smooth_scale: Annotated[float, Range(lambda v: 0 < v <= 1, "in (0, 1]: random_smooth's sigma as a fraction of the image side")] = (
+        0.1  # random_smooth: sigma as a fraction of the image's shorter side
+    )
+    impute_noise: Annotated[float, Range(lambda v: v >= 0, ">= 0")] = 0.01  # impute: noise std (images in [0, 1])
+    oracle_margin: Annotated[int, Range(lambda v: v >= 0, ">= 0 pixels")] = (
+        2  # oracle (a positive control from the ground truth): objects dilated by this many pixels rank first, the rest by distance
+    )
     removed: Annotated[str, Removed] = "label"
     output_dir: str = MISSING
     maps_from: str | None = None  # a checkpoint or a finished run dir: the first reduction uses its model's maps, before training (ROAR's one round)
@@ -119,7 +127,9 @@ class BackgroundSwapSchema:
     """Background randomisation (Mixed-Rand, Xiao et al. 2020): a baseline beside the reduction."""
 
     _target_: str = "src.reduction.background_swap.BackgroundRandomisation"
-    share: float = 1.0  # the fraction of training images that take another image's background
+    share: Annotated[float, Range(lambda v: 0 <= v <= 1, "in [0, 1]: the fraction of training images whose background is swapped")] = (
+        1.0  # the fraction of training images that take another image's background
+    )
     seed: int = MISSING  # the YAML: the run's seed (which images, which donors, the fill's noise)
     impute_noise: float = 0.01  # the imputation that empties a donor's object
     background_class: int = 0
