@@ -29,7 +29,7 @@ test-fast: install
 	$(BIN)/python -m pytest $(ARGS)
 
 # the type checker's baseline may only shrink: lower this with every sync that removes lines
-MYPY_BASELINE_LINES := 164
+MYPY_BASELINE_LINES := 149
 
 ## ruff's lint and format checks and mypy's type check of src/ (CI runs them before the tests)
 lint: install

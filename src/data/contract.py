@@ -9,6 +9,7 @@ what is missing. A data module of your own derives from it too (``docs/datamodul
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
@@ -44,12 +45,20 @@ class ExperimentData(L.LightningDataModule):
             not replaceable).
     """
 
-    task: str
-    in_channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    out_channels: int
-    num_classes: int
+    if TYPE_CHECKING:  # declared read-only for the type checker: a subclass states each as a class attribute or a property
+
+        @property
+        def task(self) -> str: ...
+        @property
+        def in_channels(self) -> int: ...
+        @property
+        def mean(self) -> tuple[float, ...]: ...
+        @property
+        def std(self) -> tuple[float, ...]: ...
+        @property
+        def out_channels(self) -> int: ...
+        @property
+        def num_classes(self) -> int: ...
 
     ignore_index: int | None = None
     challenge_metrics = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ FINAL_ROUND_EPOCH = "final_round/epoch"
 FINAL_ROUND_ROUND = "final_round/round"
 
 
-def _as_floats(results: list[dict]) -> dict[str, float]:
+def _as_floats(results: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {k: float(v) for result in results for k, v in result.items()}
 
 

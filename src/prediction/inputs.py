@@ -88,26 +88,18 @@ def read_image(path: Path, channels: int, max_pixels: int) -> InputImage:
 
 
 def _to_array(image: Image.Image, channels: int) -> tuple[np.ndarray, str]:
-    mode, note = image.mode, ""
+    if channels not in (1, 3):
+        raise RefusedImage(f"the checkpoint expects {channels} input channels; only 1 (gray) or 3 (RGB) can be made from an image file")
+    mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
-        gray = np.asarray(image, dtype=np.float32) / (65535.0 if mode.startswith("I;16") else max(1.0, float(np.asarray(image).max())))
+        gray = np.clip(np.asarray(image, dtype=np.float32) / (65535.0 if mode.startswith("I;16") else max(1.0, float(np.asarray(image).max()))), 0, 1)
         note = f"{mode} scaled to [0, 1]"
-        rgb = None
-    else:
-        rgb = image.convert("RGB") if mode not in ("L", "RGB") else image
-        gray = None
+        return (gray[None], note) if channels == 1 else (np.repeat(gray[None], 3, 0), f"{note}, gray -> RGB")
+    rgb = image.convert("RGB") if mode not in ("L", "RGB") else image
     if channels == 1:
-        if gray is None:
-            note = note or ("" if rgb.mode == "L" else f"{mode} -> gray")
-            gray = np.asarray(rgb.convert("L"), dtype=np.float32) / 255.0
-        return np.clip(gray, 0, 1)[None], note
-    if channels == 3:
-        if gray is not None:
-            return np.repeat(np.clip(gray, 0, 1)[None], 3, 0), f"{note}, gray -> RGB"
-        if rgb.mode == "L":
-            note = "gray -> RGB"
-        return np.asarray(rgb.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0, note
-    raise RefusedImage(f"the checkpoint expects {channels} input channels; only 1 (gray) or 3 (RGB) can be made from an image file")
+        note = "" if rgb.mode == "L" else f"{mode} -> gray"
+        return np.clip(np.asarray(rgb.convert("L"), dtype=np.float32) / 255.0, 0, 1)[None], note
+    return np.asarray(rgb.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0, "gray -> RGB" if rgb.mode == "L" else ""
 
 
 def read_folder_label(path: Path, data: Mapping[str, Any]) -> torch.Tensor:
