@@ -5,6 +5,8 @@ they compose."""
 
 from __future__ import annotations
 
+import functools
+
 from omegaconf import OmegaConf
 
 from src.config.project_root import project_root
@@ -12,8 +14,10 @@ from src.config.schemas import store_schemas
 from src.config.slurm import gpus_per_node, rank_suffix, run_stamp
 
 
+# once per process: every compose calls it, and storing the schemas again costs about 30 ms
+@functools.cache
 def register() -> None:
-    """Register the resolvers and schemas (again: the same functions replace themselves)."""
+    """Register the resolvers and schemas."""
     # `${project_root:}`: paths.root_dir, $PROJECT_ROOT or this checkout (read at resolution, so
     # registering sets no environment variable)
     OmegaConf.register_new_resolver("project_root", lambda: str(project_root()), replace=True)

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.requeue import Requeued
+from src.callbacks.rounds import TrainingInRounds
 from src.config.compose import CONF
 from src.config.errors import UserInputError
 from src.config.user_errors import in_multirun
@@ -29,7 +30,6 @@ from src.loggers.build import build_loggers, finish_loggers, log_config
 from src.loggers.csv_logger import ResumableCSVLogger
 from src.loggers.noise import quiet_checkpoint_loads, silence_lightning_noise
 from src.models.base import ConfiguredModule
-from src.reduction.callback import SaliencyReduction
 from src.reduction.final_round import FinalRoundCheckpoint
 from src.robustness.evaluate import robustness_metrics, suite
 from src.runs.threads import ThreadChoice
@@ -175,8 +175,8 @@ def final_round_metrics(cfg: DictConfig, trainer: L.Trainer, model: ConfiguredMo
 def round_of(trainer: L.Trainer, epoch: int) -> int | None:
     """The reduction round (from 1: round r trains on the set reduced r - 1 times) of ``epoch``;
     None without reduction."""
-    reduction = next((c for c in trainer.callbacks if isinstance(c, SaliencyReduction)), None)
-    return None if reduction is None else epoch // reduction.epochs_per_round + 1
+    reduction = next((c for c in trainer.callbacks if isinstance(c, TrainingInRounds)), None)
+    return None if reduction is None else reduction.round_of(epoch)
 
 
 def checkpoint_position(trainer: L.Trainer, checkpoint: str | None) -> dict[str, int]:

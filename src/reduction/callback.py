@@ -240,7 +240,7 @@ class SaliencyReduction(TrainingInRounds):
             )
         finally:
             progress.close()
-        if ranks.world > 1:
+        if digest is not None:
             log.info("reduction round %d: images sha256 %s (rank %d of %d)", self.rounds_done, digest, ranks.rank, ranks.world)
         return out
 
